@@ -1,0 +1,262 @@
+//! HTTP request and response bodies.
+
+use crate::{AgentState, Role, TicketStatus};
+use serde::{Deserialize, Serialize};
+
+macro_rules! wire {
+    ($($item:item)*) => {
+        $(
+            #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
+            $item
+        )*
+    };
+}
+
+wire! {
+    /// RFC 9457 problem details, served as `application/problem+json`.
+    pub struct Problem {
+        /// A stable identifier of the kind of problem, e.g. `/problems/validation`.
+        #[serde(rename = "type")]
+        pub kind: String,
+        pub title: String,
+        pub status: u16,
+        /// A human explanation of this occurrence.
+        pub detail: String,
+        /// Per-field validation errors, when the problem is a validation failure.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub errors: Vec<FieldError>,
+    }
+
+    pub struct FieldError {
+        /// JSON pointer-ish path of the offending field, e.g. `description`.
+        pub field: String,
+        pub message: String,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct LoginRequest {
+        pub username: String,
+        pub password: String,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct RefreshRequest {
+        pub refresh_token: String,
+    }
+
+    pub struct TokenPair {
+        /// Short-lived JWT for `Authorization: Bearer` and the socket `hello`.
+        pub access_token: String,
+        /// Seconds until the access token expires.
+        pub expires_in: u64,
+        /// Opaque, single-use token to obtain a new pair.
+        pub refresh_token: String,
+        pub user: User,
+    }
+
+    pub struct User {
+        pub id: i64,
+        pub username: String,
+        pub display_name: String,
+        pub role: Role,
+        pub disabled: bool,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct CreateUser {
+        pub username: String,
+        pub display_name: Option<String>,
+        pub role: Role,
+        /// At least 12 characters.
+        pub password: String,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct UpdateUser {
+        pub display_name: Option<String>,
+        pub disabled: Option<bool>,
+        pub password: Option<String>,
+    }
+
+    pub struct SkillLevel {
+        pub skill: String,
+        /// 1 (novice) to 10 (expert).
+        pub level: u8,
+    }
+
+    /// The routing profile of a user with the agent role.
+    #[serde(deny_unknown_fields)]
+    pub struct AgentProfile {
+        #[serde(default)]
+        pub skills: Vec<SkillLevel>,
+        #[serde(default)]
+        pub teams: Vec<String>,
+        /// Concurrent inbound tickets.
+        pub capacity_inbound: u32,
+        /// Concurrent outbound calls.
+        pub capacity_outbound: u32,
+    }
+
+    pub struct Agent {
+        pub user: User,
+        pub profile: AgentProfile,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct QueueSpec {
+        pub name: String,
+        #[serde(default)]
+        pub required_skills: Vec<SkillLevel>,
+        /// Answer within this many seconds (the service-level target).
+        pub service_level_seconds: u32,
+        /// How long an agent has to accept an offer.
+        pub offer_timeout_seconds: u32,
+    }
+
+    pub struct Queue {
+        pub id: i64,
+        #[serde(flatten)]
+        pub spec: QueueSpec,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct CategorySpec {
+        pub name: String,
+        pub queue_id: i64,
+        /// Head start in the queue, in seconds of waiting time (0 = none).
+        #[serde(default)]
+        pub base_priority: u32,
+    }
+
+    pub struct Category {
+        pub id: i64,
+        #[serde(flatten)]
+        pub spec: CategorySpec,
+    }
+
+    /// Create or update a customer, idempotent by `external_id`.
+    #[serde(deny_unknown_fields)]
+    pub struct CustomerUpsert {
+        /// The customer's id in the shop or CRM.
+        pub external_id: String,
+        pub name: String,
+        pub email: Option<String>,
+        pub phone: Option<String>,
+        /// e.g. `standard`, `silver`, `gold`.
+        #[serde(default = "default_tier")]
+        pub tier: String,
+        /// Yearly value in minor currency units.
+        #[serde(default)]
+        pub value_minor: i64,
+        /// IANA time zone, e.g. `Europe/Moscow`.
+        pub timezone: Option<String>,
+    }
+
+    pub struct Customer {
+        pub id: i64,
+        pub external_id: String,
+        pub name: String,
+        pub email: Option<String>,
+        pub phone: Option<String>,
+        pub tier: String,
+        pub value_minor: i64,
+        pub timezone: Option<String>,
+        #[serde(default)]
+        pub purchases: Vec<Purchase>,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct PurchaseCreate {
+        pub external_id: String,
+        pub product: String,
+        pub amount_minor: i64,
+        pub currency: String,
+        /// Unix milliseconds; defaults to now.
+        pub purchased_at_ms: Option<i64>,
+    }
+
+    pub struct Purchase {
+        pub id: i64,
+        pub external_id: String,
+        pub product: String,
+        pub amount_minor: i64,
+        pub currency: String,
+        pub purchased_at_ms: i64,
+    }
+
+    /// A complaint or incoming call from a phone system, web form or agent.
+    /// Send with an `Idempotency-Key` header: a retry returns the same ticket.
+    #[serde(deny_unknown_fields)]
+    pub struct ComplaintCreate {
+        /// The customer's internal id, or give `customer_external_id`.
+        pub customer_id: Option<i64>,
+        pub customer_external_id: Option<String>,
+        pub category_id: i64,
+        pub description: String,
+        /// e.g. `phone`, `web`, `email`.
+        pub channel: String,
+    }
+
+    pub struct Outcome {
+        /// A resolution code, e.g. `refund_issued`, `explained`.
+        pub code: String,
+        /// Whether the customer's problem was solved.
+        pub resolved: bool,
+        #[serde(default)]
+        pub note: String,
+    }
+
+    pub struct Ticket {
+        pub id: i64,
+        /// `inbound` or `outbound`.
+        pub kind: String,
+        pub status: TicketStatus,
+        pub customer_id: i64,
+        pub category_id: i64,
+        pub queue_id: i64,
+        pub channel: String,
+        pub description: String,
+        pub assigned_agent_id: Option<i64>,
+        pub created_at_ms: i64,
+        pub resolved_at_ms: Option<i64>,
+        pub outcome: Option<Outcome>,
+    }
+
+    /// One step of a ticket's history: who did what, when.
+    pub struct TicketEvent {
+        pub id: i64,
+        pub ticket_id: i64,
+        pub at_ms: i64,
+        /// The user who acted; absent for the system (routing, timers).
+        pub actor_user_id: Option<i64>,
+        /// e.g. `created`, `queued`, `offered`, `accepted`, `declined`, `resolved`.
+        pub kind: String,
+        pub data: serde_json::Value,
+    }
+
+    pub struct TicketHistory {
+        pub ticket: Ticket,
+        pub events: Vec<TicketEvent>,
+    }
+
+    pub struct AgentStatus {
+        pub agent_id: i64,
+        pub state: AgentState,
+    }
+
+    pub struct Health {
+        pub status: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub checks: Vec<HealthCheck>,
+    }
+
+    pub struct HealthCheck {
+        pub name: String,
+        pub ok: bool,
+        pub detail: Option<String>,
+    }
+}
+
+fn default_tier() -> String {
+    "standard".to_string()
+}

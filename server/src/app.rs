@@ -1,0 +1,253 @@
+//! Building the server from its configuration and running it until shutdown.
+
+use crate::auth::{password, tokens};
+use crate::bus::{Bus, BusMessage, LocalBus};
+use crate::clock::{Clock, SystemClock};
+use crate::config::ServeArgs;
+use crate::desk::Desk;
+use crate::metrics::Metrics;
+use crate::routing::Routing;
+use crate::routing::memory::MemoryRouting;
+use crate::store::Db;
+use crate::ws::hub::Hub;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use callcenter_proto::Role;
+use callcenter_proto::ws::CLOSE_GOING_AWAY;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+/// Largest HTTP request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How often every node expires overdue offers and offers waiting tickets.
+pub const TICK_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the live queues are checked against the record.
+pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub desk: Arc<Desk>,
+    pub bus: Arc<dyn Bus>,
+    pub hub: Arc<Hub>,
+    pub tokens: Arc<tokens::TokenService>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub allowed_origins: Arc<Vec<String>>,
+    pub shutdown: CancellationToken,
+    pub refresh_ttl_seconds: u64,
+}
+
+impl AppState {
+    pub fn refresh_ttl_ms(&self) -> i64 {
+        self.refresh_ttl_seconds as i64 * 1000
+    }
+}
+
+/// Everything needed to run a node.
+pub struct Config {
+    pub database_url: String,
+    pub serve: ServeArgs,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Config {
+    pub fn new(database_url: &str, serve: ServeArgs) -> Self {
+        Config {
+            database_url: database_url.to_string(),
+            serve,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Create the first administrator when there are no users yet. With no
+/// password configured, one is generated and printed once (never logged).
+pub async fn ensure_first_admin(db: &Db, serve: &ServeArgs, clock: &dyn Clock) -> anyhow::Result<()> {
+    if db.count_users().await? > 0 {
+        return Ok(());
+    }
+    let (pass, generated) = match &serve.admin_password {
+        Some(p) => {
+            password::validate(p).map_err(|m| anyhow::anyhow!("CALLCENTER_ADMIN_PASSWORD {m}"))?;
+            (p.clone(), false)
+        }
+        None => (password::generate(), true),
+    };
+    let hash = password::hash_async(pass.clone()).await?;
+    let username = &serve.admin_username;
+    db.create_user(username, "Administrator", Role::Admin, &hash, clock.now_ms())
+        .await?;
+    if generated {
+        println!("created the first administrator: username {username:?}, one-time password {pass:?} (change it)");
+    } else {
+        println!("created the first administrator {username:?} with the configured password");
+    }
+    Ok(())
+}
+
+async fn load_signing_key(db: &Db, serve: &ServeArgs, clock: &dyn Clock) -> anyhow::Result<String> {
+    match &serve.jwt_private_key_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the JWT private key file {}: {e}", path.display())),
+        None => Ok(db.signing_key(tokens::generate_private_key_pem, clock.now_ms()).await?),
+    }
+}
+
+/// Start the node on `listener` and serve until `shutdown` completes; then
+/// stop accepting, close sockets with a reason and hand this node's live
+/// work back to the queues.
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let clock = config.clock.clone();
+    let serve = config.serve;
+    let db = Db::connect(&config.database_url).await?;
+    ensure_first_admin(&db, &serve, clock.as_ref()).await?;
+    let key = load_signing_key(&db, &serve, clock.as_ref()).await?;
+    let tokens = Arc::new(tokens::TokenService::new(
+        &key,
+        &serve.jwt_issuer,
+        &serve.jwt_audience,
+        serve.access_ttl_seconds,
+        clock.clone(),
+    )?);
+
+    let (routing, bus, bus_rx): LiveState =
+        match &serve.redis_url {
+            Some(url) => connect_redis(url, &serve.redis_prefix).await?,
+            None => {
+                let (bus, rx) = LocalBus::new();
+                (Arc::new(MemoryRouting::new()), Arc::new(bus), rx)
+            }
+        };
+
+    let local = listener.local_addr()?;
+    let mut allowed_origins = serve.allowed_origins.clone();
+    allowed_origins.push(format!("http://{local}"));
+    if local.ip().is_loopback() {
+        allowed_origins.push(format!("http://localhost:{}", local.port()));
+    }
+
+    let metrics = Arc::new(Metrics::default());
+    let hub = Arc::new(Hub::new());
+    let desk = Arc::new(Desk {
+        db: db.clone(),
+        routing,
+        bus: bus.clone(),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+    });
+    let stop = CancellationToken::new();
+    let state = AppState {
+        db: db.clone(),
+        desk: desk.clone(),
+        bus,
+        hub: hub.clone(),
+        tokens,
+        clock,
+        metrics,
+        allowed_origins: Arc::new(allowed_origins),
+        shutdown: stop.clone(),
+        refresh_ttl_seconds: serve.refresh_ttl_seconds,
+    };
+
+    let queued = desk.reconcile().await?;
+    tracing::info!(queued, "live queues rebuilt from the database");
+    let background = spawn_background(state.clone(), bus_rx);
+
+    println!("listening on http://{local}");
+    let app = router(state.clone());
+    let stopping = stop.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping.cancel();
+        })
+        .await?;
+
+    // Sockets were told to close (1001) by the cancelled token; make sure
+    // every agent connected here is taken out of routing even if their socket
+    // task did not get to it.
+    stop.cancel();
+    hub.close_all(CLOSE_GOING_AWAY, "server shutting down");
+    for agent in hub.agents() {
+        desk.agent_disconnected(agent).await;
+    }
+    background.abort();
+    db.close().await;
+    Ok(())
+}
+
+type LiveState = (Arc<dyn Routing>, Arc<dyn Bus>, mpsc::UnboundedReceiver<BusMessage>);
+
+async fn connect_redis(_url: &str, _prefix: &str) -> anyhow::Result<LiveState> {
+    anyhow::bail!("PENDING")
+}
+
+fn spawn_background(state: AppState, mut bus_rx: mpsc::UnboundedReceiver<BusMessage>) -> tokio::task::JoinHandle<()> {
+    let hub = state.hub.clone();
+    tokio::spawn(async move {
+        let fanout = async {
+            while let Some(message) = bus_rx.recv().await {
+                hub.dispatch(message);
+            }
+        };
+        let ticker = async {
+            let mut tick = tokio::time::interval(TICK_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut reconcile = tokio::time::interval(RECONCILE_INTERVAL);
+            reconcile.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => if let Err(e) = state.desk.tick().await {
+                        tracing::warn!(error = %e, "routing tick failed");
+                    },
+                    _ = reconcile.tick() => if let Err(e) = state.desk.reconcile().await {
+                        tracing::warn!(error = %e, "reconcile failed");
+                    },
+                }
+            }
+        };
+        tokio::join!(fanout, ticker);
+    })
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::http::router())
+        .route("/ws", axum::routing::get(crate::ws::upgrade))
+        .fallback(console)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), count_status))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn count_status(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    state.metrics.record_status(response.status().as_u16());
+    response
+}
+
+async fn console(request: Request) -> Response {
+    match callcenter_console::asset(request.uri().path()) {
+        Some(asset) => {
+            let mut response = Response::new(Body::from(asset.body));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+            response
+        }
+        None => crate::error::ApiError::NotFound("page").into_response(),
+    }
+    .into_response()
+}

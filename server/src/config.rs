@@ -1,0 +1,128 @@
+//! Command line and environment: `callcenter serve | migrate | user ...`.
+//! Every option is shown by `--help`; every one can also be set by its
+//! environment variable.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+
+#[derive(Parser, Debug)]
+#[command(name = "callcenter", version, about = "Post-sale customer care call center")]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP + WebSocket server (the default).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user; the password comes from CALLCENTER_USER_PASSWORD or is generated and printed once.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = parse_role)]
+        role: callcenter_proto::Role,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Disable a user: their sessions are revoked and their sockets closed.
+    Disable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Set a new password (from CALLCENTER_USER_PASSWORD, or generated and printed once).
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+    },
+}
+
+fn parse_role(s: &str) -> Result<callcenter_proto::Role, String> {
+    callcenter_proto::Role::parse(s)
+        .ok_or_else(|| "expected one of: agent, supervisor, admin, integration".to_string())
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// postgres://... or sqlite://... (the default is a SQLite file under ./data).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/callcenter.db", global = true)]
+    pub database_url: String,
+    /// Log format.
+    #[arg(long, env = "CALLCENTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "CALLCENTER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// redis:// URL of the shared live state; redis+cluster://host:port,host:port for a
+    /// Redis Cluster. Absent: in-process routing (one node only).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (several deployments can share one Redis).
+    #[arg(long, env = "CALLCENTER_REDIS_PREFIX", default_value = "cc")]
+    pub redis_prefix: String,
+    /// `iss` of issued access tokens, required on every presented one.
+    #[arg(long, env = "CALLCENTER_JWT_ISSUER", default_value = "callcenter")]
+    pub jwt_issuer: String,
+    /// `aud` of issued access tokens, required on every presented one.
+    #[arg(long, env = "CALLCENTER_JWT_AUDIENCE", default_value = "callcenter-api")]
+    pub jwt_audience: String,
+    /// PEM file of the Ed25519 private key that signs access tokens. Absent: a key
+    /// generated once and kept in the database, shared by every node.
+    #[arg(long, env = "CALLCENTER_JWT_PRIVATE_KEY_FILE")]
+    pub jwt_private_key_file: Option<std::path::PathBuf>,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "CALLCENTER_ACCESS_TTL_SECONDS", default_value_t = 900)]
+    pub access_ttl_seconds: u64,
+    /// Lifetime of refresh tokens, in seconds.
+    #[arg(long, env = "CALLCENTER_REFRESH_TTL_SECONDS", default_value_t = 14 * 24 * 3600)]
+    pub refresh_ttl_seconds: u64,
+    /// Origins allowed to open the WebSocket, comma-separated, matched exactly
+    /// (e.g. https://desk.example.com). The server's own http://HOST:PORT is always allowed.
+    #[arg(long, env = "CALLCENTER_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Username of the first administrator, created on first start.
+    #[arg(long, env = "CALLCENTER_ADMIN_USERNAME", default_value = "admin")]
+    pub admin_username: String,
+    /// Password of the first administrator; absent: one is generated and printed once.
+    #[arg(long, env = "CALLCENTER_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            redis_url: None,
+            redis_prefix: "cc".into(),
+            jwt_issuer: "callcenter".into(),
+            jwt_audience: "callcenter-api".into(),
+            jwt_private_key_file: None,
+            access_ttl_seconds: 900,
+            refresh_ttl_seconds: 14 * 24 * 3600,
+            allowed_origins: Vec::new(),
+            admin_username: "admin".into(),
+            admin_password: None,
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The ticket lifecycle: intake → queue → offer → accept → resolve.
+//!
+//! The desk ties the record (the database), the live state (routing) and the
+//! fan-out (the bus) together, always in that order: a change is committed to
+//! the database before it is made live, and the database has the last word
+//! when the live layer and the record disagree.
+
+use crate::auth::AuthUser;
+use crate::bus::{Bus, BusMessage, Recipient};
+use crate::clock::Clock;
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::Metrics;
+use crate::routing::{Offer, OfferGone, ReadyAgent, Routing, WaitingTicket};
+use crate::store::{Db, IdempotencyKey, NewComplaint};
+use callcenter_proto::http::{ComplaintCreate, Outcome, Ticket};
+use callcenter_proto::ws::{OfferDetails, ServerEvent};
+use callcenter_proto::{AgentState, TicketStatus};
+use std::sync::Arc;
+
+pub struct Desk {
+    pub db: Db,
+    pub routing: Arc<dyn Routing>,
+    pub bus: Arc<dyn Bus>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl From<OfferGone> for ApiError {
+    fn from(gone: OfferGone) -> Self {
+        ApiError::OfferGone(gone.to_string())
+    }
+}
+
+impl Desk {
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    async fn tell(&self, user_id: i64, event: ServerEvent) {
+        let message = BusMessage::Deliver {
+            to: Recipient::User { user_id },
+            event,
+        };
+        if let Err(e) = self.bus.publish(message).await {
+            tracing::warn!(error = %e, user_id, "could not publish an event");
+        }
+    }
+
+    /// File a complaint (idempotent by key) and, when new, queue and offer it.
+    pub async fn file_complaint(
+        &self,
+        actor: &AuthUser,
+        req: &ComplaintCreate,
+        idempotency_key: &str,
+        request_hash: &str,
+    ) -> ApiResult<(Ticket, bool)> {
+        let customer_id = match (req.customer_id, &req.customer_external_id) {
+            (Some(id), None) => {
+                self.db.customer(id).await.map_err(|_| {
+                    ApiError::field("customer_id", "no customer has this id")
+                })?;
+                id
+            }
+            (None, Some(ext)) => self.db.customer_id_by_external(ext).await.map_err(|_| {
+                ApiError::field("customer_external_id", "no customer has this external id")
+            })?,
+            _ => {
+                return Err(ApiError::field(
+                    "customer_id",
+                    "give exactly one of customer_id or customer_external_id",
+                ));
+            }
+        };
+        let category = self
+            .db
+            .category(req.category_id)
+            .await
+            .map_err(|_| ApiError::field("category_id", "no category has this id"))?;
+        let now = self.now();
+        let rank_ms = now - i64::from(category.spec.base_priority) * 1000;
+        let scope = format!("complaint:{}", actor.user_id);
+        let (ticket, created) = self
+            .db
+            .file_complaint(
+                &NewComplaint {
+                    customer_id,
+                    category_id: category.id,
+                    queue_id: category.spec.queue_id,
+                    channel: &req.channel,
+                    description: &req.description,
+                    rank_ms,
+                    actor_user_id: actor.user_id,
+                },
+                &IdempotencyKey {
+                    scope: &scope,
+                    key: idempotency_key,
+                    request_hash,
+                },
+                now,
+            )
+            .await?;
+        if created {
+            self.metrics.tickets_created.inc();
+            self.routing
+                .enqueue(WaitingTicket {
+                    ticket_id: ticket.id,
+                    queue_id: ticket.queue_id,
+                    rank_ms,
+                })
+                .await?;
+            self.dispatch(ticket.queue_id).await?;
+        }
+        Ok((ticket, created))
+    }
+
+    /// Offer the queue's waiting tickets to its free agents.
+    pub async fn dispatch(&self, queue_id: i64) -> anyhow::Result<()> {
+        let queue = self.db.queue(queue_id).await?;
+        let timeout_ms = i64::from(queue.spec.offer_timeout_seconds) * 1000;
+        let offers = self.routing.dispatch(queue_id, self.now(), timeout_ms).await?;
+        for offer in offers {
+            self.deliver_offer(offer).await?;
+        }
+        Ok(())
+    }
+
+    async fn deliver_offer(&self, offer: Offer) -> anyhow::Result<()> {
+        let now = self.now();
+        let ticket = self.db.ticket(offer.ticket_id).await?;
+        if !matches!(ticket.status, TicketStatus::Queued | TicketStatus::Offered) {
+            // The record says this ticket is no longer waiting: the live entry
+            // was stale. Withdraw it rather than offer it.
+            self.routing.cancel(offer.queue_id, offer.ticket_id).await?;
+            return Ok(());
+        }
+        self.db
+            .mark_offered(offer.ticket_id, offer.agent_id, offer.version, offer.deadline_ms, now)
+            .await?;
+        let customer = self.db.customer(ticket.customer_id).await?;
+        self.metrics.offers.inc();
+        self.tell(
+            offer.agent_id,
+            ServerEvent::Offer(OfferDetails {
+                ticket: Ticket {
+                    status: TicketStatus::Offered,
+                    ..ticket
+                },
+                customer,
+                version: offer.version,
+                deadline_ms: offer.deadline_ms,
+            }),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Offers that ended without an accept: back in line, the agent told.
+    async fn requeue(&self, offers: &[Offer], kind: &str, reason: &str) -> anyhow::Result<()> {
+        let now = self.now();
+        for o in offers {
+            self.db
+                .mark_requeued(
+                    o.ticket_id,
+                    Some(o.agent_id).filter(|_| kind == "declined"),
+                    kind,
+                    serde_json::json!({ "agent_id": o.agent_id, "version": o.version }),
+                    now,
+                )
+                .await?;
+            if kind != "declined" {
+                self.tell(
+                    o.agent_id,
+                    ServerEvent::OfferRescinded {
+                        ticket_id: o.ticket_id,
+                        version: o.version,
+                        reason: reason.to_string(),
+                    },
+                )
+                .await;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn set_state(
+        &self,
+        agent_id: i64,
+        state: AgentState,
+        reason: Option<&str>,
+    ) -> ApiResult<()> {
+        let now = self.now();
+        self.db.set_agent_state(agent_id, state, reason, now).await?;
+        match state {
+            AgentState::Available => {
+                let agent = self.db.agent_routing(agent_id).await?;
+                let queues = self.db.queues_for_agent(agent_id).await?;
+                let assigned = self.db.assigned_tickets(agent_id).await?;
+                self.routing
+                    .agent_ready(ReadyAgent {
+                        agent_id,
+                        queues: queues.clone(),
+                        capacity: agent.capacity_inbound,
+                        assigned,
+                        idle_since_ms: now,
+                    })
+                    .await?;
+                for q in queues {
+                    self.dispatch(q).await?;
+                }
+            }
+            AgentState::Break | AgentState::Offline => {
+                let rescinded = self.routing.agent_away(agent_id).await?;
+                self.requeue(&rescinded, "offer_rescinded", "agent_unavailable")
+                    .await?;
+                self.redispatch(&rescinded).await?;
+            }
+        }
+        self.tell(
+            agent_id,
+            ServerEvent::AgentStateChanged {
+                state,
+                reason: reason.map(str::to_string),
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn redispatch(&self, offers: &[Offer]) -> anyhow::Result<()> {
+        let mut queues: Vec<i64> = offers.iter().map(|o| o.queue_id).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        for q in queues {
+            self.dispatch(q).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn accept(&self, agent_id: i64, ticket_id: i64, version: u64) -> ApiResult<Ticket> {
+        let now = self.now();
+        let offer = self.routing.accept(agent_id, ticket_id, version, now).await??;
+        match self.db.assign(ticket_id, agent_id, version, now).await {
+            Ok(ticket) => {
+                self.metrics.accepts.inc();
+                Ok(ticket)
+            }
+            Err(e) => {
+                // The record refused (the ticket ended or is held meanwhile):
+                // free the agent's slot again.
+                self.routing.release(agent_id, offer.ticket_id, now).await?;
+                Err(e.into())
+            }
+        }
+    }
+
+    pub async fn decline(&self, agent_id: i64, ticket_id: i64, version: u64) -> ApiResult<()> {
+        let offer = self.routing.decline(agent_id, ticket_id, version).await??;
+        self.requeue(&[offer], "declined", "declined").await?;
+        self.dispatch(offer.queue_id).await?;
+        Ok(())
+    }
+
+    /// Ticket access for agents: the ticket must be theirs.
+    pub async fn ticket_of(&self, agent_id: i64, ticket_id: i64) -> ApiResult<Ticket> {
+        let ticket = self.db.ticket(ticket_id).await?;
+        if ticket.assigned_agent_id != Some(agent_id) {
+            return Err(ApiError::Forbidden("this ticket is not assigned to you"));
+        }
+        Ok(ticket)
+    }
+
+    pub async fn resolve(&self, agent_id: i64, ticket_id: i64, outcome: &Outcome) -> ApiResult<Ticket> {
+        validate_outcome(outcome)?;
+        self.ticket_of(agent_id, ticket_id).await?;
+        let now = self.now();
+        let ticket = self.db.resolve(ticket_id, agent_id, outcome, now).await?;
+        self.metrics.tickets_resolved.inc();
+        self.routing.release(agent_id, ticket_id, now).await?;
+        for q in self.db.queues_for_agent(agent_id).await? {
+            self.dispatch(q).await?;
+        }
+        Ok(ticket)
+    }
+
+    pub async fn note(&self, agent_id: i64, ticket_id: i64, text: &str) -> ApiResult<()> {
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > 4000 {
+            return Err(ApiError::field("text", "must be 1 to 4000 characters"));
+        }
+        self.ticket_of(agent_id, ticket_id).await?;
+        self.db.add_note(ticket_id, agent_id, text, self.now()).await?;
+        Ok(())
+    }
+
+    /// The agent's last socket on this node closed.
+    pub async fn agent_disconnected(&self, agent_id: i64) {
+        if let Err(e) = self.set_state(agent_id, AgentState::Offline, Some("disconnected")).await {
+            tracing::warn!(error = %e, agent_id, "could not take a disconnected agent offline");
+        }
+    }
+
+    /// Expire overdue offers and offer waiting tickets, on every queue.
+    /// Runs on every node; the routing layer makes each expiry happen once.
+    pub async fn tick(&self) -> anyhow::Result<()> {
+        let now = self.now();
+        for queue in self.db.queues().await? {
+            let expired = self.routing.expire(queue.id, now).await?;
+            if !expired.is_empty() {
+                self.metrics.offers_expired.add(expired.len() as u64);
+                self.requeue(&expired, "offer_expired", "timeout").await?;
+            }
+            self.dispatch(queue.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Put every waiting ticket of the record into the live queues (after a
+    /// start, or a Redis that lost its data). Tickets with a live offer stay
+    /// offered; the rest wait at their rank.
+    pub async fn reconcile(&self) -> anyhow::Result<usize> {
+        let mut queued = 0;
+        for t in self.db.live_tickets().await? {
+            if matches!(t.status, TicketStatus::Queued | TicketStatus::Offered) {
+                self.routing
+                    .enqueue(WaitingTicket {
+                        ticket_id: t.id,
+                        queue_id: t.queue_id,
+                        rank_ms: t.rank_ms,
+                    })
+                    .await?;
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+}
+
+pub fn validate_outcome(outcome: &Outcome) -> ApiResult<()> {
+    let code = outcome.code.trim();
+    let mut errors = Vec::new();
+    if code.is_empty() || code.len() > 64 {
+        errors.push(callcenter_proto::http::FieldError {
+            field: "outcome.code".into(),
+            message: "must be 1 to 64 characters".into(),
+        });
+    }
+    if outcome.note.chars().count() > 4000 {
+        errors.push(callcenter_proto::http::FieldError {
+            field: "outcome.note".into(),
+            message: "must be at most 4000 characters".into(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}

@@ -1,0 +1,68 @@
+//! Liveness, readiness and metrics.
+
+use crate::app::AppState;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use callcenter_proto::http::{Health, HealthCheck};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+pub async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok".into(),
+        checks: Vec::new(),
+    })
+}
+
+/// The database and the live routing state (Redis, when configured) answer.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Health>) {
+    let db = state.db.ping().await;
+    let routing = state.desk.routing.ping().await;
+    let checks = vec![
+        HealthCheck {
+            name: "database".into(),
+            ok: db.is_ok(),
+            detail: db.err().map(|e| e.to_string()),
+        },
+        HealthCheck {
+            name: "routing".into(),
+            ok: routing.is_ok(),
+            detail: routing.err().map(|e| e.to_string()),
+        },
+    ];
+    let ok = checks.iter().all(|c| c.ok);
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let health = Health {
+        status: if ok { "ready" } else { "not ready" }.into(),
+        checks,
+    };
+    (status, axum::Json(health))
+}
+
+/// Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut depths = Vec::new();
+    if let Ok(queues) = state.db.queues().await {
+        for q in queues {
+            let waiting = state.desk.routing.waiting(q.id).await.map(|w| w.len()).unwrap_or(0);
+            let offered = state.desk.routing.offers(q.id).await.map(|o| o.len()).unwrap_or(0);
+            depths.push((q.spec.name, waiting, offered));
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(&depths),
+    )
+}

@@ -1,0 +1,64 @@
+//! The HTTP API: one router per feature, merged in [`router`].
+
+pub mod admin;
+pub mod auth;
+pub mod customers;
+pub mod health;
+pub mod openapi;
+pub mod tickets;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use axum::Router;
+use callcenter_proto::http::{FieldError, SkillLevel};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(auth::router())
+        .merge(admin::router())
+        .merge(customers::router())
+        .merge(tickets::router())
+        .merge(health::router())
+        .merge(openapi::router())
+}
+
+/// Collects per-field validation errors for one problem response.
+pub(crate) struct Check(Vec<FieldError>);
+
+impl Check {
+    pub(crate) fn new() -> Self {
+        Check(Vec::new())
+    }
+    pub(crate) fn text(&mut self, field: &str, value: &str, max: usize) {
+        let n = value.trim().chars().count();
+        if n == 0 || n > max {
+            self.0.push(FieldError {
+                field: field.into(),
+                message: format!("must be 1 to {max} characters"),
+            });
+        }
+    }
+    pub(crate) fn that(&mut self, ok: bool, field: &str, message: &str) {
+        if !ok {
+            self.0.push(FieldError {
+                field: field.into(),
+                message: message.into(),
+            });
+        }
+    }
+    pub(crate) fn skills(&mut self, field: &str, skills: &[SkillLevel]) {
+        self.that(skills.len() <= 50, field, "at most 50 skills");
+        for (i, s) in skills.iter().enumerate() {
+            self.text(&format!("{field}[{i}].skill"), &s.skill, 64);
+            self.that((1..=10).contains(&s.level), &format!("{field}[{i}].level"), "must be 1 to 10");
+        }
+    }
+    pub(crate) fn done(self) -> ApiResult<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+}
+

@@ -1,0 +1,46 @@
+//! `/api/openapi.json` (generated from the handlers' annotations) and
+//! `/api/ws-schema.json` (the live channel's messages).
+
+use crate::app::AppState;
+use axum::Router;
+use axum::routing::get;
+use callcenter_proto::http as wire;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "callcenter", description = "Post-sale customer care call center API"),
+    paths(
+        super::auth::login, super::auth::refresh, super::auth::logout, super::auth::me,
+        super::admin::list_users, super::admin::create_user, super::admin::update_user,
+        super::admin::list_agents, super::admin::get_agent, super::admin::put_agent,
+        super::admin::list_queues, super::admin::create_queue,
+        super::admin::list_categories, super::admin::create_category,
+        super::customers::upsert_customer, super::customers::get_customer, super::customers::add_purchase,
+        super::tickets::file_complaint, super::tickets::get_ticket, super::tickets::history,
+        super::tickets::resolve,
+        super::health::healthz, super::health::readyz,
+    ),
+    components(schemas(wire::Problem, wire::FieldError)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+        .route("/api/ws-schema.json", get(|| async { axum::Json(callcenter_proto::ws::json_schema()) }))
+}

@@ -1,0 +1,94 @@
+//! Complaints in, tickets and their history out.
+
+use super::Check;
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiJson, ApiResult};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use callcenter_proto::Role;
+use callcenter_proto::http::{ComplaintCreate, Outcome, Problem, Ticket, TicketHistory};
+use sha2::{Digest, Sha256};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/complaints", post(file_complaint))
+        .route("/api/tickets/{id}", get(get_ticket))
+        .route("/api/tickets/{id}/history", get(history))
+        .route("/api/tickets/{id}/resolve", post(resolve))
+}
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// File a complaint. Requires an `Idempotency-Key` header (1-200 visible
+/// characters): a retry with the same key and body returns the same ticket
+/// (200), the same key with another body is refused (422).
+#[utoipa::path(post, path = "/api/complaints", tag = "tickets", security(("bearer" = [])), request_body = ComplaintCreate,
+    params(("Idempotency-Key" = String, Header, description = "unique per complaint; retries reuse it")),
+    responses((status = 201, body = Ticket), (status = 200, body = Ticket, description = "a retry"),
+        (status = 422, body = Problem)))]
+pub async fn file_complaint(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<ComplaintCreate>,
+) -> ApiResult<(StatusCode, ApiJson<Ticket>)> {
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .ok_or_else(|| ApiError::field("Idempotency-Key", "send an Idempotency-Key header of 1 to 200 characters"))?;
+    let mut check = Check::new();
+    check.text("description", &req.description, 4000);
+    check.text("channel", &req.channel, 32);
+    if let Some(ext) = &req.customer_external_id {
+        check.text("customer_external_id", ext, 128);
+    }
+    check.done()?;
+    let canonical = serde_json::to_vec(&req).map_err(anyhow::Error::from)?;
+    let hash = hex::encode(Sha256::digest(&canonical));
+    let (ticket, created) = state.desk.file_complaint(&user, &req, key, &hash).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, ApiJson(ticket)))
+}
+
+/// Agents see their own tickets; supervisors and admins see every ticket.
+async fn visible_ticket(state: &AppState, user: &AuthUser, id: i64) -> ApiResult<Ticket> {
+    match user.role {
+        Role::Supervisor | Role::Admin => Ok(state.db.ticket(id).await?),
+        Role::Agent => state.desk.ticket_of(user.user_id, id).await,
+        Role::Integration => Err(ApiError::Forbidden("your role may not read tickets")),
+    }
+}
+
+#[utoipa::path(get, path = "/api/tickets/{id}", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path)), responses((status = 200, body = Ticket), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_ticket(State(state): State<AppState>, user: AuthUser, Path(id): Path<i64>) -> ApiResult<ApiJson<Ticket>> {
+    Ok(ApiJson(visible_ticket(&state, &user, id).await?))
+}
+
+/// The ticket with every step of its history: who did what, when.
+#[utoipa::path(get, path = "/api/tickets/{id}/history", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path)), responses((status = 200, body = TicketHistory), (status = 403, body = Problem)))]
+pub async fn history(State(state): State<AppState>, user: AuthUser, Path(id): Path<i64>) -> ApiResult<ApiJson<TicketHistory>> {
+    let ticket = visible_ticket(&state, &user, id).await?;
+    let events = state.db.ticket_events(id).await?;
+    Ok(ApiJson(TicketHistory { ticket, events }))
+}
+
+/// Resolve a ticket you hold (the same as the socket's `resolve` command).
+#[utoipa::path(post, path = "/api/tickets/{id}/resolve", tag = "tickets", security(("bearer" = [])),
+    request_body = Outcome, params(("id" = i64, Path)),
+    responses((status = 200, body = Ticket), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn resolve(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+    ApiJson(outcome): ApiJson<Outcome>,
+) -> ApiResult<ApiJson<Ticket>> {
+    user.require(&[Role::Agent])?;
+    Ok(ApiJson(state.desk.resolve(user.user_id, id, &outcome).await?))
+}

@@ -1,0 +1,1 @@
+//! Redis routing: shared by every server node. (Being written.)

@@ -1,0 +1,141 @@
+//! The system of record: PostgreSQL or SQLite through one SQL implementation.
+//!
+//! Both backends are reached through sqlx's `Any` driver with the same
+//! statements (`$1` placeholders work on both), so the two cannot drift apart;
+//! each has its own migrations folder (`migrations/postgres`,
+//! `migrations/sqlite`) for the DDL that differs, and [`Dialect`] selects the
+//! few statements that must differ at run time. Values are plain integers and
+//! text: ids are `BIGINT`, times are Unix milliseconds, flags are 0/1.
+//!
+//! SQLite runs with one connection: every write is serialized, which is the
+//! embedded default's concurrency model (no `database is locked` surprises).
+
+mod customers;
+mod directory;
+mod tickets;
+mod users;
+
+pub use customers::*;
+pub use directory::*;
+pub use tickets::*;
+pub use users::*;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+use std::time::Duration;
+
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("this idempotency key was used with a different request")]
+    IdempotencyMismatch,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Db {
+    /// Connect (creating a SQLite file and its folder if needed) and run the
+    /// migrations of the backend.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        let db = Self::connect_only(url).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Connect without migrating.
+    pub async fn connect_only(url: &str) -> anyhow::Result<Db> {
+        install_default_drivers();
+        let (dialect, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Dialect::Postgres, url.to_string())
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            let file = path.split('?').next().unwrap_or(path);
+            if let Some(dir) = std::path::Path::new(file).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)?;
+            }
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let url = if url.contains("mode=") {
+                url.to_string()
+            } else {
+                format!("{url}{sep}mode=rwc")
+            };
+            (Dialect::Sqlite, url)
+        } else {
+            anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite://");
+        };
+        let options = match dialect {
+            Dialect::Postgres => AnyPoolOptions::new().max_connections(16),
+            Dialect::Sqlite => AnyPoolOptions::new().max_connections(1).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            }),
+        };
+        let pool = options
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&url)
+            .await?;
+        Ok(Db { pool, dialect })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self.dialect {
+            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Whether the error is a unique-constraint violation.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+pub(crate) fn flag(b: bool) -> i64 {
+    b as i64
+}
