@@ -21,7 +21,7 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// A frame sent by the client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// The first frame: who the client is and which protocol it speaks.
     Hello {

@@ -11,6 +11,9 @@ struct Queue {
     line: BTreeSet<(i64, TicketId)>,
     ranks: HashMap<TicketId, i64>,
     offers: HashMap<TicketId, Offer>,
+    /// Agents who declined or missed a ticket: offered it again only when
+    /// no other agent is eligible.
+    tried: HashMap<TicketId, BTreeSet<AgentId>>,
 }
 
 struct Agent {
@@ -36,6 +39,7 @@ impl State {
 
     fn back_in_line(&mut self, offer: &Offer) {
         let q = self.queue(offer.queue_id);
+        q.tried.entry(offer.ticket_id).or_default().insert(offer.agent_id);
         q.line.insert((offer.rank_ms, offer.ticket_id));
         q.ranks.insert(offer.ticket_id, offer.rank_ms);
     }
@@ -160,13 +164,14 @@ impl Routing for MemoryRouting {
             let Some(&(rank_ms, ticket_id)) = s.queue(queue_id).line.first() else {
                 break;
             };
+            let tried = s.queue(queue_id).tried.get(&ticket_id).cloned().unwrap_or_default();
             let candidate = s
                 .agents
                 .iter()
                 .filter(|(_, a)| {
                     a.ready && a.queues.contains(&queue_id) && (a.held.len() as u32) < a.capacity
                 })
-                .min_by_key(|(id, a)| (a.idle_since_ms, **id))
+                .min_by_key(|(id, a)| (tried.contains(id), a.idle_since_ms, **id))
                 .map(|(id, _)| *id);
             let Some(agent_id) = candidate else { break };
             s.next_version += 1;
@@ -197,7 +202,12 @@ impl Routing for MemoryRouting {
         version: u64,
         _now_ms: i64,
     ) -> anyhow::Result<Result<Offer, OfferGone>> {
-        Ok(self.lock().settle(agent_id, ticket_id, version))
+        let mut s = self.lock();
+        let settled = s.settle(agent_id, ticket_id, version);
+        if let Ok(offer) = &settled {
+            s.queue(offer.queue_id).tried.remove(&ticket_id);
+        }
+        Ok(settled)
     }
 
     async fn decline(
@@ -250,6 +260,7 @@ impl Routing for MemoryRouting {
     async fn cancel(&self, queue_id: QueueId, ticket_id: TicketId) -> anyhow::Result<Option<Offer>> {
         let mut s = self.lock();
         let q = s.queue(queue_id);
+        q.tried.remove(&ticket_id);
         if let Some(rank) = q.ranks.remove(&ticket_id) {
             q.line.remove(&(rank, ticket_id));
         }

@@ -170,7 +170,17 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser) {
                     ServerEvent::Reply { request_id, result }
                 }
                 Ok(ClientFrame::Hello { .. }) => bad_frame("hello was already received"),
-                Err(e) => bad_frame(&format!("not a valid command: {e}")),
+                Err(e) => match request_id_of(&text) {
+                    // A command we cannot read still gets its one reply.
+                    Some(request_id) => ServerEvent::Reply {
+                        request_id,
+                        result: ReplyResult::Error(WsError {
+                            code: WsErrorCode::BadFrame,
+                            detail: format!("not a valid command: {e}"),
+                        }),
+                    },
+                    None => bad_frame(&format!("not a valid frame: {e}")),
+                },
             };
             if reply_tx.send(reply).await.is_err() {
                 break;
@@ -188,6 +198,12 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser) {
     if user.role == Role::Agent && remaining == 0 {
         state.desk.agent_disconnected(user.user_id).await;
     }
+}
+
+fn request_id_of(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let id = value.get("request_id")?.as_str()?;
+    (!id.is_empty() && id.len() <= 128).then(|| id.to_string())
 }
 
 fn bad_frame(detail: &str) -> ServerEvent {

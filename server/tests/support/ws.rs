@@ -1,0 +1,144 @@
+//! A real WebSocket console client (tokio-tungstenite) speaking the live
+//! channel protocol with the typed messages from `callcenter-proto`.
+
+use callcenter_proto::ws::{ClientFrame, Command, ReplyResult, ServerEvent, ServerFrame};
+use futures::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+type Stream = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How long a test waits for an event the server should send at once.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub struct Socket {
+    stream: Stream,
+    next_request: u64,
+    /// Every frame received, in order.
+    pub seen: Vec<ServerFrame>,
+    /// Events received while waiting for another one, not yet consumed.
+    backlog: std::collections::VecDeque<ServerEvent>,
+}
+
+/// What ended a socket, as the client saw it.
+#[derive(Debug)]
+pub enum Ended {
+    Closed(Option<CloseFrame>),
+    Dropped,
+}
+
+impl Socket {
+    /// Open a socket without saying hello.
+    pub async fn open(url: &str) -> Stream {
+        let (stream, _) = connect_async(url).await.expect("websocket connect");
+        stream
+    }
+
+    pub async fn connect(url: &str, token: &str) -> Socket {
+        let mut socket = Socket {
+            stream: Self::open(url).await,
+            next_request: 0,
+            seen: Vec::new(),
+            backlog: Default::default(),
+        };
+        socket
+            .send_frame(&ClientFrame::Hello {
+                protocol: callcenter_proto::PROTOCOL_VERSION.into(),
+                token: token.into(),
+            })
+            .await;
+        let welcome = socket.next_event().await;
+        assert!(matches!(welcome, ServerEvent::Welcome { .. }), "expected welcome, got {welcome:?}");
+        socket
+    }
+
+    pub async fn send_frame(&mut self, frame: &ClientFrame) {
+        let text = serde_json::to_string(frame).expect("frame");
+        self.stream.send(Message::Text(text.into())).await.expect("send");
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream.send(Message::Text(text.to_string().into())).await.expect("send");
+    }
+
+    /// The next server event (skipping pings), failing the test if none comes.
+    pub async fn next_event(&mut self) -> ServerEvent {
+        if let Some(event) = self.backlog.pop_front() {
+            return event;
+        }
+        self.receive().await
+    }
+
+    async fn receive(&mut self) -> ServerEvent {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("no event from the server in time; seen: {:?}", self.seen))
+                .expect("socket ended")
+                .expect("socket error");
+            match message {
+                Message::Text(text) => {
+                    let frame: ServerFrame = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+                    self.seen.push(frame.clone());
+                    return frame.event;
+                }
+                Message::Close(frame) => panic!("socket closed: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The first event that matches, earlier ones included; the events
+    /// passed over stay for later calls.
+    pub async fn until<T>(&mut self, mut pick: impl FnMut(&ServerEvent) -> Option<T>) -> T {
+        if let Some(i) = self.backlog.iter().position(|e| pick(e).is_some()) {
+            let event = self.backlog.remove(i).expect("index in range");
+            return pick(&event).expect("matched before");
+        }
+        loop {
+            let event = self.receive().await;
+            if let Some(t) = pick(&event) {
+                return t;
+            }
+            self.backlog.push_back(event);
+        }
+    }
+
+    /// Send a command and wait for its reply.
+    pub async fn command(&mut self, command: Command) -> ReplyResult {
+        self.next_request += 1;
+        let request_id = format!("r{}", self.next_request);
+        self.send_frame(&ClientFrame::Command {
+            request_id: request_id.clone(),
+            command,
+        })
+        .await;
+        self.until(|e| match e {
+            ServerEvent::Reply { request_id: id, result } if *id == request_id => Some(result.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Wait for the server to end the connection.
+    pub async fn ended(mut self) -> Ended {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.stream.next()).await {
+                Err(_) => panic!("the server did not close the socket"),
+                Ok(None) | Ok(Some(Err(_))) => return Ended::Dropped,
+                Ok(Some(Ok(Message::Close(frame)))) => return Ended::Closed(frame),
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+}
+
+/// The close code of an ended socket.
+pub fn close_code(ended: &Ended) -> Option<u16> {
+    match ended {
+        Ended::Closed(Some(frame)) => Some(frame.code.into()),
+        _ => None,
+    }
+}
