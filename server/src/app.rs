@@ -189,8 +189,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 
 type LiveState = (Arc<dyn Routing>, Arc<dyn Bus>, mpsc::UnboundedReceiver<BusMessage>);
 
-async fn connect_redis(_url: &str, _prefix: &str) -> anyhow::Result<LiveState> {
-    anyhow::bail!("PENDING")
+async fn connect_redis(url: &str, prefix: &str) -> anyhow::Result<LiveState> {
+    let conn = crate::redis_conn::connect(url).await?;
+    let routing = crate::routing::redis::RedisRouting::new(conn, prefix.to_string());
+    let (bus, rx) = crate::bus::redis::RedisBus::start(url, prefix.to_string()).await?;
+    Ok((Arc::new(routing), Arc::new(bus), rx))
 }
 
 fn spawn_background(state: AppState, mut bus_rx: mpsc::UnboundedReceiver<BusMessage>) -> tokio::task::JoinHandle<()> {

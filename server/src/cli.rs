@@ -62,7 +62,18 @@ async fn user(database_url: &str, command: UserCommand) -> anyhow::Result<()> {
             db.update_user(user.id, None, Some(true), None).await?;
             db.revoke_user_sessions(user.id, now).await?;
             // Sockets open on running nodes learn of it through the bus when Redis is used.
-            // PENDING: publish Revoke over Redis
+            // Sockets open on running nodes learn of it through the bus.
+            if let Ok(url) = std::env::var("REDIS_URL") {
+                use crate::bus::Bus;
+                let prefix = std::env::var("CALLCENTER_REDIS_PREFIX").unwrap_or_else(|_| "cc".into());
+                let (bus, _rx) = crate::bus::redis::RedisBus::start(&url, prefix).await?;
+                bus.publish(BusMessage::Revoke {
+                    user_id: user.id,
+                    session_id: None,
+                    reason: "account disabled".into(),
+                })
+                .await?;
+            }
             println!("disabled {username}; their sessions are revoked");
         }
         UserCommand::ResetPassword { username } => {

@@ -12,7 +12,7 @@ pub mod desk;
 pub mod error;
 pub mod http;
 pub mod metrics;
-// pub mod redis_conn; (pending)
+pub mod redis_conn;
 pub mod routing;
 pub mod store;
 pub mod telemetry;

@@ -1,1 +1,182 @@
-//! Redis pub/sub bus. (Being written.)
+//! Redis pub/sub bus: every node publishes [`BusMessage`]s as JSON on the
+//! channel `<prefix>:bus` and every node subscribes to it.
+//!
+//! Publishing goes through a [`RedisConn`] (one server or a cluster). The
+//! subscription is one dedicated pub/sub connection held by a background
+//! task. On a Redis Cluster a plain `PUBLISH` reaches the subscribers of
+//! every node, so the task subscribes on one node and, whenever that
+//! connection drops, reconnects (with backoff) to the next node of the list.
+//! Messages published while a node is disconnected are lost to it: the bus is
+//! fire-and-forget, like the sockets it feeds.
+
+use super::{Bus, BusMessage};
+use crate::redis_conn::{self, RedisConn, Target};
+use async_trait::async_trait;
+use futures::StreamExt;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// How often an idle subscription checks that its connection is alive.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// How long to wait for a connection, a subscription or a ping.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+pub struct RedisBus {
+    conn: RedisConn,
+    channel: String,
+    subscriber: JoinHandle<()>,
+}
+
+impl RedisBus {
+    /// Connect, subscribe, and return the bus with the receiver of every
+    /// message published on the channel (by any node, this one included).
+    /// Fails if Redis cannot be reached now; later drops are retried forever.
+    pub async fn start(
+        url: &str,
+        prefix: String,
+    ) -> anyhow::Result<(RedisBus, mpsc::UnboundedReceiver<BusMessage>)> {
+        let target = Target::parse(url)?;
+        let nodes = match &target {
+            Target::Single(url) => vec![url.clone()],
+            Target::Cluster(nodes) => nodes.clone(),
+        };
+        let channel = format!("{prefix}:bus");
+        let conn = redis_conn::connect_target(&target).await?;
+        let pubsub = subscribe(&nodes[0], &channel).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let subscriber = tokio::spawn(run_subscriber(nodes, channel.clone(), pubsub, tx));
+        Ok((
+            RedisBus {
+                conn,
+                channel,
+                subscriber,
+            },
+            rx,
+        ))
+    }
+}
+
+impl Drop for RedisBus {
+    fn drop(&mut self) {
+        self.subscriber.abort();
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    async fn publish(&self, message: BusMessage) -> anyhow::Result<()> {
+        let payload = serde_json::to_string(&message)?;
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(payload)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+}
+
+async fn subscribe(url: &str, channel: &str) -> anyhow::Result<redis::aio::PubSub> {
+    let client = redis::Client::open(url)?;
+    let mut pubsub = tokio::time::timeout(IO_TIMEOUT, client.get_async_pubsub()).await??;
+    tokio::time::timeout(IO_TIMEOUT, pubsub.subscribe(channel)).await??;
+    Ok(pubsub)
+}
+
+/// Forward messages until the receiver is gone; reconnect when the
+/// connection drops, trying the nodes in turn.
+async fn run_subscriber(
+    nodes: Vec<String>,
+    channel: String,
+    first: redis::aio::PubSub,
+    tx: mpsc::UnboundedSender<BusMessage>,
+) {
+    let mut pubsub = Some(first);
+    let mut node = 0;
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let current = match pubsub.take() {
+            Some(p) => p,
+            None => match subscribe(&nodes[node], &channel).await {
+                Ok(p) => {
+                    tracing::info!(channel, node = %redact(&nodes[node]), "bus resubscribed");
+                    p
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        channel, node = %redact(&nodes[node]), error = %e,
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "bus subscription failed"
+                    );
+                    node = (node + 1) % nodes.len();
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            },
+        };
+        backoff = BACKOFF_MIN;
+        match forward(current, &tx).await {
+            Ended::ReceiverGone => return,
+            Ended::Dropped(why) => {
+                tracing::warn!(channel, node = %redact(&nodes[node]), why, "bus connection lost; reconnecting");
+                node = (node + 1) % nodes.len();
+            }
+        }
+    }
+}
+
+enum Ended {
+    ReceiverGone,
+    Dropped(String),
+}
+
+async fn forward(pubsub: redis::aio::PubSub, tx: &mpsc::UnboundedSender<BusMessage>) -> Ended {
+    let (mut sink, mut stream) = pubsub.split();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.reset();
+    loop {
+        tokio::select! {
+            msg = stream.next() => {
+                let Some(msg) = msg else {
+                    return Ended::Dropped("stream ended".into());
+                };
+                let payload: Vec<u8> = match msg.get_payload() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "bus message without a payload");
+                        continue;
+                    }
+                };
+                match serde_json::from_slice::<BusMessage>(&payload) {
+                    Ok(m) => {
+                        if tx.send(m).is_err() {
+                            return Ended::ReceiverGone;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "undecodable bus message"),
+                }
+            }
+            _ = ping.tick() => {
+                if tx.is_closed() {
+                    return Ended::ReceiverGone;
+                }
+                match tokio::time::timeout(IO_TIMEOUT, sink.ping::<redis::Value>()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Ended::Dropped(format!("ping failed: {e}")),
+                    Err(_) => return Ended::Dropped("ping timed out".into()),
+                }
+            }
+        }
+    }
+}
+
+/// A node URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
+        _ => url.to_string(),
+    }
+}

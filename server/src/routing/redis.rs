@@ -1,1 +1,733 @@
-//! Redis routing: shared by every server node. (Being written.)
+//! Redis routing: shared by every server node.
+//!
+//! Same semantics as [`MemoryRouting`](super::memory::MemoryRouting), with
+//! every multi-key step one atomic Lua script (`lua/*.lua`, EVALSHA with a
+//! fallback to loading the script) that touches the keys of one hash slot
+//! only, so it runs on a Redis Cluster as well as on one server.
+//!
+//! # Key layout
+//! Per queue (hash tag `{q:<queue_id>}`), `<prefix>:{q:<id>}:` followed by
+//! - `line`: ZSET ticket -> rank_ms, the waiting line;
+//! - `ranks`: HASH ticket -> rank_ms, exact (a ZSET score is a double);
+//! - `offers`: HASH ticket -> `agent|version|deadline_ms|rank_ms`;
+//! - `deadlines`: ZSET ticket -> deadline_ms of its offer;
+//! - `agents`: ZSET agent -> idle_since_ms, the agents this queue believes
+//!   ready with free capacity (longest idle first);
+//! - `agstate`: HASH agent -> `gen|free`, the newest agent state this queue
+//!   has seen and its free capacity hint;
+//! - `version`: the offer version counter (INCR; versions are unique per queue
+//!   and strictly increase).
+//!
+//! Per agent (hash tag `{a:<agent_id>}`), `<prefix>:{a:<id>}:` followed by
+//! - `state`: HASH cap, ready, idle, gen, queues;
+//! - `held`: HASH ticket -> `queue|version` of its offer (kept once accepted,
+//!   until released) or empty for a ticket assigned before `agent_ready`;
+//! - `gone:<ticket>:<queue>:<version>`: short-lived tombstone of an offer
+//!   settled before its capacity reservation arrived.
+//!
+//! Tickets and agents are stored as 20-digit members (the id with its sign bit
+//! flipped, zero-padded), so byte order is numeric order and ZSET ties sort by
+//! the lowest id, as in memory.
+//!
+//! # Who decides what
+//! The queue slot decides everything about a ticket (waiting, offered,
+//! settled, version); the agent slot decides capacity (`held` < `cap` and
+//! ready). A dispatch step pairs the head ticket with the longest-idle agent
+//! of the queue's `agents` set as a tentative offer; the agent slot then
+//! reserves capacity; if it refuses, the next step puts the ticket back at its
+//! rank and records the agent's state, then tries the next agent. Only
+//! reserved offers are returned. Every agent-slot change that can make an
+//! agent available again (ready, release, settled offers) sends the agent's
+//! state with its generation to its queues; a queue keeps the newest
+//! generation only, so late messages do no harm. A queue's view can only be
+//! too optimistic, never too pessimistic: a too optimistic view costs a
+//! refused reservation, which corrects it.
+//!
+//! # Redis commands per operation (agent ready for one queue)
+//! - `enqueue`: 1. `waiting`, `offers`, `ping`: 1.
+//! - `dispatch`: 1 per offer + 1 reservation per offer (+1 per refused
+//!   reservation); a dispatch that finds nothing to pair costs 1; for an agent
+//!   of several queues that becomes full, +1 per other queue.
+//! - `accept`: 2 (find the offer's queue in the agent slot, settle).
+//! - `decline`, `cancel` of an offer: 4. `cancel` of a waiting ticket: 1.
+//! - `release`: 2 (agent slot, then the agent's queue).
+//! - `expire`: 1 + 2 per agent whose offers expired.
+//! - `agent_ready`: 3 (+1 per queue of a pending offer to check);
+//!   `agent_away`: 2, +1 when it rescinds offers.
+//!
+//! A full ticket lifecycle (enqueue, dispatch, accept, release) is 7.
+//!
+//! # Limits
+//! `rank_ms` and `deadline_ms` order through double scores: exact up to
+//! 2^53. `offers` may show an offer whose reservation is still under way
+//! (for the milliseconds of a dispatch); if a dispatch is interrupted between
+//! the two, its tentative offer expires like any other.
+
+use super::{AgentId, Offer, OfferGone, QueueId, ReadyAgent, Routing, TicketId, WaitingTicket};
+use crate::redis_conn::RedisConn;
+use anyhow::Context;
+use async_trait::async_trait;
+use redis::Script;
+use std::collections::{BTreeMap, BTreeSet};
+
+const QUEUE_COMMON: &str = include_str!("lua/queue_common.lua");
+const AGENT_COMMON: &str = include_str!("lua/agent_common.lua");
+
+/// Refused reservations in a row after which a dispatch gives up (a bug or a
+/// pathological race; the next dispatch goes on).
+const MAX_REFUSALS: usize = 1000;
+
+struct Scripts {
+    enqueue: Script,
+    step: Script,
+    settle: Script,
+    expire: Script,
+    cancel: Script,
+    rescind: Script,
+    reserve: Script,
+    unhold: Script,
+    release: Script,
+    away: Script,
+    ready: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        let q = |body: &str| Script::new(&format!("{QUEUE_COMMON}\n{body}"));
+        let a = |body: &str| Script::new(&format!("{AGENT_COMMON}\n{body}"));
+        Self {
+            enqueue: q(include_str!("lua/queue_enqueue.lua")),
+            step: q(include_str!("lua/queue_step.lua")),
+            settle: q(include_str!("lua/queue_settle.lua")),
+            expire: q(include_str!("lua/queue_expire.lua")),
+            cancel: q(include_str!("lua/queue_cancel.lua")),
+            rescind: q(include_str!("lua/queue_rescind.lua")),
+            reserve: a(include_str!("lua/agent_reserve.lua")),
+            unhold: a(include_str!("lua/agent_unhold.lua")),
+            release: a(include_str!("lua/agent_release.lua")),
+            away: a(include_str!("lua/agent_away.lua")),
+            ready: a(include_str!("lua/agent_ready.lua")),
+        }
+    }
+}
+
+/// Routing state in Redis (one server or a cluster), under `prefix`.
+pub struct RedisRouting {
+    conn: RedisConn,
+    prefix: String,
+    scripts: Scripts,
+}
+
+/// An id as a member whose byte order is numeric order.
+fn member(id: i64) -> String {
+    format!("{:020}", (id as u64) ^ (1 << 63))
+}
+
+fn unmember(s: &str) -> anyhow::Result<i64> {
+    let u: u64 = s.parse().with_context(|| format!("bad member {s:?}"))?;
+    Ok((u ^ (1 << 63)) as i64)
+}
+
+fn int<T: std::str::FromStr>(s: &str) -> anyhow::Result<T> {
+    s.parse()
+        .map_err(|_| anyhow::anyhow!("bad number {s:?} from Redis"))
+}
+
+fn parse_queues(csv: &str) -> anyhow::Result<Vec<QueueId>> {
+    csv.split(',').filter(|s| !s.is_empty()).map(int).collect()
+}
+
+/// What an agent's queues need to know about it, as of generation `gen`.
+#[derive(Clone, Debug)]
+struct AgentSync {
+    agent: String,
+    generation: String,
+    free: i64,
+    idle: String,
+}
+
+/// The common head of every agent-slot script reply.
+struct AgentReply {
+    status: String,
+    sync: AgentSync,
+    queues: Vec<QueueId>,
+    changed: bool,
+    rest: Vec<String>,
+}
+
+impl AgentReply {
+    fn parse(agent_id: AgentId, mut v: Vec<String>) -> anyhow::Result<Self> {
+        anyhow::ensure!(v.len() >= 6, "short agent script reply: {v:?}");
+        let rest = v.split_off(6);
+        Ok(Self {
+            status: v[0].clone(),
+            sync: AgentSync {
+                agent: member(agent_id),
+                generation: v[1].clone(),
+                free: int(&v[2])?,
+                idle: v[3].clone(),
+            },
+            queues: parse_queues(&v[4])?,
+            changed: v[5] == "1",
+            rest,
+        })
+    }
+
+    /// The same state as seen by a queue the agent no longer serves.
+    fn unavailable(&self) -> AgentSync {
+        AgentSync {
+            free: 0,
+            idle: "0".into(),
+            ..self.sync.clone()
+        }
+    }
+}
+
+/// `agent|version|deadline|rank` from a queue's `offers` hash.
+fn parse_offer(queue_id: QueueId, ticket: &str, s: &str) -> anyhow::Result<Offer> {
+    let parts: Vec<&str> = s.split('|').collect();
+    anyhow::ensure!(parts.len() == 4, "bad offer {s:?}");
+    Ok(Offer {
+        ticket_id: unmember(ticket)?,
+        queue_id,
+        agent_id: unmember(parts[0])?,
+        version: int(parts[1])?,
+        deadline_ms: int(parts[2])?,
+        rank_ms: int(parts[3])?,
+    })
+}
+
+fn parse_offer_pairs(queue_id: QueueId, v: &[String]) -> anyhow::Result<Vec<Offer>> {
+    v.chunks(2)
+        .map(|c| match c {
+            [t, o] => parse_offer(queue_id, t, o),
+            _ => anyhow::bail!("odd offer list from Redis"),
+        })
+        .collect()
+}
+
+fn hold_value(queue_id: QueueId, version: u64) -> String {
+    format!("{queue_id}|{version}")
+}
+
+fn parse_hold(s: &str) -> Option<(QueueId, u64)> {
+    let (q, v) = s.split_once('|')?;
+    Some((q.parse().ok()?, v.parse().ok()?))
+}
+
+impl RedisRouting {
+    /// Routing over `conn` with every key under `prefix` (no braces: the
+    /// hash tags are added per queue and per agent).
+    pub fn new(conn: RedisConn, prefix: String) -> Self {
+        assert!(
+            !prefix.contains(['{', '}']),
+            "the Redis key prefix must not contain braces"
+        );
+        Self {
+            conn,
+            prefix,
+            scripts: Scripts::new(),
+        }
+    }
+
+    fn queue_keys(&self, queue_id: QueueId) -> [String; 7] {
+        let b = format!("{}:{{q:{}}}", self.prefix, queue_id);
+        [
+            format!("{b}:line"),
+            format!("{b}:ranks"),
+            format!("{b}:offers"),
+            format!("{b}:deadlines"),
+            format!("{b}:agents"),
+            format!("{b}:agstate"),
+            format!("{b}:version"),
+        ]
+    }
+
+    fn agent_base(&self, agent_id: AgentId) -> String {
+        format!("{}:{{a:{}}}", self.prefix, agent_id)
+    }
+
+    fn agent_keys(&self, agent_id: AgentId) -> [String; 2] {
+        let b = self.agent_base(agent_id);
+        [format!("{b}:state"), format!("{b}:held")]
+    }
+
+    fn tombstone_key(&self, agent_id: AgentId, ticket_id: TicketId, hold: &str) -> String {
+        let (q, v) = hold.split_once('|').unwrap_or((hold, ""));
+        format!(
+            "{}:gone:{}:{q}:{v}",
+            self.agent_base(agent_id),
+            member(ticket_id)
+        )
+    }
+
+    fn conn(&self) -> RedisConn {
+        self.conn.clone()
+    }
+
+    /// One dispatch step on a queue (see `queue_step.lua`).
+    async fn step(
+        &self,
+        queue_id: QueueId,
+        deadline_ms: i64,
+        pair: bool,
+        rollback: Option<(TicketId, AgentId, u64)>,
+        syncs: &[AgentSync],
+    ) -> anyhow::Result<Vec<String>> {
+        let mut inv = self.scripts.step.prepare_invoke();
+        for k in self.queue_keys(queue_id) {
+            inv.key(k);
+        }
+        inv.arg(deadline_ms).arg(if pair { "1" } else { "0" });
+        match rollback {
+            Some((t, a, v)) => inv.arg(member(t)).arg(member(a)).arg(v.to_string()),
+            None => inv.arg("").arg("").arg(""),
+        };
+        push_syncs(&mut inv, syncs);
+        Ok(inv.invoke_async(&mut self.conn()).await?)
+    }
+
+    /// Tell each queue the newest state of some of its agents.
+    async fn send_syncs(&self, by_queue: BTreeMap<QueueId, Vec<AgentSync>>) -> anyhow::Result<()> {
+        for (queue_id, syncs) in by_queue {
+            if !syncs.is_empty() {
+                self.step(queue_id, 0, false, None, &syncs).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn agent_script(
+        &self,
+        script: &Script,
+        agent_id: AgentId,
+        extra_keys: &[String],
+        args: &[String],
+    ) -> anyhow::Result<AgentReply> {
+        let mut inv = script.prepare_invoke();
+        for k in self.agent_keys(agent_id).iter().chain(extra_keys) {
+            inv.key(k);
+        }
+        for a in args {
+            inv.arg(a);
+        }
+        let v: Vec<String> = inv.invoke_async(&mut self.conn()).await?;
+        AgentReply::parse(agent_id, v)
+    }
+
+    /// Stop counting settled offers against an agent, then bring the queues
+    /// up to date: all its queues if it became more available, and the queue
+    /// of any offer whose reservation had not arrived (its dispatch step
+    /// counted it already).
+    async fn unhold(&self, agent_id: AgentId, settled: &[Offer]) -> anyhow::Result<()> {
+        if settled.is_empty() {
+            return Ok(());
+        }
+        let mut keys = Vec::new();
+        let mut args = vec![settled.len().to_string()];
+        for o in settled {
+            let hold = hold_value(o.queue_id, o.version);
+            keys.push(self.tombstone_key(agent_id, o.ticket_id, &hold));
+            args.push(member(o.ticket_id));
+            args.push(hold);
+        }
+        let r = self
+            .agent_script(&self.scripts.unhold, agent_id, &keys, &args)
+            .await?;
+        let mut queues = BTreeSet::new();
+        if r.changed {
+            queues.extend(r.queues.iter().copied());
+        }
+        for (o, flag) in settled.iter().zip(&r.rest) {
+            if flag != "1" {
+                queues.insert(o.queue_id);
+            }
+        }
+        let by_queue = queues
+            .into_iter()
+            .map(|q| {
+                let s = if r.queues.contains(&q) {
+                    r.sync.clone()
+                } else {
+                    r.unavailable()
+                };
+                (q, vec![s])
+            })
+            .collect();
+        self.send_syncs(by_queue).await
+    }
+
+    /// Settle an offer as accepted or declined in its queue.
+    async fn settle(
+        &self,
+        agent_id: AgentId,
+        ticket_id: TicketId,
+        version: u64,
+        mode: &str,
+    ) -> anyhow::Result<Result<Offer, OfferGone>> {
+        let [_, held] = self.agent_keys(agent_id);
+        let hold: Option<String> = redis::cmd("HGET")
+            .arg(&held)
+            .arg(member(ticket_id))
+            .query_async(&mut self.conn())
+            .await?;
+        let Some((queue_id, _)) = hold.as_deref().and_then(parse_hold) else {
+            return Ok(Err(OfferGone::NoOffer));
+        };
+        let mut inv = self.scripts.settle.prepare_invoke();
+        for k in self.queue_keys(queue_id) {
+            inv.key(k);
+        }
+        inv.arg(member(ticket_id))
+            .arg(member(agent_id))
+            .arg(version.to_string())
+            .arg(mode);
+        let v: Vec<String> = inv.invoke_async(&mut self.conn()).await?;
+        match v.first().map(String::as_str) {
+            Some("ok") if v.len() == 5 => Ok(Ok(Offer {
+                ticket_id,
+                queue_id,
+                agent_id: unmember(&v[1])?,
+                version: int(&v[2])?,
+                deadline_ms: int(&v[3])?,
+                rank_ms: int(&v[4])?,
+            })),
+            Some("stale") => Ok(Err(OfferGone::StaleVersion)),
+            Some("none") => Ok(Err(OfferGone::NoOffer)),
+            _ => anyhow::bail!("bad settle reply from Redis: {v:?}"),
+        }
+    }
+}
+
+fn push_syncs(inv: &mut redis::ScriptInvocation<'_>, syncs: &[AgentSync]) {
+    inv.arg(syncs.len());
+    for s in syncs {
+        inv.arg(&s.agent).arg(&s.generation).arg(s.free).arg(&s.idle);
+    }
+}
+
+#[async_trait]
+impl Routing for RedisRouting {
+    async fn enqueue(&self, t: WaitingTicket) -> anyhow::Result<()> {
+        let mut inv = self.scripts.enqueue.prepare_invoke();
+        for k in self.queue_keys(t.queue_id) {
+            inv.key(k);
+        }
+        inv.arg(member(t.ticket_id)).arg(t.rank_ms);
+        let _: i64 = inv.invoke_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    async fn agent_ready(&self, a: ReadyAgent) -> anyhow::Result<()> {
+        // Which held entries to drop: tickets no longer assigned, unless
+        // their offer is still pending (then it keeps counting).
+        let [_, held_key] = self.agent_keys(a.agent_id);
+        let held: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(&held_key)
+            .query_async(&mut self.conn())
+            .await?;
+        let assigned: BTreeSet<String> = a.assigned.iter().map(|t| member(*t)).collect();
+        let mut drop = Vec::new();
+        let mut to_check: BTreeMap<QueueId, Vec<(String, String, u64)>> = BTreeMap::new();
+        for (ticket, hold) in held {
+            if assigned.contains(&ticket) {
+                continue;
+            }
+            match parse_hold(&hold) {
+                Some((q, v)) => to_check.entry(q).or_default().push((ticket, hold, v)),
+                None => drop.push((ticket, hold)),
+            }
+        }
+        let me = member(a.agent_id);
+        for (queue_id, entries) in to_check {
+            let [_, _, offers_key, ..] = self.queue_keys(queue_id);
+            let mut cmd = redis::cmd("HMGET");
+            cmd.arg(&offers_key);
+            for (ticket, _, _) in &entries {
+                cmd.arg(ticket);
+            }
+            let current: Vec<Option<String>> = cmd.query_async(&mut self.conn()).await?;
+            for ((ticket, hold, version), cur) in entries.into_iter().zip(current) {
+                let live = cur.is_some_and(|c| {
+                    let mut p = c.split('|');
+                    p.next() == Some(me.as_str()) && p.next() == Some(version.to_string().as_str())
+                });
+                if !live {
+                    drop.push((ticket, hold));
+                }
+            }
+        }
+        let queues_csv = a
+            .queues
+            .iter()
+            .map(|q| q.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut args = vec![
+            a.capacity.to_string(),
+            a.idle_since_ms.to_string(),
+            queues_csv,
+            assigned.len().to_string(),
+        ];
+        args.extend(assigned);
+        args.push(drop.len().to_string());
+        for (t, h) in drop {
+            args.push(t);
+            args.push(h);
+        }
+        let r = self
+            .agent_script(&self.scripts.ready, a.agent_id, &[], &args)
+            .await?;
+        let old = parse_queues(r.rest.first().map(String::as_str).unwrap_or(""))?;
+        let mut by_queue: BTreeMap<QueueId, Vec<AgentSync>> = BTreeMap::new();
+        for q in old {
+            by_queue.insert(q, vec![r.unavailable()]);
+        }
+        for q in &r.queues {
+            by_queue.insert(*q, vec![r.sync.clone()]);
+        }
+        self.send_syncs(by_queue).await
+    }
+
+    async fn agent_away(&self, agent_id: AgentId) -> anyhow::Result<Vec<Offer>> {
+        let r = self
+            .agent_script(&self.scripts.away, agent_id, &[], &[])
+            .await?;
+        if r.status != "ok" {
+            return Ok(Vec::new());
+        }
+        // Offers to rescind, by queue; the agent's queues learn it is away.
+        let mut by_queue: BTreeMap<QueueId, (Vec<(String, u64)>, Vec<AgentSync>)> =
+            BTreeMap::new();
+        for pair in r.rest.chunks(2) {
+            if let [ticket, hold] = pair
+                && let Some((q, v)) = parse_hold(hold)
+            {
+                by_queue.entry(q).or_default().0.push((ticket.clone(), v));
+            }
+        }
+        if r.changed {
+            for q in &r.queues {
+                by_queue.entry(*q).or_default().1.push(r.unavailable());
+            }
+        }
+        let me = member(agent_id);
+        let mut rescinded = Vec::new();
+        for (queue_id, (tickets, syncs)) in by_queue {
+            let mut inv = self.scripts.rescind.prepare_invoke();
+            for k in self.queue_keys(queue_id) {
+                inv.key(k);
+            }
+            inv.arg(&me).arg(tickets.len());
+            for (t, v) in &tickets {
+                inv.arg(t).arg(v.to_string());
+            }
+            push_syncs(&mut inv, &syncs);
+            let v: Vec<String> = inv.invoke_async(&mut self.conn()).await?;
+            rescinded.extend(parse_offer_pairs(queue_id, &v)?);
+        }
+        self.unhold(agent_id, &rescinded).await?;
+        rescinded.sort_by_key(|o| (o.ticket_id, o.queue_id));
+        Ok(rescinded)
+    }
+
+    async fn dispatch(
+        &self,
+        queue_id: QueueId,
+        now_ms: i64,
+        offer_timeout_ms: i64,
+    ) -> anyhow::Result<Vec<Offer>> {
+        let deadline_ms = now_ms + offer_timeout_ms;
+        let mut offers = Vec::new();
+        let mut rollback = None;
+        let mut syncs: Vec<AgentSync> = Vec::new();
+        let mut refusals = 0;
+        loop {
+            let v = self
+                .step(queue_id, deadline_ms, true, rollback.take(), &syncs)
+                .await?;
+            syncs.clear();
+            let [ticket, agent, version, rank, more, hint] = v.as_slice() else {
+                anyhow::ensure!(v.is_empty(), "bad dispatch step reply: {v:?}");
+                break;
+            };
+            let offer = Offer {
+                ticket_id: unmember(ticket)?,
+                queue_id,
+                agent_id: unmember(agent)?,
+                version: int(version)?,
+                deadline_ms,
+                rank_ms: int(rank)?,
+            };
+            let hold = hold_value(queue_id, offer.version);
+            let tomb = self.tombstone_key(offer.agent_id, offer.ticket_id, &hold);
+            let r = self
+                .agent_script(
+                    &self.scripts.reserve,
+                    offer.agent_id,
+                    &[tomb],
+                    &[ticket.clone(), hold],
+                )
+                .await?;
+            let own = if r.queues.contains(&queue_id) {
+                r.sync.clone()
+            } else {
+                r.unavailable()
+            };
+            if r.status != "ok" {
+                refusals += 1;
+                anyhow::ensure!(
+                    refusals < MAX_REFUSALS,
+                    "dispatch of queue {queue_id}: too many refused reservations"
+                );
+                // Back in line at its rank, unless settled meanwhile ("gone").
+                rollback = Some((offer.ticket_id, offer.agent_id, offer.version));
+                syncs.push(own);
+                continue;
+            }
+            refusals = 0;
+            offers.push(offer);
+            if r.sync.free == 0 {
+                // Full now: its other queues need not try it.
+                let others = r
+                    .queues
+                    .iter()
+                    .filter(|q| **q != queue_id)
+                    .map(|q| (*q, vec![r.sync.clone()]))
+                    .collect();
+                self.send_syncs(others).await?;
+            }
+            if more != "1" {
+                break;
+            }
+            if r.sync.free < int::<i64>(hint)? {
+                syncs.push(own);
+            }
+        }
+        Ok(offers)
+    }
+
+    async fn accept(
+        &self,
+        agent_id: AgentId,
+        ticket_id: TicketId,
+        version: u64,
+        _now_ms: i64,
+    ) -> anyhow::Result<Result<Offer, OfferGone>> {
+        self.settle(agent_id, ticket_id, version, "accept").await
+    }
+
+    async fn decline(
+        &self,
+        agent_id: AgentId,
+        ticket_id: TicketId,
+        version: u64,
+    ) -> anyhow::Result<Result<Offer, OfferGone>> {
+        let settled = self.settle(agent_id, ticket_id, version, "decline").await?;
+        if let Ok(offer) = &settled {
+            self.unhold(agent_id, std::slice::from_ref(offer)).await?;
+        }
+        Ok(settled)
+    }
+
+    async fn expire(&self, queue_id: QueueId, now_ms: i64) -> anyhow::Result<Vec<Offer>> {
+        let mut inv = self.scripts.expire.prepare_invoke();
+        for k in self.queue_keys(queue_id) {
+            inv.key(k);
+        }
+        inv.arg(now_ms);
+        let v: Vec<String> = inv.invoke_async(&mut self.conn()).await?;
+        let mut expired = parse_offer_pairs(queue_id, &v)?;
+        expired.sort_by_key(|o| o.ticket_id);
+        let mut by_agent: BTreeMap<AgentId, Vec<Offer>> = BTreeMap::new();
+        for o in &expired {
+            by_agent.entry(o.agent_id).or_default().push(*o);
+        }
+        for (agent_id, offers) in by_agent {
+            self.unhold(agent_id, &offers).await?;
+        }
+        Ok(expired)
+    }
+
+    async fn release(
+        &self,
+        agent_id: AgentId,
+        ticket_id: TicketId,
+        now_ms: i64,
+    ) -> anyhow::Result<()> {
+        let r = self
+            .agent_script(
+                &self.scripts.release,
+                agent_id,
+                &[],
+                &[member(ticket_id), now_ms.to_string()],
+            )
+            .await?;
+        if r.changed {
+            let by_queue = r.queues.iter().map(|q| (*q, vec![r.sync.clone()])).collect();
+            self.send_syncs(by_queue).await?;
+        }
+        Ok(())
+    }
+
+    async fn cancel(&self, queue_id: QueueId, ticket_id: TicketId) -> anyhow::Result<Option<Offer>> {
+        let mut inv = self.scripts.cancel.prepare_invoke();
+        for k in self.queue_keys(queue_id) {
+            inv.key(k);
+        }
+        inv.arg(member(ticket_id));
+        let v: Option<String> = inv.invoke_async(&mut self.conn()).await?;
+        let Some(v) = v else { return Ok(None) };
+        let offer = parse_offer(queue_id, &member(ticket_id), &v)?;
+        self.unhold(offer.agent_id, std::slice::from_ref(&offer))
+            .await?;
+        Ok(Some(offer))
+    }
+
+    async fn waiting(&self, queue_id: QueueId) -> anyhow::Result<Vec<TicketId>> {
+        let [line, ..] = self.queue_keys(queue_id);
+        let v: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&line)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn())
+            .await?;
+        v.iter().map(|m| unmember(m)).collect()
+    }
+
+    async fn offers(&self, queue_id: QueueId) -> anyhow::Result<Vec<Offer>> {
+        let [_, _, offers, ..] = self.queue_keys(queue_id);
+        let v: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(&offers)
+            .query_async(&mut self.conn())
+            .await?;
+        let mut out = v
+            .iter()
+            .map(|(t, o)| parse_offer(queue_id, t, o))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        out.sort_by_key(|o| o.ticket_id);
+        Ok(out)
+    }
+
+    async fn ping(&self) -> anyhow::Result<()> {
+        let _: redis::Value = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{member, unmember};
+
+    #[test]
+    fn members_sort_like_numbers() {
+        let ids = [i64::MIN, -5, -1, 0, 1, 9, 10, 1 << 40, i64::MAX];
+        let members: Vec<String> = ids.iter().map(|i| member(*i)).collect();
+        let mut sorted = members.clone();
+        sorted.sort();
+        assert_eq!(members, sorted);
+        for i in ids {
+            assert_eq!(unmember(&member(i)).unwrap(), i);
+        }
+    }
+}

@@ -1,0 +1,7 @@
+-- Put a ticket in line at its rank, or move it there; an offered ticket stays.
+-- ARGV: ticket, rank_ms
+if redis.call('HEXISTS', K_OFFERS, ARGV[1]) == 1 then
+  return 0
+end
+back_in_line(ARGV[1], ARGV[2])
+return 1

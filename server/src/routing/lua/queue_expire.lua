@@ -1,0 +1,16 @@
+-- Settle every offer due at or before now_ms: back in line.
+-- ARGV: now_ms. Returns {ticket, offer, ticket, offer, ...}.
+local due = redis.call('ZRANGEBYSCORE', K_DEADLINES, '-inf', ARGV[1])
+local out = {}
+for _, ticket in ipairs(due) do
+  local cur = redis.call('HGET', K_OFFERS, ticket)
+  redis.call('ZREM', K_DEADLINES, ticket)
+  if cur then
+    local _, _, _, rank = parse_offer(cur)
+    redis.call('HDEL', K_OFFERS, ticket)
+    back_in_line(ticket, rank)
+    table.insert(out, ticket)
+    table.insert(out, cur)
+  end
+end
+return out

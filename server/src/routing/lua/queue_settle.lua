@@ -1,0 +1,19 @@
+-- Settle one offer as accepted or declined (declined: back in line).
+-- ARGV: ticket, agent, version, mode ('accept' | 'decline')
+-- Returns {'none'} | {'stale'} | {'ok', agent, version, deadline, rank}.
+local cur = redis.call('HGET', K_OFFERS, ARGV[1])
+if not cur then
+  return {'none'}
+end
+local agent, version, deadline, rank = parse_offer(cur)
+if agent ~= ARGV[2] then
+  return {'none'}
+end
+if version ~= ARGV[3] then
+  return {'stale'}
+end
+remove_offer(ARGV[1])
+if ARGV[4] == 'decline' then
+  back_in_line(ARGV[1], rank)
+end
+return {'ok', agent, version, deadline, rank}
