@@ -73,7 +73,11 @@ impl Config {
 
 /// Create the first administrator when there are no users yet. With no
 /// password configured, one is generated and printed once (never logged).
-pub async fn ensure_first_admin(db: &Db, serve: &ServeArgs, clock: &dyn Clock) -> anyhow::Result<()> {
+pub async fn ensure_first_admin(
+    db: &Db,
+    serve: &ServeArgs,
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
     if db.count_users().await? > 0 {
         return Ok(());
     }
@@ -86,10 +90,18 @@ pub async fn ensure_first_admin(db: &Db, serve: &ServeArgs, clock: &dyn Clock) -
     };
     let hash = password::hash_async(pass.clone()).await?;
     let username = &serve.admin_username;
-    db.create_user(username, "Administrator", Role::Admin, &hash, clock.now_ms())
-        .await?;
+    db.create_user(
+        username,
+        "Administrator",
+        Role::Admin,
+        &hash,
+        clock.now_ms(),
+    )
+    .await?;
     if generated {
-        println!("created the first administrator: username {username:?}, one-time password {pass:?} (change it)");
+        println!(
+            "created the first administrator: username {username:?}, one-time password {pass:?} (change it)"
+        );
     } else {
         println!("created the first administrator {username:?} with the configured password");
     }
@@ -98,16 +110,26 @@ pub async fn ensure_first_admin(db: &Db, serve: &ServeArgs, clock: &dyn Clock) -
 
 async fn load_signing_key(db: &Db, serve: &ServeArgs, clock: &dyn Clock) -> anyhow::Result<String> {
     match &serve.jwt_private_key_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read the JWT private key file {}: {e}", path.display())),
-        None => Ok(db.signing_key(tokens::generate_private_key_pem, clock.now_ms()).await?),
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the JWT private key file {}: {e}",
+                path.display()
+            )
+        }),
+        None => Ok(db
+            .signing_key(tokens::generate_private_key_pem, clock.now_ms())
+            .await?),
     }
 }
 
 /// Start the node on `listener` and serve until `shutdown` completes; then
 /// stop accepting, close sockets with a reason and hand this node's live
 /// work back to the queues.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let clock = config.clock.clone();
     let serve = config.serve;
     let db = Db::connect(&config.database_url).await?;
@@ -121,14 +143,13 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         clock.clone(),
     )?);
 
-    let (routing, bus, bus_rx): LiveState =
-        match &serve.redis_url {
-            Some(url) => connect_redis(url, &serve.redis_prefix).await?,
-            None => {
-                let (bus, rx) = LocalBus::new();
-                (Arc::new(MemoryRouting::new()), Arc::new(bus), rx)
-            }
-        };
+    let (routing, bus, bus_rx): LiveState = match &serve.redis_url {
+        Some(url) => connect_redis(url, &serve.redis_prefix).await?,
+        None => {
+            let (bus, rx) = LocalBus::new();
+            (Arc::new(MemoryRouting::new()), Arc::new(bus), rx)
+        }
+    };
 
     let local = listener.local_addr()?;
     let mut allowed_origins = serve.allowed_origins.clone();
@@ -187,7 +208,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     Ok(())
 }
 
-type LiveState = (Arc<dyn Routing>, Arc<dyn Bus>, mpsc::UnboundedReceiver<BusMessage>);
+type LiveState = (
+    Arc<dyn Routing>,
+    Arc<dyn Bus>,
+    mpsc::UnboundedReceiver<BusMessage>,
+);
 
 async fn connect_redis(url: &str, prefix: &str) -> anyhow::Result<LiveState> {
     let conn = crate::redis_conn::connect(url).await?;
@@ -196,7 +221,10 @@ async fn connect_redis(url: &str, prefix: &str) -> anyhow::Result<LiveState> {
     Ok((Arc::new(routing), Arc::new(bus), rx))
 }
 
-fn spawn_background(state: AppState, mut bus_rx: mpsc::UnboundedReceiver<BusMessage>) -> tokio::task::JoinHandle<()> {
+fn spawn_background(
+    state: AppState,
+    mut bus_rx: mpsc::UnboundedReceiver<BusMessage>,
+) -> tokio::task::JoinHandle<()> {
     let hub = state.hub.clone();
     tokio::spawn(async move {
         let fanout = async {
@@ -245,9 +273,10 @@ async fn console(request: Request) -> Response {
     match callcenter_console::asset(request.uri().path()) {
         Some(asset) => {
             let mut response = Response::new(Body::from(asset.body));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            );
             response
         }
         None => crate::error::ApiError::NotFound("page").into_response(),

@@ -9,10 +9,18 @@ use crate::store::Db;
 
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     let database_url = cli.common.database_url;
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::from_env_defaults()?)) {
+    match cli
+        .command
+        .unwrap_or(Command::Serve(ServeArgs::from_env_defaults()?))
+    {
         Command::Serve(serve) => {
             let listener = tokio::net::TcpListener::bind(serve.listen).await?;
-            app::run(listener, Config::new(&database_url, serve), shutdown_signal()).await
+            app::run(
+                listener,
+                Config::new(&database_url, serve),
+                shutdown_signal(),
+            )
+            .await
         }
         Command::Migrate => {
             Db::connect(&database_url).await?;
@@ -27,8 +35,9 @@ impl ServeArgs {
     /// `callcenter` with no subcommand means `callcenter serve`, with the
     /// serve options read from the environment.
     fn from_env_defaults() -> anyhow::Result<ServeArgs> {
-        use clap::{FromArgMatches, Args};
-        let matches = ServeArgs::augment_args(clap::Command::new("serve")).try_get_matches_from(["serve"])?;
+        use clap::{Args, FromArgMatches};
+        let matches =
+            ServeArgs::augment_args(clap::Command::new("serve")).try_get_matches_from(["serve"])?;
         Ok(ServeArgs::from_arg_matches(&matches)?)
     }
 }
@@ -47,12 +56,23 @@ async fn user(database_url: &str, command: UserCommand) -> anyhow::Result<()> {
     let db = Db::connect(database_url).await?;
     let now = SystemClock.now_ms();
     match command {
-        UserCommand::Create { username, role, display_name } => {
+        UserCommand::Create {
+            username,
+            role,
+            display_name,
+        } => {
             let (pass, generated) = password_from_env()?;
             let hash = password::hash_async(pass.clone()).await?;
             let display = display_name.unwrap_or_else(|| username.clone());
-            let user = db.create_user(&username, &display, role, &hash, now).await?;
-            println!("created user {} ({}) with id {}", user.username, role.as_str(), user.id);
+            let user = db
+                .create_user(&username, &display, role, &hash, now)
+                .await?;
+            println!(
+                "created user {} ({}) with id {}",
+                user.username,
+                role.as_str(),
+                user.id
+            );
             if generated {
                 println!("one-time password: {pass}");
             }
@@ -65,7 +85,8 @@ async fn user(database_url: &str, command: UserCommand) -> anyhow::Result<()> {
             // Sockets open on running nodes learn of it through the bus.
             if let Ok(url) = std::env::var("REDIS_URL") {
                 use crate::bus::Bus;
-                let prefix = std::env::var("CALLCENTER_REDIS_PREFIX").unwrap_or_else(|_| "cc".into());
+                let prefix =
+                    std::env::var("CALLCENTER_REDIS_PREFIX").unwrap_or_else(|_| "cc".into());
                 let (bus, _rx) = crate::bus::redis::RedisBus::start(&url, prefix).await?;
                 bus.publish(BusMessage::Revoke {
                     user_id: user.id,

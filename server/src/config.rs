@@ -6,7 +6,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 
 #[derive(Parser, Debug)]
-#[command(name = "callcenter", version, about = "Post-sale customer care call center")]
+#[command(
+    name = "callcenter",
+    version,
+    about = "Post-sale customer care call center"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -56,7 +60,12 @@ fn parse_role(s: &str) -> Result<callcenter_proto::Role, String> {
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
     /// postgres://... or sqlite://... (the default is a SQLite file under ./data).
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/callcenter.db", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/callcenter.db",
+        global = true
+    )]
     pub database_url: String,
     /// Log format.
     #[arg(long, env = "CALLCENTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -85,7 +94,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CALLCENTER_JWT_ISSUER", default_value = "callcenter")]
     pub jwt_issuer: String,
     /// `aud` of issued access tokens, required on every presented one.
-    #[arg(long, env = "CALLCENTER_JWT_AUDIENCE", default_value = "callcenter-api")]
+    #[arg(
+        long,
+        env = "CALLCENTER_JWT_AUDIENCE",
+        default_value = "callcenter-api"
+    )]
     pub jwt_audience: String,
     /// PEM file of the Ed25519 private key that signs access tokens. Absent: a key
     /// generated once and kept in the database, shared by every node.

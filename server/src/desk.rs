@@ -39,7 +39,7 @@ impl Desk {
     async fn tell(&self, user_id: i64, event: ServerEvent) {
         let message = BusMessage::Deliver {
             to: Recipient::User { user_id },
-            event,
+            event: Box::new(event),
         };
         if let Err(e) = self.bus.publish(message).await {
             tracing::warn!(error = %e, user_id, "could not publish an event");
@@ -56,9 +56,10 @@ impl Desk {
     ) -> ApiResult<(Ticket, bool)> {
         let customer_id = match (req.customer_id, &req.customer_external_id) {
             (Some(id), None) => {
-                self.db.customer(id).await.map_err(|_| {
-                    ApiError::field("customer_id", "no customer has this id")
-                })?;
+                self.db
+                    .customer(id)
+                    .await
+                    .map_err(|_| ApiError::field("customer_id", "no customer has this id"))?;
                 id
             }
             (None, Some(ext)) => self.db.customer_id_by_external(ext).await.map_err(|_| {
@@ -117,7 +118,10 @@ impl Desk {
     pub async fn dispatch(&self, queue_id: i64) -> anyhow::Result<()> {
         let queue = self.db.queue(queue_id).await?;
         let timeout_ms = i64::from(queue.spec.offer_timeout_seconds) * 1000;
-        let offers = self.routing.dispatch(queue_id, self.now(), timeout_ms).await?;
+        let offers = self
+            .routing
+            .dispatch(queue_id, self.now(), timeout_ms)
+            .await?;
         for offer in offers {
             self.deliver_offer(offer).await?;
         }
@@ -134,7 +138,13 @@ impl Desk {
             return Ok(());
         }
         self.db
-            .mark_offered(offer.ticket_id, offer.agent_id, offer.version, offer.deadline_ms, now)
+            .mark_offered(
+                offer.ticket_id,
+                offer.agent_id,
+                offer.version,
+                offer.deadline_ms,
+                now,
+            )
             .await?;
         let customer = self.db.customer(ticket.customer_id).await?;
         self.metrics.offers.inc();
@@ -189,7 +199,9 @@ impl Desk {
         reason: Option<&str>,
     ) -> ApiResult<()> {
         let now = self.now();
-        self.db.set_agent_state(agent_id, state, reason, now).await?;
+        self.db
+            .set_agent_state(agent_id, state, reason, now)
+            .await?;
         match state {
             AgentState::Available => {
                 let agent = self.db.agent_routing(agent_id).await?;
@@ -238,7 +250,10 @@ impl Desk {
 
     pub async fn accept(&self, agent_id: i64, ticket_id: i64, version: u64) -> ApiResult<Ticket> {
         let now = self.now();
-        let offer = self.routing.accept(agent_id, ticket_id, version, now).await??;
+        let offer = self
+            .routing
+            .accept(agent_id, ticket_id, version, now)
+            .await??;
         match self.db.assign(ticket_id, agent_id, version, now).await {
             Ok(ticket) => {
                 self.metrics.accepts.inc();
@@ -269,7 +284,12 @@ impl Desk {
         Ok(ticket)
     }
 
-    pub async fn resolve(&self, agent_id: i64, ticket_id: i64, outcome: &Outcome) -> ApiResult<Ticket> {
+    pub async fn resolve(
+        &self,
+        agent_id: i64,
+        ticket_id: i64,
+        outcome: &Outcome,
+    ) -> ApiResult<Ticket> {
         validate_outcome(outcome)?;
         self.ticket_of(agent_id, ticket_id).await?;
         let now = self.now();
@@ -288,13 +308,18 @@ impl Desk {
             return Err(ApiError::field("text", "must be 1 to 4000 characters"));
         }
         self.ticket_of(agent_id, ticket_id).await?;
-        self.db.add_note(ticket_id, agent_id, text, self.now()).await?;
+        self.db
+            .add_note(ticket_id, agent_id, text, self.now())
+            .await?;
         Ok(())
     }
 
     /// The agent's last socket on this node closed.
     pub async fn agent_disconnected(&self, agent_id: i64) {
-        if let Err(e) = self.set_state(agent_id, AgentState::Offline, Some("disconnected")).await {
+        if let Err(e) = self
+            .set_state(agent_id, AgentState::Offline, Some("disconnected"))
+            .await
+        {
             tracing::warn!(error = %e, agent_id, "could not take a disconnected agent offline");
         }
     }

@@ -74,12 +74,36 @@ impl Metrics {
                 ("{class=\"5xx\"}", self.http_requests_5xx.get()),
             ],
         );
-        counter("callcenter_sockets_total", "WebSocket connections accepted.", &[("", self.sockets_total.get())]);
-        counter("callcenter_tickets_created_total", "Tickets created.", &[("", self.tickets_created.get())]);
-        counter("callcenter_tickets_resolved_total", "Tickets resolved.", &[("", self.tickets_resolved.get())]);
-        counter("callcenter_offers_total", "Offers made to agents.", &[("", self.offers.get())]);
-        counter("callcenter_offers_expired_total", "Offers that timed out.", &[("", self.offers_expired.get())]);
-        counter("callcenter_accepts_total", "Offers accepted.", &[("", self.accepts.get())]);
+        counter(
+            "callcenter_sockets_total",
+            "WebSocket connections accepted.",
+            &[("", self.sockets_total.get())],
+        );
+        counter(
+            "callcenter_tickets_created_total",
+            "Tickets created.",
+            &[("", self.tickets_created.get())],
+        );
+        counter(
+            "callcenter_tickets_resolved_total",
+            "Tickets resolved.",
+            &[("", self.tickets_resolved.get())],
+        );
+        counter(
+            "callcenter_offers_total",
+            "Offers made to agents.",
+            &[("", self.offers.get())],
+        );
+        counter(
+            "callcenter_offers_expired_total",
+            "Offers that timed out.",
+            &[("", self.offers_expired.get())],
+        );
+        counter(
+            "callcenter_accepts_total",
+            "Offers accepted.",
+            &[("", self.accepts.get())],
+        );
         let _ = writeln!(
             out,
             "# HELP callcenter_sockets_open Open WebSocket connections on this node.\n# TYPE callcenter_sockets_open gauge\ncallcenter_sockets_open {}",
@@ -90,19 +114,30 @@ impl Metrics {
             "# HELP callcenter_queue_waiting Tickets waiting in a queue.\n# TYPE callcenter_queue_waiting gauge"
         );
         for (name, waiting, _) in queues {
-            let _ = writeln!(out, "callcenter_queue_waiting{{queue=\"{}\"}} {waiting}", escape(name));
+            let _ = writeln!(
+                out,
+                "callcenter_queue_waiting{{queue=\"{}\"}} {waiting}",
+                escape(name)
+            );
         }
         let _ = writeln!(
             out,
             "# HELP callcenter_queue_offered Tickets offered and awaiting an answer.\n# TYPE callcenter_queue_offered gauge"
         );
         for (name, _, offered) in queues {
-            let _ = writeln!(out, "callcenter_queue_offered{{queue=\"{}\"}} {offered}", escape(name));
+            let _ = writeln!(
+                out,
+                "callcenter_queue_offered{{queue=\"{}\"}} {offered}",
+                escape(name)
+            );
         }
         out
     }
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

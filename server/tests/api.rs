@@ -35,15 +35,23 @@ async fn customers_and_purchases_are_idempotent(app: TestApp) {
     let purchase = json!({ "external_id": "order-1", "product": "Vacuum cleaner", "amount_minor": 1999900,
                            "currency": "RUB", "purchased_at_ms": 1_700_000_000_000i64 });
     let path = format!("/api/customers/{id}/purchases");
-    assert_eq!(app.post(&path, &shop, &purchase).await.status, StatusCode::CREATED);
-    assert_eq!(app.post(&path, &shop, &purchase).await.status, StatusCode::OK);
+    assert_eq!(
+        app.post(&path, &shop, &purchase).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.post(&path, &shop, &purchase).await.status,
+        StatusCode::OK
+    );
     let mut changed = purchase.clone();
     changed["amount_minor"] = json!(1);
     let conflict = app.post(&path, &shop, &changed).await;
     assert_eq!(conflict.status, StatusCode::CONFLICT);
     assert_eq!(conflict.content_type(), "application/problem+json");
 
-    let fetched = app.get(&format!("/api/customers/{id}"), &app.admin_token).await;
+    let fetched = app
+        .get(&format!("/api/customers/{id}"), &app.admin_token)
+        .await;
     assert_eq!(fetched.status, StatusCode::OK);
     let purchases = fetched.body["purchases"].as_array().unwrap();
     assert_eq!(purchases.len(), 1);
@@ -52,10 +60,17 @@ async fn customers_and_purchases_are_idempotent(app: TestApp) {
 
     // Integration users file complaints but do not read tickets.
     let (_q, category) = app.queue("care", &[], 30).await;
-    let filed = app.complain(&shop, "ivr-1", id, category, "The vacuum stopped working").await;
+    let filed = app
+        .complain(&shop, "ivr-1", id, category, "The vacuum stopped working")
+        .await;
     assert_eq!(filed.status, StatusCode::CREATED);
     let ticket = filed.body["id"].as_i64().unwrap();
-    assert_eq!(app.get(&format!("/api/tickets/{ticket}"), &shop).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get(&format!("/api/tickets/{ticket}"), &shop)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 async fn bad_input_gets_a_problem_and_changes_nothing(app: TestApp) {
@@ -75,19 +90,32 @@ async fn bad_input_gets_a_problem_and_changes_nothing(app: TestApp) {
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(reply.content_type(), "application/problem+json");
     assert_eq!(reply.body["type"], "/problems/validation");
-    let fields: Vec<&str> = reply.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = reply.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["description", "channel"]);
 
     // No idempotency key; unknown category; unknown customer; unknown field; broken JSON.
     let no_key = app
-        .post("/api/complaints", &app.admin_token, &json!({ "customer_id": customer, "category_id": category,
-                                                            "description": "x", "channel": "web" }))
+        .post(
+            "/api/complaints",
+            &app.admin_token,
+            &json!({ "customer_id": customer, "category_id": category,
+                                                            "description": "x", "channel": "web" }),
+        )
         .await;
     assert_eq!(no_key.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(no_key.body["errors"][0]["field"], "Idempotency-Key");
-    let unknown_category = app.complain(&app.admin_token, "bad-2", customer, 999_999, "x").await;
+    let unknown_category = app
+        .complain(&app.admin_token, "bad-2", customer, 999_999, "x")
+        .await;
     assert_eq!(unknown_category.body["errors"][0]["field"], "category_id");
-    let unknown_customer = app.complain(&app.admin_token, "bad-3", 999_999, category, "x").await;
+    let unknown_customer = app
+        .complain(&app.admin_token, "bad-3", 999_999, category, "x")
+        .await;
     assert_eq!(unknown_customer.body["errors"][0]["field"], "customer_id");
     let extra = app
         .send(
@@ -95,12 +123,21 @@ async fn bad_input_gets_a_problem_and_changes_nothing(app: TestApp) {
                 .post(app.url("/api/complaints"))
                 .bearer_auth(&app.admin_token)
                 .header("Idempotency-Key", "bad-4")
-                .json(&json!({ "customer_id": customer, "category_id": category, "description": "x",
-                               "channel": "web", "priority": "urgent" })),
+                .json(
+                    &json!({ "customer_id": customer, "category_id": category, "description": "x",
+                               "channel": "web", "priority": "urgent" }),
+                ),
         )
         .await;
     assert_eq!(extra.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(extra.body["errors"][0]["message"].as_str().unwrap().contains("priority"), "{}", extra.body);
+    assert!(
+        extra.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("priority"),
+        "{}",
+        extra.body
+    );
     let broken = app
         .send(
             app.http
@@ -115,16 +152,33 @@ async fn bad_input_gets_a_problem_and_changes_nothing(app: TestApp) {
     assert_eq!(broken.content_type(), "application/problem+json");
 
     // None of that stored a ticket: the next good complaint is ticket number one.
-    let good = app.complain(&app.admin_token, "good-1", customer, category, "Door handle broke").await;
+    let good = app
+        .complain(
+            &app.admin_token,
+            "good-1",
+            customer,
+            category,
+            "Door handle broke",
+        )
+        .await;
     assert_eq!(good.status, StatusCode::CREATED);
-    let history = app.get(&format!("/api/tickets/{}/history", good.body["id"]), &app.admin_token).await;
+    let history = app
+        .get(
+            &format!("/api/tickets/{}/history", good.body["id"]),
+            &app.admin_token,
+        )
+        .await;
     assert_eq!(history.body["ticket"]["description"], "Door handle broke");
     assert_eq!(good.body["id"], 1);
 
     // A duplicate queue name is a conflict and leaves the first queue intact.
     let dup = app
-        .post("/api/admin/queues", &app.admin_token, &json!({ "name": "care", "service_level_seconds": 5,
-                                                               "offer_timeout_seconds": 5 }))
+        .post(
+            "/api/admin/queues",
+            &app.admin_token,
+            &json!({ "name": "care", "service_level_seconds": 5,
+                                                               "offer_timeout_seconds": 5 }),
+        )
         .await;
     assert_eq!(dup.status, StatusCode::CONFLICT);
     let queues = app.get("/api/admin/queues", &app.admin_token).await;
@@ -134,16 +188,27 @@ async fn bad_input_gets_a_problem_and_changes_nothing(app: TestApp) {
 
 async fn admin_sets_up_users_agents_queues_and_categories(app: TestApp) {
     let weak = app
-        .post("/api/admin/users", &app.admin_token, &json!({ "username": "pavel", "role": "agent", "password": "short" }))
+        .post(
+            "/api/admin/users",
+            &app.admin_token,
+            &json!({ "username": "pavel", "role": "agent", "password": "short" }),
+        )
         .await;
     assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(weak.body["errors"][0]["field"], "password");
 
-    let (agent_id, _token) = app.agent("pavel", &[("billing", 7), ("english", 4)], 2).await;
-    let agent = app.get(&format!("/api/admin/agents/{agent_id}"), &app.admin_token).await;
+    let (agent_id, _token) = app
+        .agent("pavel", &[("billing", 7), ("english", 4)], 2)
+        .await;
+    let agent = app
+        .get(&format!("/api/admin/agents/{agent_id}"), &app.admin_token)
+        .await;
     assert_eq!(agent.status, StatusCode::OK);
     assert_eq!(agent.body["profile"]["capacity_inbound"], 2);
-    assert_eq!(agent.body["profile"]["skills"][0], json!({ "skill": "billing", "level": 7 }));
+    assert_eq!(
+        agent.body["profile"]["skills"][0],
+        json!({ "skill": "billing", "level": 7 })
+    );
     assert_eq!(agent.body["profile"]["teams"], json!(["care"]));
 
     let bad_level = app
@@ -156,8 +221,11 @@ async fn admin_sets_up_users_agents_queues_and_categories(app: TestApp) {
     // Supervisors have no agent profile.
     let (sup, _t) = app.user("svetlana", "supervisor").await;
     let not_agent = app
-        .put(&format!("/api/admin/agents/{sup}"), &app.admin_token,
-             &json!({ "skills": [], "capacity_inbound": 1, "capacity_outbound": 1 }))
+        .put(
+            &format!("/api/admin/agents/{sup}"),
+            &app.admin_token,
+            &json!({ "skills": [], "capacity_inbound": 1, "capacity_outbound": 1 }),
+        )
         .await;
     assert_eq!(not_agent.status, StatusCode::CONFLICT);
 
@@ -166,18 +234,30 @@ async fn admin_sets_up_users_agents_queues_and_categories(app: TestApp) {
     assert_eq!(categories.body[0]["id"].as_i64(), Some(category));
     assert_eq!(categories.body[0]["queue_id"].as_i64(), Some(queue));
     let orphan = app
-        .post("/api/admin/categories", &app.admin_token, &json!({ "name": "orphan", "queue_id": 4242 }))
+        .post(
+            "/api/admin/categories",
+            &app.admin_token,
+            &json!({ "name": "orphan", "queue_id": 4242 }),
+        )
         .await;
     assert_eq!(orphan.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let users = app.get("/api/admin/users", &app.admin_token).await;
-    let names: Vec<&str> = users.body.as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    let names: Vec<&str> = users
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["admin", "pavel", "svetlana"]);
 }
 
 #[tokio::test]
 async fn health_metrics_and_published_descriptions() {
-    let app = support::spawn_app(support::Storage::Sqlite, support::Live::Memory).await.unwrap();
+    let app = support::spawn_app(support::Storage::Sqlite, support::Live::Memory)
+        .await
+        .unwrap();
     let health = app.send(app.http.get(app.url("/healthz"))).await;
     assert_eq!(health.status, StatusCode::OK);
     let ready = app.send(app.http.get(app.url("/readyz"))).await;
@@ -186,24 +266,54 @@ async fn health_metrics_and_published_descriptions() {
 
     let (_q, category) = app.queue("care", &[], 30).await;
     let customer = app.customer("crm-3").await;
-    app.complain(&app.admin_token, "m-1", customer, category, "Noise").await;
+    app.complain(&app.admin_token, "m-1", customer, category, "Noise")
+        .await;
     let metrics = app.send(app.http.get(app.url("/metrics"))).await;
     let text = metrics.body.as_str().unwrap();
-    assert!(text.contains("callcenter_tickets_created_total 1"), "{text}");
-    assert!(text.contains("callcenter_queue_waiting{queue=\"care\"} 1"), "{text}");
-    assert!(text.contains("callcenter_http_requests_total{class=\"2xx\"}"), "{text}");
+    assert!(
+        text.contains("callcenter_tickets_created_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("callcenter_queue_waiting{queue=\"care\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("callcenter_http_requests_total{class=\"2xx\"}"),
+        "{text}"
+    );
 
     let openapi = app.send(app.http.get(app.url("/api/openapi.json"))).await;
     assert_eq!(openapi.status, StatusCode::OK);
-    for path in ["/api/auth/login", "/api/complaints", "/api/tickets/{id}/history", "/api/admin/queues", "/api/customers"] {
-        assert!(openapi.body["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    for path in [
+        "/api/auth/login",
+        "/api/complaints",
+        "/api/tickets/{id}/history",
+        "/api/admin/queues",
+        "/api/customers",
+    ] {
+        assert!(
+            openapi.body["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
     }
-    assert!(openapi.body["components"]["schemas"].get("ComplaintCreate").is_some());
+    assert!(
+        openapi.body["components"]["schemas"]
+            .get("ComplaintCreate")
+            .is_some()
+    );
 
     let schema = app.send(app.http.get(app.url("/api/ws-schema.json"))).await;
     assert_eq!(schema.body["protocol"], "1.0");
     let text = schema.body.to_string();
-    for name in ["hello", "set_state", "accept", "offer", "offer_rescinded", "reply"] {
+    for name in [
+        "hello",
+        "set_state",
+        "accept",
+        "offer",
+        "offer_rescinded",
+        "reply",
+    ] {
         assert!(text.contains(name), "{name} missing from the socket schema");
     }
 

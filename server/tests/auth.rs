@@ -89,10 +89,21 @@ fn now_s(app: &TestApp) -> i64 {
 /// A token the HTTP API refuses with 401 problem+json, and the live channel with 1008.
 async fn refused_everywhere(app: &TestApp, token: &str, what: &str) {
     let reply = app.get("/api/me", token).await;
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{what}: {}", reply.body);
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "{what}: {}",
+        reply.body
+    );
     assert_eq!(reply.content_type(), "application/problem+json", "{what}");
     assert_eq!(reply.body["type"], "/problems/unauthorized", "{what}");
-    assert_eq!(reply.headers.get("www-authenticate").map(|v| v.to_str().unwrap()), Some("Bearer"));
+    assert_eq!(
+        reply
+            .headers
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap()),
+        Some("Bearer")
+    );
 
     let mut stream = Socket::open(&app.ws_url()).await;
     let hello = ClientFrame::Hello {
@@ -104,7 +115,10 @@ async fn refused_everywhere(app: &TestApp, token: &str, what: &str) {
         .await
         .unwrap();
     let closed = loop {
-        match tokio::time::timeout(support::ws::PATIENCE, stream.next()).await.expect("close in time") {
+        match tokio::time::timeout(support::ws::PATIENCE, stream.next())
+            .await
+            .expect("close in time")
+        {
             Some(Ok(Message::Close(frame))) => break Ended::Closed(frame),
             Some(Ok(Message::Text(t))) => panic!("{what}: the socket answered {t}"),
             Some(Ok(_)) => continue,
@@ -132,7 +146,10 @@ async fn forged_and_misused_tokens_are_refused(app: TestApp) {
     // The forging kit works: a well-formed token signed with the key is accepted.
     let control = signed(&key, &eddsa, &good);
     assert_eq!(app.get("/api/me", &control).await.status, StatusCode::OK);
-    assert_eq!(app.get("/api/me", &agent_token).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/me", &agent_token).await.status,
+        StatusCode::OK
+    );
 
     let with = |field: &str, value: Value| {
         let mut claims = good.clone();
@@ -151,15 +168,39 @@ async fn forged_and_misused_tokens_are_refused(app: TestApp) {
     assert_eq!(none.content_type(), "application/problem+json");
 
     let cases: Vec<(&str, String)> = vec![
-        ("expired", signed(&key, &eddsa, &with("exp", json!(now - 60)))),
-        ("nbf in the future", signed(&key, &eddsa, &with("nbf", json!(now + 3600)))),
-        ("exp as a string", signed(&key, &eddsa, &with("exp", json!((now + 600).to_string())))),
+        (
+            "expired",
+            signed(&key, &eddsa, &with("exp", json!(now - 60))),
+        ),
+        (
+            "nbf in the future",
+            signed(&key, &eddsa, &with("nbf", json!(now + 3600))),
+        ),
+        (
+            "exp as a string",
+            signed(&key, &eddsa, &with("exp", json!((now + 600).to_string()))),
+        ),
         ("no exp", signed(&key, &eddsa, &without("exp"))),
         ("no sub", signed(&key, &eddsa, &without("sub"))),
-        ("wrong audience", signed(&key, &eddsa, &with("aud", json!("someone-else")))),
-        ("wrong issuer", signed(&key, &eddsa, &with("iss", json!("evil")))),
-        ("unknown session", signed(&key, &eddsa, &with("sid", json!("not-a-session")))),
-        ("alg none", format!("{}.", encode(&json!({ "alg": "none", "typ": "JWT" }), &good))),
+        (
+            "wrong audience",
+            signed(&key, &eddsa, &with("aud", json!("someone-else"))),
+        ),
+        (
+            "wrong issuer",
+            signed(&key, &eddsa, &with("iss", json!("evil"))),
+        ),
+        (
+            "unknown session",
+            signed(&key, &eddsa, &with("sid", json!("not-a-session"))),
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.",
+                encode(&json!({ "alg": "none", "typ": "JWT" }), &good)
+            ),
+        ),
         ("alg none, signature kept", {
             let parts: Vec<&str> = control.split('.').collect();
             format!("{}.{}", encode(&json!({ "alg": "none" }), &good), parts[2])
@@ -172,12 +213,24 @@ async fn forged_and_misused_tokens_are_refused(app: TestApp) {
                 .unwrap();
             hs256(public_pem.as_bytes(), &good)
         }),
-        ("signed by another key", signed(&ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]), &eddsa, &good)),
+        (
+            "signed by another key",
+            signed(
+                &ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]),
+                &eddsa,
+                &good,
+            ),
+        ),
         ("tampered payload", {
             let parts: Vec<&str> = agent_token.split('.').collect();
             let mut claims: Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
             claims["role"] = json!("admin");
-            format!("{}.{}.{}", parts[0], B64.encode(serde_json::to_vec(&claims).unwrap()), parts[2])
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                B64.encode(serde_json::to_vec(&claims).unwrap()),
+                parts[2]
+            )
         }),
         ("refresh token as access token", refresh.clone()),
         ("garbage", "not.a.token".into()),
@@ -192,22 +245,38 @@ async fn forged_and_misused_tokens_are_refused(app: TestApp) {
 
     // The refresh token still works once, and only once.
     let renewed = app
-        .send(app.http.post(app.url("/api/auth/refresh")).json(&json!({ "refresh_token": refresh })))
+        .send(
+            app.http
+                .post(app.url("/api/auth/refresh"))
+                .json(&json!({ "refresh_token": refresh })),
+        )
         .await;
     assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.body);
     let fresh = renewed.body["access_token"].as_str().unwrap();
     assert_eq!(app.get("/api/me", fresh).await.status, StatusCode::OK);
     let reused = app
-        .send(app.http.post(app.url("/api/auth/refresh")).json(&json!({ "refresh_token": refresh })))
+        .send(
+            app.http
+                .post(app.url("/api/auth/refresh"))
+                .json(&json!({ "refresh_token": refresh })),
+        )
         .await;
     assert_eq!(reused.status, StatusCode::UNAUTHORIZED);
 
     // Wrong password, unknown user: the same answer.
     let wrong = app
-        .send(app.http.post(app.url("/api/auth/login")).json(&json!({ "username": "irina", "password": "nope nope nope" })))
+        .send(
+            app.http
+                .post(app.url("/api/auth/login"))
+                .json(&json!({ "username": "irina", "password": "nope nope nope" })),
+        )
         .await;
     let unknown = app
-        .send(app.http.post(app.url("/api/auth/login")).json(&json!({ "username": "nobody", "password": "nope nope nope" })))
+        .send(
+            app.http
+                .post(app.url("/api/auth/login"))
+                .json(&json!({ "username": "nobody", "password": "nope nope nope" })),
+        )
         .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.body["detail"], unknown.body["detail"]);
@@ -221,21 +290,44 @@ async fn logout_and_disable_revoke_tokens_and_close_sockets(app: TestApp) {
     let other_socket = app.socket(&other_token).await;
 
     // Logout ends this session only: its socket closes with 1008, its token stops working.
-    let out = app.send(app.http.post(app.url("/api/auth/logout")).bearer_auth(&token)).await;
+    let out = app
+        .send(
+            app.http
+                .post(app.url("/api/auth/logout"))
+                .bearer_auth(&token),
+        )
+        .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert_eq!(close_code(&socket.ended().await), Some(1008));
-    assert_eq!(app.get("/api/me", &token).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.get("/api/me", &other_token).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/me", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/api/me", &other_token).await.status,
+        StatusCode::OK
+    );
 
     // Disabling the user ends every session and closes every socket.
     let disabled = app
-        .patch(&format!("/api/admin/users/{agent_id}"), &app.admin_token, &json!({ "disabled": true }))
+        .patch(
+            &format!("/api/admin/users/{agent_id}"),
+            &app.admin_token,
+            &json!({ "disabled": true }),
+        )
         .await;
     assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
     assert_eq!(close_code(&other_socket.ended().await), Some(1008));
-    assert_eq!(app.get("/api/me", &other_token).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/api/me", &other_token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let again = app
-        .send(app.http.post(app.url("/api/auth/login")).json(&json!({ "username": "kira", "password": support::AGENT_PASSWORD })))
+        .send(
+            app.http
+                .post(app.url("/api/auth/login"))
+                .json(&json!({ "username": "kira", "password": support::AGENT_PASSWORD })),
+        )
         .await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
 }
@@ -248,21 +340,46 @@ async fn roles_and_ticket_ownership_are_enforced(app: TestApp) {
 
     // An agent on an admin route.
     for (path, body) in [
-        ("/api/admin/users", json!({ "username": "x", "role": "admin", "password": "p".repeat(12) })),
-        ("/api/admin/queues", json!({ "name": "q", "service_level_seconds": 10, "offer_timeout_seconds": 10 })),
+        (
+            "/api/admin/users",
+            json!({ "username": "x", "role": "admin", "password": "p".repeat(12) }),
+        ),
+        (
+            "/api/admin/queues",
+            json!({ "name": "q", "service_level_seconds": 10, "offer_timeout_seconds": 10 }),
+        ),
     ] {
         let reply = app.post(path, &token_a, &body).await;
-        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            reply.body
+        );
         assert_eq!(reply.body["type"], "/problems/forbidden");
     }
-    assert_eq!(app.get("/api/admin/users", &token_a).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get("/api/admin/users", &token_a).await.status,
+        StatusCode::FORBIDDEN
+    );
 
     // Lena takes a ticket; Mark may neither read, resolve nor note it.
     let mut desk_a = app.socket(&token_a).await;
     desk_a
-        .command(Command::SetState { state: callcenter_proto::AgentState::Available, reason: None })
+        .command(Command::SetState {
+            state: callcenter_proto::AgentState::Available,
+            reason: None,
+        })
         .await;
-    let filed = app.complain(&app.admin_token, "own-1", customer, category, "Missing part").await;
+    let filed = app
+        .complain(
+            &app.admin_token,
+            "own-1",
+            customer,
+            category,
+            "Missing part",
+        )
+        .await;
     let ticket_id = filed.body["id"].as_i64().unwrap();
     let offer = desk_a
         .until(|e| match e {
@@ -271,28 +388,81 @@ async fn roles_and_ticket_ownership_are_enforced(app: TestApp) {
         })
         .await;
     let mut desk_b = app.socket(&token_b).await;
-    let stolen = desk_b.command(Command::Accept { ticket_id, version: offer.version }).await;
-    assert!(matches!(stolen, ReplyResult::Error(ref e) if e.code == WsErrorCode::OfferGone), "{stolen:?}");
-    let accepted = desk_a.command(Command::Accept { ticket_id, version: offer.version }).await;
+    let stolen = desk_b
+        .command(Command::Accept {
+            ticket_id,
+            version: offer.version,
+        })
+        .await;
+    assert!(
+        matches!(stolen, ReplyResult::Error(ref e) if e.code == WsErrorCode::OfferGone),
+        "{stolen:?}"
+    );
+    let accepted = desk_a
+        .command(Command::Accept {
+            ticket_id,
+            version: offer.version,
+        })
+        .await;
     assert!(matches!(accepted, ReplyResult::Ok { .. }), "{accepted:?}");
 
-    assert_eq!(app.get(&format!("/api/tickets/{ticket_id}"), &token_b).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.get(&format!("/api/tickets/{ticket_id}"), &token_a).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&format!("/api/tickets/{ticket_id}"), &token_b)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get(&format!("/api/tickets/{ticket_id}"), &token_a)
+            .await
+            .status,
+        StatusCode::OK
+    );
     let outcome = json!({ "code": "fixed", "resolved": true, "note": "" });
-    let by_b = app.post(&format!("/api/tickets/{ticket_id}/resolve"), &token_b, &outcome).await;
+    let by_b = app
+        .post(
+            &format!("/api/tickets/{ticket_id}/resolve"),
+            &token_b,
+            &outcome,
+        )
+        .await;
     assert_eq!(by_b.status, StatusCode::FORBIDDEN, "{}", by_b.body);
-    let note = desk_b.command(Command::Note { ticket_id, text: "mine now".into() }).await;
-    assert!(matches!(note, ReplyResult::Error(ref e) if e.code == WsErrorCode::Forbidden), "{note:?}");
+    let note = desk_b
+        .command(Command::Note {
+            ticket_id,
+            text: "mine now".into(),
+        })
+        .await;
+    assert!(
+        matches!(note, ReplyResult::Error(ref e) if e.code == WsErrorCode::Forbidden),
+        "{note:?}"
+    );
     // A supervisor's socket may not send agent commands.
     let (_s, supervisor) = app.user("sofia", "supervisor").await;
     let mut board = app.socket(&supervisor).await;
-    let refused = board.command(Command::Accept { ticket_id, version: offer.version }).await;
-    assert!(matches!(refused, ReplyResult::Error(ref e) if e.code == WsErrorCode::Forbidden), "{refused:?}");
+    let refused = board
+        .command(Command::Accept {
+            ticket_id,
+            version: offer.version,
+        })
+        .await;
+    assert!(
+        matches!(refused, ReplyResult::Error(ref e) if e.code == WsErrorCode::Forbidden),
+        "{refused:?}"
+    );
 
     // The ticket is still Lena's and unresolved.
-    let ticket = app.get(&format!("/api/tickets/{ticket_id}"), &app.admin_token).await;
+    let ticket = app
+        .get(&format!("/api/tickets/{ticket_id}"), &app.admin_token)
+        .await;
     assert_eq!(ticket.body["status"], "assigned");
-    let by_a = app.post(&format!("/api/tickets/{ticket_id}/resolve"), &token_a, &outcome).await;
+    let by_a = app
+        .post(
+            &format!("/api/tickets/{ticket_id}/resolve"),
+            &token_a,
+            &outcome,
+        )
+        .await;
     assert_eq!(by_a.status, StatusCode::OK, "{}", by_a.body);
 }
 
@@ -309,7 +479,9 @@ async fn foreign_origin_is_refused_before_the_upgrade() {
         ("https://desk.example.com", true),
     ] {
         let mut request = app.ws_url().into_client_request().unwrap();
-        request.headers_mut().insert("Origin", origin.parse().unwrap());
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().unwrap());
         let result = tokio_tungstenite::connect_async(request).await;
         match result {
             Ok(_) => assert!(allowed, "{origin} got a socket"),
@@ -324,28 +496,45 @@ async fn foreign_origin_is_refused_before_the_upgrade() {
 
 #[tokio::test]
 async fn unknown_protocol_version_and_silence_are_refused() {
-    let app = support::spawn_app(support::Storage::Sqlite, support::Live::Memory).await.unwrap();
+    let app = support::spawn_app(support::Storage::Sqlite, support::Live::Memory)
+        .await
+        .unwrap();
     let (_id, token) = app.agent("nina", &[], 1).await;
     let mut stream = Socket::open(&app.ws_url()).await;
-    let hello = ClientFrame::Hello { protocol: "2.0".into(), token };
-    stream.send(Message::Text(serde_json::to_string(&hello).unwrap().into())).await.unwrap();
-    let Some(Ok(Message::Close(Some(frame)))) = stream.next().await else { panic!("expected a close") };
+    let hello = ClientFrame::Hello {
+        protocol: "2.0".into(),
+        token,
+    };
+    stream
+        .send(Message::Text(serde_json::to_string(&hello).unwrap().into()))
+        .await
+        .unwrap();
+    let Some(Ok(Message::Close(Some(frame)))) = stream.next().await else {
+        panic!("expected a close")
+    };
     assert_eq!(u16::from(frame.code), 4400);
     assert!(frame.reason.contains("1.0"), "{}", frame.reason);
 
     // A client that says nothing is closed after the hello timeout.
     let mut silent = Socket::open(&app.ws_url()).await;
-    let Some(Ok(Message::Close(Some(frame)))) = silent.next().await else { panic!("expected a close") };
+    let Some(Ok(Message::Close(Some(frame)))) = silent.next().await else {
+        panic!("expected a close")
+    };
     assert_eq!(u16::from(frame.code), 1008);
 }
 
 #[tokio::test]
 async fn oversized_frames_and_bodies_are_refused() {
-    let app = support::spawn_app(support::Storage::Sqlite, support::Live::Memory).await.unwrap();
+    let app = support::spawn_app(support::Storage::Sqlite, support::Live::Memory)
+        .await
+        .unwrap();
     let (_id, token) = app.agent("olya", &[], 1).await;
     let mut socket = app.socket(&token).await;
     socket.send_text(&"x".repeat(64 * 1024)).await;
-    assert!(matches!(socket.ended().await, Ended::Closed(_) | Ended::Dropped));
+    assert!(matches!(
+        socket.ended().await,
+        Ended::Closed(_) | Ended::Dropped
+    ));
 
     let big = json!({ "external_id": "c", "name": "x".repeat(100 * 1024) });
     let reply = app.post("/api/customers", &app.admin_token, &big).await;

@@ -48,7 +48,13 @@ async fn complaint_is_offered_accepted_and_resolved(app: TestApp) {
     let mut desk = available(&app, &agent_token).await;
 
     let filed = app
-        .complain(&app.admin_token, "call-1", customer, category, "Charged twice for one order")
+        .complain(
+            &app.admin_token,
+            "call-1",
+            customer,
+            category,
+            "Charged twice for one order",
+        )
         .await;
     assert_eq!(filed.status, StatusCode::CREATED, "{}", filed.body);
     let ticket_id = filed.body["id"].as_i64().unwrap();
@@ -66,7 +72,10 @@ async fn complaint_is_offered_accepted_and_resolved(app: TestApp) {
             version: offer.version,
         })
         .await;
-    let ReplyResult::Ok { ticket: Some(ticket) } = accepted else {
+    let ReplyResult::Ok {
+        ticket: Some(ticket),
+    } = accepted
+    else {
         panic!("accept failed: {accepted:?}")
     };
     assert_eq!(ticket.assigned_agent_id, Some(agent_id));
@@ -89,20 +98,39 @@ async fn complaint_is_offered_accepted_and_resolved(app: TestApp) {
             },
         })
         .await;
-    let ReplyResult::Ok { ticket: Some(ticket) } = resolved else {
+    let ReplyResult::Ok {
+        ticket: Some(ticket),
+    } = resolved
+    else {
         panic!("resolve failed: {resolved:?}")
     };
-    assert_eq!(ticket.outcome.as_ref().map(|o| o.code.as_str()), Some("refund_issued"));
+    assert_eq!(
+        ticket.outcome.as_ref().map(|o| o.code.as_str()),
+        Some("refund_issued")
+    );
 
-    let history = app.get(&format!("/api/tickets/{ticket_id}/history"), &app.admin_token).await;
+    let history = app
+        .get(
+            &format!("/api/tickets/{ticket_id}/history"),
+            &app.admin_token,
+        )
+        .await;
     assert_eq!(history.status, StatusCode::OK);
     let history: TicketHistory = history.json();
     let steps: Vec<&str> = history.events.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(steps, ["created", "queued", "offered", "accepted", "note", "resolved"]);
+    assert_eq!(
+        steps,
+        [
+            "created", "queued", "offered", "accepted", "note", "resolved"
+        ]
+    );
     let accepted = &history.events[3];
     assert_eq!(accepted.actor_user_id, Some(agent_id));
     assert!(history.events.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
-    assert_eq!(history.ticket.status, callcenter_proto::TicketStatus::Resolved);
+    assert_eq!(
+        history.ticket.status,
+        callcenter_proto::TicketStatus::Resolved
+    );
 
     // The agent can read their own ticket; the resolved ticket cannot be resolved again.
     let again = desk
@@ -115,30 +143,84 @@ async fn complaint_is_offered_accepted_and_resolved(app: TestApp) {
             },
         })
         .await;
-    assert!(matches!(again, ReplyResult::Error(ref e) if e.code == WsErrorCode::Conflict), "{again:?}");
+    assert!(
+        matches!(again, ReplyResult::Error(ref e) if e.code == WsErrorCode::Conflict),
+        "{again:?}"
+    );
 }
 
 async fn retried_complaint_returns_the_same_ticket(app: TestApp) {
     let (_queue, category) = app.queue("delivery", &[], 30).await;
     let customer = app.customer("shop-7").await;
-    let first = app.complain(&app.admin_token, "form-77", customer, category, "Parcel lost").await;
+    let first = app
+        .complain(
+            &app.admin_token,
+            "form-77",
+            customer,
+            category,
+            "Parcel lost",
+        )
+        .await;
     assert_eq!(first.status, StatusCode::CREATED);
-    let retry = app.complain(&app.admin_token, "form-77", customer, category, "Parcel lost").await;
+    let retry = app
+        .complain(
+            &app.admin_token,
+            "form-77",
+            customer,
+            category,
+            "Parcel lost",
+        )
+        .await;
     assert_eq!(retry.status, StatusCode::OK);
     assert_eq!(retry.body["id"], first.body["id"]);
 
-    let different = app.complain(&app.admin_token, "form-77", customer, category, "Parcel late").await;
+    let different = app
+        .complain(
+            &app.admin_token,
+            "form-77",
+            customer,
+            category,
+            "Parcel late",
+        )
+        .await;
     assert_eq!(different.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(different.content_type(), "application/problem+json");
     assert_eq!(different.body["type"], "/problems/idempotency-key-reused");
 
     // Concurrent retries of one key: still one ticket.
-    let tries = (0..8).map(|_| app.complain(&app.admin_token, "form-78", customer, category, "Wrong size"));
+    let tries = (0..8).map(|_| {
+        app.complain(
+            &app.admin_token,
+            "form-78",
+            customer,
+            category,
+            "Wrong size",
+        )
+    });
     let replies = futures::future::join_all(tries).await;
-    let ids: std::collections::BTreeSet<i64> = replies.iter().map(|r| r.body["id"].as_i64().unwrap()).collect();
-    assert_eq!(ids.len(), 1, "{:?}", replies.iter().map(|r| &r.body).collect::<Vec<_>>());
-    assert_eq!(replies.iter().filter(|r| r.status == StatusCode::CREATED).count(), 1);
-    let waiting = app.get(&format!("/api/tickets/{}", ids.first().unwrap()), &app.admin_token).await;
+    let ids: std::collections::BTreeSet<i64> = replies
+        .iter()
+        .map(|r| r.body["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "{:?}",
+        replies.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|r| r.status == StatusCode::CREATED)
+            .count(),
+        1
+    );
+    let waiting = app
+        .get(
+            &format!("/api/tickets/{}", ids.first().unwrap()),
+            &app.admin_token,
+        )
+        .await;
     assert_eq!(waiting.body["status"], "queued");
 }
 
@@ -151,7 +233,9 @@ async fn declined_offer_goes_to_the_next_agent(app: TestApp) {
     app.clock.advance_ms(1000);
     let mut desk_b = available(&app, &token_b).await;
 
-    let filed = app.complain(&app.admin_token, "k1", customer, category, "Broken zip").await;
+    let filed = app
+        .complain(&app.admin_token, "k1", customer, category, "Broken zip")
+        .await;
     let ticket_id = filed.body["id"].as_i64().unwrap();
     // Anna has been idle longest: she is offered it first.
     let offer = next_offer(&mut desk_a).await;
@@ -174,14 +258,19 @@ async fn declined_offer_goes_to_the_next_agent(app: TestApp) {
             version: offer.version,
         })
         .await;
-    assert!(matches!(late, ReplyResult::Error(ref e) if e.code == WsErrorCode::OfferGone), "{late:?}");
+    assert!(
+        matches!(late, ReplyResult::Error(ref e) if e.code == WsErrorCode::OfferGone),
+        "{late:?}"
+    );
     let accepted = desk_b
         .command(Command::Accept {
             ticket_id,
             version: offer_b.version,
         })
         .await;
-    assert!(matches!(accepted, ReplyResult::Ok { ticket: Some(ref t) } if t.assigned_agent_id == Some(b)));
+    assert!(
+        matches!(accepted, ReplyResult::Ok { ticket: Some(ref t) } if t.assigned_agent_id == Some(b))
+    );
 }
 
 async fn offer_times_out_and_goes_to_another_agent(app: TestApp) {
@@ -189,7 +278,15 @@ async fn offer_times_out_and_goes_to_another_agent(app: TestApp) {
     let (_a, token_a) = app.agent("vera", &[], 1).await;
     let customer = app.customer("shop-11").await;
     let mut desk_a = available(&app, &token_a).await;
-    let filed = app.complain(&app.admin_token, "k2", customer, category, "Screen flickers").await;
+    let filed = app
+        .complain(
+            &app.admin_token,
+            "k2",
+            customer,
+            category,
+            "Screen flickers",
+        )
+        .await;
     let ticket_id = filed.body["id"].as_i64().unwrap();
     let offer = next_offer(&mut desk_a).await;
 
@@ -199,7 +296,9 @@ async fn offer_times_out_and_goes_to_another_agent(app: TestApp) {
     app.clock.advance_ms(20_001);
     let rescinded = desk_a
         .until(|e| match e {
-            ServerEvent::OfferRescinded { ticket_id, reason, .. } => Some((*ticket_id, reason.clone())),
+            ServerEvent::OfferRescinded {
+                ticket_id, reason, ..
+            } => Some((*ticket_id, reason.clone())),
             _ => None,
         })
         .await;
@@ -213,10 +312,22 @@ async fn offer_times_out_and_goes_to_another_agent(app: TestApp) {
             version: offer.version,
         })
         .await;
-    assert!(matches!(late, ReplyResult::Error(ref e) if e.code == WsErrorCode::OfferGone), "{late:?}");
-    let history: TicketHistory = app.get(&format!("/api/tickets/{ticket_id}/history"), &app.admin_token).await.json();
+    assert!(
+        matches!(late, ReplyResult::Error(ref e) if e.code == WsErrorCode::OfferGone),
+        "{late:?}"
+    );
+    let history: TicketHistory = app
+        .get(
+            &format!("/api/tickets/{ticket_id}/history"),
+            &app.admin_token,
+        )
+        .await
+        .json();
     let steps: Vec<&str> = history.events.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(steps, ["created", "queued", "offered", "offer_expired", "offered"]);
+    assert_eq!(
+        steps,
+        ["created", "queued", "offered", "offer_expired", "offered"]
+    );
 }
 
 async fn agent_on_break_gets_no_offers(app: TestApp) {
@@ -238,7 +349,9 @@ async fn agent_on_break_gets_no_offers(app: TestApp) {
         })
         .await;
     assert_eq!(on_break, ReplyResult::Ok { ticket: None });
-    let filed = app.complain(&app.admin_token, "k3", customer, category, "Late refund").await;
+    let filed = app
+        .complain(&app.admin_token, "k3", customer, category, "Late refund")
+        .await;
     let ticket_id = filed.body["id"].as_i64().unwrap();
     // Back from the break: the waiting ticket is offered at once.
     let back = desk
@@ -251,8 +364,21 @@ async fn agent_on_break_gets_no_offers(app: TestApp) {
     let offer = next_offer(&mut desk).await;
     assert_eq!(offer.ticket.id, ticket_id);
     // Before the agent came back nobody was offered it.
-    let history: TicketHistory = app.get(&format!("/api/tickets/{ticket_id}/history"), &app.admin_token).await.json();
-    assert_eq!(history.events.iter().filter(|e| e.kind == "offered").count(), 1);
+    let history: TicketHistory = app
+        .get(
+            &format!("/api/tickets/{ticket_id}/history"),
+            &app.admin_token,
+        )
+        .await
+        .json();
+    assert_eq!(
+        history
+            .events
+            .iter()
+            .filter(|e| e.kind == "offered")
+            .count(),
+        1
+    );
     let _ = queue;
 }
 
@@ -261,7 +387,9 @@ async fn disconnect_returns_pending_offer_to_the_queue(app: TestApp) {
     let (_a, token_a) = app.agent("egor", &[], 1).await;
     let customer = app.customer("shop-13").await;
     let mut desk_a = available(&app, &token_a).await;
-    let filed = app.complain(&app.admin_token, "k4", customer, category, "Wrong colour").await;
+    let filed = app
+        .complain(&app.admin_token, "k4", customer, category, "Wrong colour")
+        .await;
     let ticket_id = filed.body["id"].as_i64().unwrap();
     next_offer(&mut desk_a).await;
     drop(desk_a);

@@ -59,16 +59,23 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized("send Authorization: Bearer <access token>"))?;
+            .ok_or(ApiError::Unauthorized(
+                "send Authorization: Bearer <access token>",
+            ))?;
         let token = header
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized("send Authorization: Bearer <access token>"))?;
+            .ok_or(ApiError::Unauthorized(
+                "send Authorization: Bearer <access token>",
+            ))?;
         authenticate(state, token.trim()).await
     }
 }

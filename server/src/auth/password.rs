@@ -27,7 +27,9 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
 /// Check a password against a stored hash (CPU-heavy: call from a blocking thread).
 pub fn verify(password: &str, stored: &str) -> bool {
     match PasswordHash::new(stored) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }

@@ -69,8 +69,9 @@ impl TokenService {
         access_ttl_seconds: u64,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        let signing = SigningKey::from_pkcs8_pem(private_key_pem)
-            .map_err(|e| anyhow::anyhow!("the JWT private key is not an Ed25519 PKCS#8 PEM: {e}"))?;
+        let signing = SigningKey::from_pkcs8_pem(private_key_pem).map_err(|e| {
+            anyhow::anyhow!("the JWT private key is not an Ed25519 PKCS#8 PEM: {e}")
+        })?;
         let public_pem = signing
             .verifying_key()
             .to_public_key_pem(LineEnding::LF)

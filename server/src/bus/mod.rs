@@ -27,7 +27,10 @@ pub enum Recipient {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BusMessage {
     /// Send an event to the recipient's sockets.
-    Deliver { to: Recipient, event: ServerEvent },
+    Deliver {
+        to: Recipient,
+        event: Box<ServerEvent>,
+    },
     /// Close the user's sockets: logout (one session) or disable (all).
     Revoke {
         user_id: i64,

@@ -1,5 +1,6 @@
 //! Administration: users, agents' routing profiles, queues and categories.
 
+use super::Check;
 use crate::app::AppState;
 use crate::auth::{AuthUser, password};
 use crate::bus::BusMessage;
@@ -9,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch};
 use callcenter_proto::Role;
-use super::Check;
 use callcenter_proto::http::{
     Agent, AgentProfile, Category, CategorySpec, CreateUser, Problem, Queue, QueueSpec, UpdateUser,
     User,
@@ -22,7 +22,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/agents", get(list_agents))
         .route("/api/admin/agents/{id}", get(get_agent).put(put_agent))
         .route("/api/admin/queues", get(list_queues).post(create_queue))
-        .route("/api/admin/categories", get(list_categories).post(create_category))
+        .route(
+            "/api/admin/categories",
+            get(list_categories).post(create_category),
+        )
 }
 
 fn admin(user: &AuthUser) -> ApiResult<()> {
@@ -35,7 +38,10 @@ fn staff(user: &AuthUser) -> ApiResult<()> {
 
 #[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = [User]), (status = 403, body = Problem)))]
-pub async fn list_users(State(state): State<AppState>, user: AuthUser) -> ApiResult<ApiJson<Vec<User>>> {
+pub async fn list_users(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<ApiJson<Vec<User>>> {
     admin(&user)?;
     Ok(ApiJson(state.db.users().await?))
 }
@@ -51,7 +57,9 @@ pub async fn create_user(
     let mut check = Check::new();
     check.text("username", &req.username, 64);
     check.that(
-        req.username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)),
+        req.username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)),
         "username",
         "letters, digits and . _ - @ only",
     );
@@ -66,7 +74,13 @@ pub async fn create_user(
     let display = req.display_name.unwrap_or_else(|| req.username.clone());
     let created = state
         .db
-        .create_user(&req.username, &display, req.role, &hash, state.clock.now_ms())
+        .create_user(
+            &req.username,
+            &display,
+            req.role,
+            &hash,
+            state.clock.now_ms(),
+        )
         .await?;
     Ok((StatusCode::CREATED, ApiJson(created)))
 }
@@ -103,17 +117,34 @@ pub async fn update_user(
     };
     let updated = state
         .db
-        .update_user(id, req.display_name.as_deref(), req.disabled, hash.as_deref())
+        .update_user(
+            id,
+            req.display_name.as_deref(),
+            req.disabled,
+            hash.as_deref(),
+        )
         .await?;
     if req.disabled == Some(true) || hash.is_some() {
-        revoke_all(&state, id, if hash.is_some() { "password changed" } else { "account disabled" }).await?;
+        revoke_all(
+            &state,
+            id,
+            if hash.is_some() {
+                "password changed"
+            } else {
+                "account disabled"
+            },
+        )
+        .await?;
     }
     Ok(ApiJson(updated))
 }
 
 /// End every session of a user and close their sockets on every node.
 pub async fn revoke_all(state: &AppState, user_id: i64, reason: &str) -> ApiResult<()> {
-    state.db.revoke_user_sessions(user_id, state.clock.now_ms()).await?;
+    state
+        .db
+        .revoke_user_sessions(user_id, state.clock.now_ms())
+        .await?;
     state
         .bus
         .publish(BusMessage::Revoke {
@@ -127,7 +158,10 @@ pub async fn revoke_all(state: &AppState, user_id: i64, reason: &str) -> ApiResu
 
 #[utoipa::path(get, path = "/api/admin/agents", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = [Agent])))]
-pub async fn list_agents(State(state): State<AppState>, user: AuthUser) -> ApiResult<ApiJson<Vec<Agent>>> {
+pub async fn list_agents(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<ApiJson<Vec<Agent>>> {
     staff(&user)?;
     let mut agents = Vec::new();
     for id in state.db.agent_ids().await? {
@@ -141,7 +175,11 @@ pub async fn list_agents(State(state): State<AppState>, user: AuthUser) -> ApiRe
 
 #[utoipa::path(get, path = "/api/admin/agents/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = i64, Path)), responses((status = 200, body = Agent), (status = 404, body = Problem)))]
-pub async fn get_agent(State(state): State<AppState>, user: AuthUser, Path(id): Path<i64>) -> ApiResult<ApiJson<Agent>> {
+pub async fn get_agent(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<ApiJson<Agent>> {
     staff(&user)?;
     Ok(ApiJson(Agent {
         user: state.db.user(id).await?,
@@ -165,8 +203,16 @@ pub async fn put_agent(
     for (i, t) in profile.teams.iter().enumerate() {
         check.text(&format!("teams[{i}]"), t, 64);
     }
-    check.that(profile.capacity_inbound <= 50, "capacity_inbound", "must be 0 to 50");
-    check.that(profile.capacity_outbound <= 50, "capacity_outbound", "must be 0 to 50");
+    check.that(
+        profile.capacity_inbound <= 50,
+        "capacity_inbound",
+        "must be 0 to 50",
+    );
+    check.that(
+        profile.capacity_outbound <= 50,
+        "capacity_outbound",
+        "must be 0 to 50",
+    );
     check.done()?;
     state.db.put_agent_profile(id, &profile).await?;
     Ok(ApiJson(Agent {
@@ -177,7 +223,10 @@ pub async fn put_agent(
 
 #[utoipa::path(get, path = "/api/admin/queues", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = [Queue])))]
-pub async fn list_queues(State(state): State<AppState>, user: AuthUser) -> ApiResult<ApiJson<Vec<Queue>>> {
+pub async fn list_queues(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<ApiJson<Vec<Queue>>> {
     staff(&user)?;
     Ok(ApiJson(state.db.queues().await?))
 }
@@ -204,12 +253,18 @@ pub async fn create_queue(
         "must be 5 to 600",
     );
     check.done()?;
-    Ok((StatusCode::CREATED, ApiJson(state.db.create_queue(&spec).await?)))
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(state.db.create_queue(&spec).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/admin/categories", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = [Category])))]
-pub async fn list_categories(State(state): State<AppState>, _user: AuthUser) -> ApiResult<ApiJson<Vec<Category>>> {
+pub async fn list_categories(
+    State(state): State<AppState>,
+    _user: AuthUser,
+) -> ApiResult<ApiJson<Vec<Category>>> {
     Ok(ApiJson(state.db.categories().await?))
 }
 
@@ -223,10 +278,16 @@ pub async fn create_category(
     admin(&user)?;
     let mut check = Check::new();
     check.text("name", &spec.name, 100);
-    check.that(spec.base_priority <= 86_400, "base_priority", "must be 0 to 86400 seconds");
+    check.that(
+        spec.base_priority <= 86_400,
+        "base_priority",
+        "must be 0 to 86400 seconds",
+    );
     check.done()?;
     let category = state.db.create_category(&spec).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound("queue") => ApiError::field("queue_id", "no queue has this id"),
+        crate::store::StoreError::NotFound("queue") => {
+            ApiError::field("queue_id", "no queue has this id")
+        }
         other => other.into(),
     })?;
     Ok((StatusCode::CREATED, ApiJson(category)))

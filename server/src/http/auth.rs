@@ -25,7 +25,10 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
-pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<ApiJson<TokenPair>> {
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<ApiJson<TokenPair>> {
     if req.username.len() > 64 || req.password.len() > password::MAX_PASSWORD_LEN * 4 {
         return Err(ApiError::Unauthorized("wrong username or password"));
     }
@@ -44,7 +47,13 @@ pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginReq
     let now = state.clock.now_ms();
     state
         .db
-        .create_session(&session_id, user.id, &refresh_hash, now, now + state.refresh_ttl_ms())
+        .create_session(
+            &session_id,
+            user.id,
+            &refresh_hash,
+            now,
+            now + state.refresh_ttl_ms(),
+        )
         .await?;
     let access_token = state.tokens.issue(user.id, user.role, &session_id)?;
     Ok(ApiJson(TokenPair {
@@ -57,14 +66,24 @@ pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginReq
 
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
-pub async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<ApiJson<TokenPair>> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> ApiResult<ApiJson<TokenPair>> {
     let (refresh_token, new_hash) = tokens::new_refresh_token();
     let now = state.clock.now_ms();
     let (session_id, user) = state
         .db
-        .rotate_refresh(&tokens::refresh_hash(&req.refresh_token), &new_hash, now, now + state.refresh_ttl_ms())
+        .rotate_refresh(
+            &tokens::refresh_hash(&req.refresh_token),
+            &new_hash,
+            now,
+            now + state.refresh_ttl_ms(),
+        )
         .await?
-        .ok_or(ApiError::Unauthorized("the refresh token is invalid, used or expired"))?;
+        .ok_or(ApiError::Unauthorized(
+            "the refresh token is invalid, used or expired",
+        ))?;
     let access_token = state.tokens.issue(user.id, user.role, &session_id)?;
     Ok(ApiJson(TokenPair {
         access_token,
@@ -79,7 +98,10 @@ pub async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<Refres
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem)))]
 pub async fn logout(State(state): State<AppState>, user: AuthUser) -> ApiResult<StatusCode> {
-    state.db.revoke_session(&user.session_id, state.clock.now_ms()).await?;
+    state
+        .db
+        .revoke_session(&user.session_id, state.clock.now_ms())
+        .await?;
     state
         .bus
         .publish(BusMessage::Revoke {

@@ -18,7 +18,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/customers/{id}/purchases", post(add_purchase))
 }
 
-const WRITERS: &[Role] = &[Role::Integration, Role::Admin, Role::Supervisor, Role::Agent];
+const WRITERS: &[Role] = &[
+    Role::Integration,
+    Role::Admin,
+    Role::Supervisor,
+    Role::Agent,
+];
 
 /// Create or update a customer by `external_id`: 201 when created, 200 when updated.
 #[utoipa::path(post, path = "/api/customers", tag = "customers", security(("bearer" = [])), request_body = CustomerUpsert,
@@ -35,7 +40,11 @@ pub async fn upsert_customer(
     check.text("tier", &req.tier, 32);
     check.that(req.value_minor >= 0, "value_minor", "must not be negative");
     if let Some(email) = &req.email {
-        check.that(email.len() <= 254 && email.contains('@'), "email", "must be an email address");
+        check.that(
+            email.len() <= 254 && email.contains('@'),
+            "email",
+            "must be an email address",
+        );
     }
     if let Some(phone) = &req.phone {
         check.text("phone", phone, 32);
@@ -45,13 +54,21 @@ pub async fn upsert_customer(
     }
     check.done()?;
     let (customer, created) = state.db.upsert_customer(&req, state.clock.now_ms()).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, ApiJson(customer)))
 }
 
 #[utoipa::path(get, path = "/api/customers/{id}", tag = "customers", security(("bearer" = [])),
     params(("id" = i64, Path)), responses((status = 200, body = Customer), (status = 404, body = Problem)))]
-pub async fn get_customer(State(state): State<AppState>, user: AuthUser, Path(id): Path<i64>) -> ApiResult<ApiJson<Customer>> {
+pub async fn get_customer(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<ApiJson<Customer>> {
     user.require(WRITERS)?;
     Ok(ApiJson(state.db.customer(id).await?))
 }
@@ -70,7 +87,11 @@ pub async fn add_purchase(
     let mut check = Check::new();
     check.text("external_id", &req.external_id, 128);
     check.text("product", &req.product, 200);
-    check.that(req.amount_minor >= 0, "amount_minor", "must not be negative");
+    check.that(
+        req.amount_minor >= 0,
+        "amount_minor",
+        "must not be negative",
+    );
     check.that(
         req.currency.len() == 3 && req.currency.chars().all(|c| c.is_ascii_uppercase()),
         "currency",
@@ -79,6 +100,10 @@ pub async fn add_purchase(
     check.done()?;
     let at = req.purchased_at_ms.unwrap_or_else(|| state.clock.now_ms());
     let (purchase, created) = state.db.add_purchase(id, &req, at).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, ApiJson(purchase)))
 }

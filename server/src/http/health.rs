@@ -43,7 +43,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<He
         },
     ];
     let ok = checks.iter().all(|c| c.ok);
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let health = Health {
         status: if ok { "ready" } else { "not ready" }.into(),
         checks,
@@ -56,8 +60,20 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut depths = Vec::new();
     if let Ok(queues) = state.db.queues().await {
         for q in queues {
-            let waiting = state.desk.routing.waiting(q.id).await.map(|w| w.len()).unwrap_or(0);
-            let offered = state.desk.routing.offers(q.id).await.map(|o| o.len()).unwrap_or(0);
+            let waiting = state
+                .desk
+                .routing
+                .waiting(q.id)
+                .await
+                .map(|w| w.len())
+                .unwrap_or(0);
+            let offered = state
+                .desk
+                .routing
+                .offers(q.id)
+                .await
+                .map(|o| o.len())
+                .unwrap_or(0);
             depths.push((q.spec.name, waiting, offered));
         }
     }

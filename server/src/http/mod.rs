@@ -50,7 +50,11 @@ impl Check {
         self.that(skills.len() <= 50, field, "at most 50 skills");
         for (i, s) in skills.iter().enumerate() {
             self.text(&format!("{field}[{i}].skill"), &s.skill, 64);
-            self.that((1..=10).contains(&s.level), &format!("{field}[{i}].level"), "must be 1 to 10");
+            self.that(
+                (1..=10).contains(&s.level),
+                &format!("{field}[{i}].level"),
+                "must be 1 to 10",
+            );
         }
     }
     pub(crate) fn done(self) -> ApiResult<()> {
@@ -61,4 +65,3 @@ impl Check {
         }
     }
 }
-

@@ -40,7 +40,12 @@ pub async fn file_complaint(
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 200)
-        .ok_or_else(|| ApiError::field("Idempotency-Key", "send an Idempotency-Key header of 1 to 200 characters"))?;
+        .ok_or_else(|| {
+            ApiError::field(
+                "Idempotency-Key",
+                "send an Idempotency-Key header of 1 to 200 characters",
+            )
+        })?;
     let mut check = Check::new();
     check.text("description", &req.description, 4000);
     check.text("channel", &req.channel, 32);
@@ -51,7 +56,11 @@ pub async fn file_complaint(
     let canonical = serde_json::to_vec(&req).map_err(anyhow::Error::from)?;
     let hash = hex::encode(Sha256::digest(&canonical));
     let (ticket, created) = state.desk.file_complaint(&user, &req, key, &hash).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, ApiJson(ticket)))
 }
 
@@ -66,14 +75,22 @@ async fn visible_ticket(state: &AppState, user: &AuthUser, id: i64) -> ApiResult
 
 #[utoipa::path(get, path = "/api/tickets/{id}", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path)), responses((status = 200, body = Ticket), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn get_ticket(State(state): State<AppState>, user: AuthUser, Path(id): Path<i64>) -> ApiResult<ApiJson<Ticket>> {
+pub async fn get_ticket(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<ApiJson<Ticket>> {
     Ok(ApiJson(visible_ticket(&state, &user, id).await?))
 }
 
 /// The ticket with every step of its history: who did what, when.
 #[utoipa::path(get, path = "/api/tickets/{id}/history", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path)), responses((status = 200, body = TicketHistory), (status = 403, body = Problem)))]
-pub async fn history(State(state): State<AppState>, user: AuthUser, Path(id): Path<i64>) -> ApiResult<ApiJson<TicketHistory>> {
+pub async fn history(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<ApiJson<TicketHistory>> {
     let ticket = visible_ticket(&state, &user, id).await?;
     let events = state.db.ticket_events(id).await?;
     Ok(ApiJson(TicketHistory { ticket, events }))
@@ -90,5 +107,7 @@ pub async fn resolve(
     ApiJson(outcome): ApiJson<Outcome>,
 ) -> ApiResult<ApiJson<Ticket>> {
     user.require(&[Role::Agent])?;
-    Ok(ApiJson(state.desk.resolve(user.user_id, id, &outcome).await?))
+    Ok(ApiJson(
+        state.desk.resolve(user.user_id, id, &outcome).await?,
+    ))
 }

@@ -39,7 +39,10 @@ impl State {
 
     fn back_in_line(&mut self, offer: &Offer) {
         let q = self.queue(offer.queue_id);
-        q.tried.entry(offer.ticket_id).or_default().insert(offer.agent_id);
+        q.tried
+            .entry(offer.ticket_id)
+            .or_default()
+            .insert(offer.agent_id);
         q.line.insert((offer.rank_ms, offer.ticket_id));
         q.ranks.insert(offer.ticket_id, offer.rank_ms);
     }
@@ -160,11 +163,13 @@ impl Routing for MemoryRouting {
     ) -> anyhow::Result<Vec<Offer>> {
         let mut s = self.lock();
         let mut offers = Vec::new();
-        loop {
-            let Some(&(rank_ms, ticket_id)) = s.queue(queue_id).line.first() else {
-                break;
-            };
-            let tried = s.queue(queue_id).tried.get(&ticket_id).cloned().unwrap_or_default();
+        while let Some(&(rank_ms, ticket_id)) = s.queue(queue_id).line.first() {
+            let tried = s
+                .queue(queue_id)
+                .tried
+                .get(&ticket_id)
+                .cloned()
+                .unwrap_or_default();
             let candidate = s
                 .agents
                 .iter()
@@ -257,7 +262,11 @@ impl Routing for MemoryRouting {
         Ok(())
     }
 
-    async fn cancel(&self, queue_id: QueueId, ticket_id: TicketId) -> anyhow::Result<Option<Offer>> {
+    async fn cancel(
+        &self,
+        queue_id: QueueId,
+        ticket_id: TicketId,
+    ) -> anyhow::Result<Option<Offer>> {
         let mut s = self.lock();
         let q = s.queue(queue_id);
         q.tried.remove(&ticket_id);

@@ -137,7 +137,7 @@ fn parse_queues(csv: &str) -> anyhow::Result<Vec<QueueId>> {
     csv.split(',').filter(|s| !s.is_empty()).map(int).collect()
 }
 
-/// What an agent's queues need to know about it, as of generation `gen`.
+/// What an agent's queues need to know about it, as of `generation`.
 #[derive(Clone, Debug)]
 struct AgentSync {
     agent: String,
@@ -402,7 +402,10 @@ impl RedisRouting {
 fn push_syncs(inv: &mut redis::ScriptInvocation<'_>, syncs: &[AgentSync]) {
     inv.arg(syncs.len());
     for s in syncs {
-        inv.arg(&s.agent).arg(&s.generation).arg(s.free).arg(&s.idle);
+        inv.arg(&s.agent)
+            .arg(&s.generation)
+            .arg(s.free)
+            .arg(&s.idle);
     }
 }
 
@@ -497,8 +500,7 @@ impl Routing for RedisRouting {
             return Ok(Vec::new());
         }
         // Offers to rescind, by queue; the agent's queues learn it is away.
-        let mut by_queue: BTreeMap<QueueId, (Vec<(String, u64)>, Vec<AgentSync>)> =
-            BTreeMap::new();
+        let mut by_queue: BTreeMap<QueueId, (Vec<(String, u64)>, Vec<AgentSync>)> = BTreeMap::new();
         for pair in r.rest.chunks(2) {
             if let [ticket, hold] = pair
                 && let Some((q, v)) = parse_hold(hold)
@@ -664,13 +666,21 @@ impl Routing for RedisRouting {
             )
             .await?;
         if r.changed {
-            let by_queue = r.queues.iter().map(|q| (*q, vec![r.sync.clone()])).collect();
+            let by_queue = r
+                .queues
+                .iter()
+                .map(|q| (*q, vec![r.sync.clone()]))
+                .collect();
             self.send_syncs(by_queue).await?;
         }
         Ok(())
     }
 
-    async fn cancel(&self, queue_id: QueueId, ticket_id: TicketId) -> anyhow::Result<Option<Offer>> {
+    async fn cancel(
+        &self,
+        queue_id: QueueId,
+        ticket_id: TicketId,
+    ) -> anyhow::Result<Option<Offer>> {
         let mut inv = self.scripts.cancel.prepare_invoke();
         for k in self.queue_keys(queue_id) {
             inv.key(k);

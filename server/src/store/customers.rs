@@ -35,7 +35,11 @@ fn purchase_from_row(row: &AnyRow) -> StoreResult<Purchase> {
 impl Db {
     /// Create or update a customer by external id. Returns the customer and
     /// whether it was created.
-    pub async fn upsert_customer(&self, c: &CustomerUpsert, now_ms: i64) -> StoreResult<(Customer, bool)> {
+    pub async fn upsert_customer(
+        &self,
+        c: &CustomerUpsert,
+        now_ms: i64,
+    ) -> StoreResult<(Customer, bool)> {
         // Only decides 201 versus 200: a racing insert of the same customer is
         // still one row, thanks to the upsert.
         let existed = self.customer_id_by_external(&c.external_id).await.is_ok();
@@ -65,23 +69,27 @@ impl Db {
 
     /// A customer with their purchases, newest first.
     pub async fn customer(&self, id: i64) -> StoreResult<Customer> {
-        let row = sqlx::query(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("customer"))?;
+        let row = sqlx::query(&format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("customer"))?;
         let mut customer = customer_from_row(&row)?;
         customer.purchases = self.purchases(id).await?;
         Ok(customer)
     }
 
     pub async fn customer_id_by_external(&self, external_id: &str) -> StoreResult<i64> {
-        Ok(sqlx::query("SELECT id FROM customers WHERE external_id = $1")
-            .bind(external_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("customer"))?
-            .try_get("id")?)
+        Ok(
+            sqlx::query("SELECT id FROM customers WHERE external_id = $1")
+                .bind(external_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound("customer"))?
+                .try_get("id")?,
+        )
     }
 
     async fn purchases(&self, customer_id: i64) -> StoreResult<Vec<Purchase>> {

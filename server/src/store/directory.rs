@@ -121,18 +121,19 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound("agent"))?;
-        let skills = sqlx::query("SELECT skill, level FROM agent_skills WHERE user_id = $1 ORDER BY skill")
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(SkillLevel {
-                    skill: r.try_get("skill")?,
-                    level: r.try_get::<i64, _>("level")? as u8,
+        let skills =
+            sqlx::query("SELECT skill, level FROM agent_skills WHERE user_id = $1 ORDER BY skill")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(SkillLevel {
+                        skill: r.try_get("skill")?,
+                        level: r.try_get::<i64, _>("level")? as u8,
+                    })
                 })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
+                .collect::<StoreResult<Vec<_>>>()?;
         let teams = sqlx::query("SELECT team FROM agent_teams WHERE user_id = $1 ORDER BY team")
             .bind(user_id)
             .fetch_all(&self.pool)
@@ -194,13 +195,15 @@ impl Db {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("agent"));
         }
-        sqlx::query("INSERT INTO agent_state_log (user_id, state, reason, at_ms) VALUES ($1, $2, $3, $4)")
-            .bind(user_id)
-            .bind(state.as_str())
-            .bind(reason)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO agent_state_log (user_id, state, reason, at_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(user_id)
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -236,13 +239,15 @@ impl Db {
         .map_err(conflict("a queue with that name"))?;
         let id: i64 = row.try_get("id")?;
         for s in &spec.required_skills {
-            sqlx::query("INSERT INTO queue_skills (queue_id, skill, min_level) VALUES ($1, $2, $3)")
-                .bind(id)
-                .bind(&s.skill)
-                .bind(s.level as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(conflict("that required skill"))?;
+            sqlx::query(
+                "INSERT INTO queue_skills (queue_id, skill, min_level) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(&s.skill)
+            .bind(s.level as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict("that required skill"))?;
         }
         tx.commit().await?;
         Ok(Queue {
@@ -308,11 +313,12 @@ impl Db {
     }
 
     pub async fn category(&self, id: i64) -> StoreResult<Category> {
-        let row = sqlx::query("SELECT id, name, queue_id, base_priority FROM categories WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("category"))?;
+        let row =
+            sqlx::query("SELECT id, name, queue_id, base_priority FROM categories WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound("category"))?;
         category_from_row(&row)
     }
 

@@ -15,7 +15,6 @@ mod directory;
 mod tickets;
 mod users;
 
-pub use customers::*;
 pub use directory::*;
 pub use tickets::*;
 pub use users::*;
@@ -87,16 +86,18 @@ impl Db {
         };
         let options = match dialect {
             Dialect::Postgres => AnyPoolOptions::new().max_connections(16),
-            Dialect::Sqlite => AnyPoolOptions::new().max_connections(1).after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+            Dialect::Sqlite => AnyPoolOptions::new()
+                .max_connections(1)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                          PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-                    )
-                    .await?;
-                    Ok(())
-                })
-            }),
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                }),
         };
         let pool = options
             .acquire_timeout(Duration::from_secs(10))

@@ -44,8 +44,13 @@ fn ticket_from_row(row: &AnyRow) -> StoreResult<Ticket> {
     let outcome = match outcome_code {
         Some(code) => Some(Outcome {
             code,
-            resolved: row.try_get::<Option<i64>, _>("outcome_resolved")?.unwrap_or(0) != 0,
-            note: row.try_get::<Option<String>, _>("outcome_note")?.unwrap_or_default(),
+            resolved: row
+                .try_get::<Option<i64>, _>("outcome_resolved")?
+                .unwrap_or(0)
+                != 0,
+            note: row
+                .try_get::<Option<String>, _>("outcome_note")?
+                .unwrap_or_default(),
         }),
         None => None,
     };
@@ -87,11 +92,13 @@ async fn record(
 }
 
 async fn ticket_in(tx: &mut Transaction<'static, Any>, id: i64) -> StoreResult<Ticket> {
-    let row = sqlx::query(&format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(StoreError::NotFound("ticket"))?;
+    let row = sqlx::query(&format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound("ticket"))?;
     ticket_from_row(&row)
 }
 
@@ -140,7 +147,10 @@ impl Db {
             Err(e) if is_unique_violation(&e) => {
                 // A concurrent retry won the race: drop ours, answer with theirs.
                 drop(tx);
-                let ticket = self.replay(idem).await?.ok_or(StoreError::NotFound("ticket"))?;
+                let ticket = self
+                    .replay(idem)
+                    .await?
+                    .ok_or(StoreError::NotFound("ticket"))?;
                 return Ok((ticket, false));
             }
             Err(e) => return Err(e.into()),
@@ -154,7 +164,15 @@ impl Db {
             serde_json::json!({ "channel": c.channel, "category_id": c.category_id }),
         )
         .await?;
-        record(&mut tx, id, now_ms, None, "queued", serde_json::json!({ "queue_id": c.queue_id })).await?;
+        record(
+            &mut tx,
+            id,
+            now_ms,
+            None,
+            "queued",
+            serde_json::json!({ "queue_id": c.queue_id }),
+        )
+        .await?;
         let ticket = ticket_in(&mut tx, id).await?;
         tx.commit().await?;
         Ok((ticket, true))
@@ -177,11 +195,13 @@ impl Db {
     }
 
     pub async fn ticket(&self, id: i64) -> StoreResult<Ticket> {
-        let row = sqlx::query(&format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("ticket"))?;
+        let row = sqlx::query(&format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("ticket"))?;
         ticket_from_row(&row)
     }
 
@@ -287,7 +307,9 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict("the ticket is no longer waiting".into()));
+            return Err(StoreError::Conflict(
+                "the ticket is no longer waiting".into(),
+            ));
         }
         sqlx::query(
             "INSERT INTO assignments (ticket_id, agent_id, offer_version, started_at_ms) VALUES ($1, $2, $3, $4)",
@@ -348,11 +370,13 @@ impl Db {
         .bind(ticket_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE assignments SET ended_at_ms = $1 WHERE ticket_id = $2 AND ended_at_ms IS NULL")
-            .bind(now_ms)
-            .bind(ticket_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE assignments SET ended_at_ms = $1 WHERE ticket_id = $2 AND ended_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(ticket_id)
+        .execute(&mut *tx)
+        .await?;
         record(
             &mut tx,
             ticket_id,
@@ -368,13 +392,27 @@ impl Db {
     }
 
     /// A note on a ticket the agent holds.
-    pub async fn add_note(&self, ticket_id: i64, agent_id: i64, text: &str, now_ms: i64) -> StoreResult<()> {
+    pub async fn add_note(
+        &self,
+        ticket_id: i64,
+        agent_id: i64,
+        text: &str,
+        now_ms: i64,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         let current = ticket_in(&mut tx, ticket_id).await?;
         if current.assigned_agent_id != Some(agent_id) {
             return Err(StoreError::NotFound("assigned ticket"));
         }
-        record(&mut tx, ticket_id, now_ms, Some(agent_id), "note", serde_json::json!({ "text": text })).await?;
+        record(
+            &mut tx,
+            ticket_id,
+            now_ms,
+            Some(agent_id),
+            "note",
+            serde_json::json!({ "text": text }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

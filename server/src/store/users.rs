@@ -212,11 +212,13 @@ impl Db {
     }
 
     pub async fn revoke_session(&self, session_id: &str, now_ms: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL")
-            .bind(now_ms)
-            .bind(session_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE sessions SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(session_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -232,7 +234,11 @@ impl Db {
     }
 
     /// The shared signing key, created by whichever node asks first.
-    pub async fn signing_key(&self, generate: impl FnOnce() -> String, now_ms: i64) -> StoreResult<String> {
+    pub async fn signing_key(
+        &self,
+        generate: impl FnOnce() -> String,
+        now_ms: i64,
+    ) -> StoreResult<String> {
         sqlx::query(
             "INSERT INTO signing_keys (id, private_pem, created_at_ms) VALUES ('access', $1, $2) \
              ON CONFLICT (id) DO NOTHING",

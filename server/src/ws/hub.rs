@@ -8,6 +8,7 @@ use crate::bus::{BusMessage, Recipient};
 use callcenter_proto::Role;
 use callcenter_proto::ws::{CLOSE_POLICY, ServerEvent};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
@@ -16,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 /// Frames a socket's writer sends.
 #[derive(Debug)]
 pub enum Outgoing {
-    Event(ServerEvent),
+    /// Shared by every socket the event goes to: serialized per socket,
+    /// never copied.
+    Event(Arc<ServerEvent>),
 }
 
 /// Why the server closed a socket.
@@ -33,7 +36,7 @@ struct Socket {
     session_id: String,
     tx: mpsc::Sender<Outgoing>,
     close: CancellationToken,
-    reason: std::sync::Arc<Mutex<Option<CloseReason>>>,
+    reason: Arc<Mutex<Option<CloseReason>>>,
 }
 
 /// What a connection task gets when it registers.
@@ -41,7 +44,7 @@ pub struct Registration {
     pub id: u64,
     pub rx: mpsc::Receiver<Outgoing>,
     pub close: CancellationToken,
-    pub reason: std::sync::Arc<Mutex<Option<CloseReason>>>,
+    pub reason: Arc<Mutex<Option<CloseReason>>>,
 }
 
 /// Buffered outgoing frames per socket before it counts as too slow.
@@ -68,7 +71,7 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(OUTGOING_BUFFER);
         let close = CancellationToken::new();
-        let reason = std::sync::Arc::new(Mutex::new(None));
+        let reason = Arc::new(Mutex::new(None));
         self.lock().insert(
             id,
             Socket {
@@ -80,7 +83,12 @@ impl Hub {
                 reason: reason.clone(),
             },
         );
-        Registration { id, rx, close, reason }
+        Registration {
+            id,
+            rx,
+            close,
+            reason,
+        }
     }
 
     /// Forget a socket. Returns how many sockets its user still has here.
@@ -105,6 +113,7 @@ impl Hub {
         let sockets = self.lock();
         match message {
             BusMessage::Deliver { to, event } => {
+                let event: Arc<ServerEvent> = Arc::from(event);
                 for s in sockets.values().filter(|s| wants(s, &to)) {
                     match s.tx.try_send(Outgoing::Event(event.clone())) {
                         Ok(()) => {}
@@ -123,7 +132,8 @@ impl Hub {
                 reason,
             } => {
                 for s in sockets.values().filter(|s| {
-                    s.user_id == user_id && session_id.as_ref().is_none_or(|sid| *sid == s.session_id)
+                    s.user_id == user_id
+                        && session_id.as_ref().is_none_or(|sid| *sid == s.session_id)
                 }) {
                     close(s, CLOSE_POLICY, &reason);
                 }

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use callcenter_proto::ws::{
     CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_UNSUPPORTED_VERSION, ClientFrame, Command, ReplyResult,
-    ServerEvent, ServerFrame, WsError, WsErrorCode,
+    ServerEvent, WsError, WsErrorCode,
 };
 use callcenter_proto::{AgentState, PROTOCOL_MAJOR, PROTOCOL_VERSION, Role};
 use futures::{SinkExt, StreamExt};
@@ -43,7 +43,10 @@ pub async fn upgrade(
             .map(|o| state.allowed_origins.iter().any(|a| a == o))
             .unwrap_or(false);
         if !allowed {
-            return (StatusCode::FORBIDDEN, ApiError::Forbidden("this Origin may not open the live channel"))
+            return (
+                StatusCode::FORBIDDEN,
+                ApiError::Forbidden("this Origin may not open the live channel"),
+            )
                 .into_response();
         }
     }
@@ -52,10 +55,18 @@ pub async fn upgrade(
         .on_upgrade(move |socket| serve_socket(state, socket))
 }
 
-fn frame(seq: &mut u64, event: ServerEvent) -> Message {
+fn frame(seq: &mut u64, event: &ServerEvent) -> Message {
     *seq += 1;
-    let text = serde_json::to_string(&ServerFrame { seq: *seq, event }).unwrap_or_default();
+    let text = serde_json::to_string(&FrameRef { seq: *seq, event }).unwrap_or_default();
     Message::Text(Utf8Bytes::from(text))
+}
+
+/// A [`callcenter_proto::ws::ServerFrame`] that borrows its event (same JSON).
+#[derive(serde::Serialize)]
+struct FrameRef<'a> {
+    seq: u64,
+    #[serde(flatten)]
+    event: &'a ServerEvent,
 }
 
 fn close_message(code: u16, reason: &str) -> Message {
@@ -85,10 +96,14 @@ async fn hello(state: &AppState, socket: &mut WebSocket) -> Result<AuthUser, (u1
     let Some(Ok(Message::Text(text))) = first else {
         return Err((CLOSE_POLICY, "the first frame must be a hello".to_string()));
     };
-    let Ok(ClientFrame::Hello { protocol, token }) = serde_json::from_str::<ClientFrame>(&text) else {
+    let Ok(ClientFrame::Hello { protocol, token }) = serde_json::from_str::<ClientFrame>(&text)
+    else {
         return Err((CLOSE_POLICY, "the first frame must be a hello".to_string()));
     };
-    let major = protocol.split('.').next().and_then(|m| m.parse::<u32>().ok());
+    let major = protocol
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
     if major != Some(PROTOCOL_MAJOR) {
         return Err((
             CLOSE_UNSUPPORTED_VERSION,
@@ -101,7 +116,9 @@ async fn hello(state: &AppState, socket: &mut WebSocket) -> Result<AuthUser, (u1
 }
 
 async fn run(state: AppState, socket: WebSocket, user: AuthUser) {
-    let registration = state.hub.register(user.user_id, user.role, &user.session_id);
+    let registration = state
+        .hub
+        .register(user.user_id, user.role, &user.session_id);
     state.metrics.sockets_open.inc();
     state.metrics.sockets_total.inc();
     let (mut sink, mut stream) = socket.split();
@@ -113,7 +130,12 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser) {
     let shutdown = state.shutdown.clone();
 
     let agent_state = if user.role == Role::Agent {
-        state.db.agent_routing(user.user_id).await.ok().map(|a| a.state)
+        state
+            .db
+            .agent_routing(user.user_id)
+            .await
+            .ok()
+            .map(|a| a.state)
     } else {
         None
     };
@@ -126,13 +148,13 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser) {
 
     let writer = async {
         let mut seq = 0u64;
-        sink.send(frame(&mut seq, welcome)).await?;
+        sink.send(frame(&mut seq, &welcome)).await?;
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.tick().await;
         loop {
             tokio::select! {
-                Some(Outgoing::Event(event)) = events.recv() => sink.send(frame(&mut seq, event)).await?,
-                Some(reply) = reply_rx.recv() => sink.send(frame(&mut seq, reply)).await?,
+                Some(Outgoing::Event(event)) = events.recv() => sink.send(frame(&mut seq, &event)).await?,
+                Some(reply) = reply_rx.recv() => sink.send(frame(&mut seq, &reply)).await?,
                 _ = ping.tick() => sink.send(Message::Ping(Default::default())).await?,
                 _ = close.cancelled() => {
                     let reason = registration.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -164,7 +186,10 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser) {
                 Ok(_) => continue,
             };
             let reply = match serde_json::from_str::<ClientFrame>(&text) {
-                Ok(ClientFrame::Command { request_id, command }) => {
+                Ok(ClientFrame::Command {
+                    request_id,
+                    command,
+                }) => {
                     let span = tracing::info_span!("command", request_id = %request_id);
                     let result = handle(&state, &user, command).instrument(span).await;
                     ServerEvent::Reply { request_id, result }
@@ -217,7 +242,12 @@ fn bad_frame(detail: &str) -> ServerEvent {
 async fn handle(state: &AppState, user: &AuthUser, command: Command) -> ReplyResult {
     let result = async {
         // The session may have been revoked since the socket opened.
-        if state.db.session_user(&user.session_id, user.user_id).await?.is_none() {
+        if state
+            .db
+            .session_user(&user.session_id, user.user_id)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::Unauthorized("the session has ended"));
         }
         user.require(&[Role::Agent])?;

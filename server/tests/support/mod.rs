@@ -40,7 +40,8 @@ pub fn require_services() -> bool {
 }
 
 pub fn postgres_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub fn redis_url() -> String {
@@ -52,7 +53,9 @@ fn unavailable(what: &str, error: impl std::fmt::Display) -> Option<String> {
     if require_services() {
         panic!("{what} is required (REQUIRE_SERVICES=1) but unreachable: {error}");
     }
-    eprintln!("SKIPPED: {what} unreachable ({error}); set REQUIRE_SERVICES=1 to make this a failure");
+    eprintln!(
+        "SKIPPED: {what} unreachable ({error}); set REQUIRE_SERVICES=1 to make this a failure"
+    );
     None
 }
 
@@ -61,7 +64,10 @@ fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    format!("{prefix}_{secs}_{}", uuid::Uuid::new_v4().simple().to_string().split_at(12).0)
+    format!(
+        "{prefix}_{secs}_{}",
+        uuid::Uuid::new_v4().simple().to_string().split_at(12).0
+    )
 }
 
 /// A fresh database URL for one test, or None when PostgreSQL is missing.
@@ -86,7 +92,10 @@ pub async fn fresh_database(storage: Storage) -> Option<String> {
                 .execute(&mut conn)
                 .await
                 .expect("create test database");
-            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b)
+                .unwrap_or(&admin_url);
             Some(format!("{base}/{name}"))
         }
     }
@@ -114,7 +123,11 @@ async fn drop_stale_databases(conn: &mut sqlx::AnyConnection) {
     };
     for row in rows {
         let name: String = row.try_get("datname").unwrap_or_default();
-        let created = name.split('_').nth(1).and_then(|s| s.parse::<u64>().ok()).unwrap_or(now);
+        let created = name
+            .split('_')
+            .nth(1)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(now);
         if now.saturating_sub(created) > 7200 {
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .execute(&mut *conn)
@@ -193,13 +206,20 @@ pub async fn spawn_with(options: Options) -> Option<TestApp> {
             (database_url, redis)
         }
     };
-    let clock = options.clock.unwrap_or_else(|| Arc::new(ManualClock::starting_now()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let clock = options
+        .clock
+        .unwrap_or_else(|| Arc::new(ManualClock::starting_now()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let serve = ServeArgs {
         listen: addr,
         redis_url: redis.as_ref().map(|(u, _)| u.clone()),
-        redis_prefix: redis.as_ref().map(|(_, p)| p.clone()).unwrap_or_else(|| "cc".into()),
+        redis_prefix: redis
+            .as_ref()
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| "cc".into()),
         admin_password: Some(ADMIN_PASSWORD.into()),
         allowed_origins: options.allowed_origins,
         ..ServeArgs::default()
@@ -293,25 +313,39 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
-        self.send(self.http.get(self.url(path)).bearer_auth(token)).await
+        self.send(self.http.get(self.url(path)).bearer_auth(token))
+            .await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: &impl Serialize) -> Reply {
-        self.send(self.http.post(self.url(path)).bearer_auth(token).json(body)).await
+        self.send(self.http.post(self.url(path)).bearer_auth(token).json(body))
+            .await
     }
 
     pub async fn put(&self, path: &str, token: &str, body: &impl Serialize) -> Reply {
-        self.send(self.http.put(self.url(path)).bearer_auth(token).json(body)).await
+        self.send(self.http.put(self.url(path)).bearer_auth(token).json(body))
+            .await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: &impl Serialize) -> Reply {
-        self.send(self.http.patch(self.url(path)).bearer_auth(token).json(body)).await
+        self.send(
+            self.http
+                .patch(self.url(path))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Value {
@@ -322,7 +356,12 @@ impl TestApp {
                     .json(&json!({ "username": username, "password": password })),
             )
             .await;
-        assert_eq!(reply.status, StatusCode::OK, "login of {username}: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "login of {username}: {}",
+            reply.body
+        );
         reply.body
     }
 
@@ -345,9 +384,17 @@ impl TestApp {
     }
 
     /// An agent with skills (name, level) and inbound capacity.
-    pub async fn agent(&self, username: &str, skills: &[(&str, u8)], capacity: u32) -> (i64, String) {
+    pub async fn agent(
+        &self,
+        username: &str,
+        skills: &[(&str, u8)],
+        capacity: u32,
+    ) -> (i64, String) {
         let (id, token) = self.user(username, "agent").await;
-        let skills: Vec<Value> = skills.iter().map(|(s, l)| json!({ "skill": s, "level": l })).collect();
+        let skills: Vec<Value> = skills
+            .iter()
+            .map(|(s, l)| json!({ "skill": s, "level": l }))
+            .collect();
         let profile = self
             .put(
                 &format!("/api/admin/agents/{id}"),
@@ -360,8 +407,16 @@ impl TestApp {
     }
 
     /// A queue requiring skills, and a category routed to it; returns (queue id, category id).
-    pub async fn queue(&self, name: &str, skills: &[(&str, u8)], offer_timeout_seconds: u32) -> (i64, i64) {
-        let skills: Vec<Value> = skills.iter().map(|(s, l)| json!({ "skill": s, "level": l })).collect();
+    pub async fn queue(
+        &self,
+        name: &str,
+        skills: &[(&str, u8)],
+        offer_timeout_seconds: u32,
+    ) -> (i64, i64) {
+        let skills: Vec<Value> = skills
+            .iter()
+            .map(|(s, l)| json!({ "skill": s, "level": l }))
+            .collect();
         let queue = self
             .post(
                 "/api/admin/queues",
@@ -397,14 +452,23 @@ impl TestApp {
     }
 
     /// File a complaint with an idempotency key; returns the reply.
-    pub async fn complain(&self, token: &str, key: &str, customer_id: i64, category_id: i64, text: &str) -> Reply {
+    pub async fn complain(
+        &self,
+        token: &str,
+        key: &str,
+        customer_id: i64,
+        category_id: i64,
+        text: &str,
+    ) -> Reply {
         self.send(
             self.http
                 .post(self.url("/api/complaints"))
                 .bearer_auth(token)
                 .header("Idempotency-Key", key)
-                .json(&json!({ "customer_id": customer_id, "category_id": category_id,
-                               "description": text, "channel": "phone" })),
+                .json(
+                    &json!({ "customer_id": customer_id, "category_id": category_id,
+                               "description": text, "channel": "phone" }),
+                ),
         )
         .await
     }

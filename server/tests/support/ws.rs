@@ -50,17 +50,26 @@ impl Socket {
             })
             .await;
         let welcome = socket.next_event().await;
-        assert!(matches!(welcome, ServerEvent::Welcome { .. }), "expected welcome, got {welcome:?}");
+        assert!(
+            matches!(welcome, ServerEvent::Welcome { .. }),
+            "expected welcome, got {welcome:?}"
+        );
         socket
     }
 
     pub async fn send_frame(&mut self, frame: &ClientFrame) {
         let text = serde_json::to_string(frame).expect("frame");
-        self.stream.send(Message::Text(text.into())).await.expect("send");
+        self.stream
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.stream.send(Message::Text(text.to_string().into())).await.expect("send");
+        self.stream
+            .send(Message::Text(text.to_string().into()))
+            .await
+            .expect("send");
     }
 
     /// The next server event (skipping pings), failing the test if none comes.
@@ -75,12 +84,15 @@ impl Socket {
         loop {
             let message = tokio::time::timeout(PATIENCE, self.stream.next())
                 .await
-                .unwrap_or_else(|_| panic!("no event from the server in time; seen: {:?}", self.seen))
+                .unwrap_or_else(|_| {
+                    panic!("no event from the server in time; seen: {:?}", self.seen)
+                })
                 .expect("socket ended")
                 .expect("socket error");
             match message {
                 Message::Text(text) => {
-                    let frame: ServerFrame = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+                    let frame: ServerFrame =
+                        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
                     self.seen.push(frame.clone());
                     return frame.event;
                 }
@@ -116,7 +128,10 @@ impl Socket {
         })
         .await;
         self.until(|e| match e {
-            ServerEvent::Reply { request_id: id, result } if *id == request_id => Some(result.clone()),
+            ServerEvent::Reply {
+                request_id: id,
+                result,
+            } if *id == request_id => Some(result.clone()),
             _ => None,
         })
         .await
