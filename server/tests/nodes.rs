@@ -1,0 +1,116 @@
+//! Several server nodes sharing one PostgreSQL and one Redis behave as one:
+//! a ticket filed on one node reaches an agent connected to another, and a
+//! node that shuts down hands its live work back.
+
+mod support;
+
+use callcenter_proto::AgentState;
+use callcenter_proto::ws::{Command, ReplyResult, ServerEvent};
+use reqwest::StatusCode;
+use support::ws::{Socket, close_code};
+use support::{Live, Storage, TestApp, spawn_app};
+
+async fn shared_deployment() -> Option<(TestApp, TestApp)> {
+    let a = spawn_app(Storage::Postgres, Live::Redis).await?;
+    let b = a.another_node().await;
+    Some((a, b))
+}
+
+async fn available(socket: &mut Socket) {
+    let reply = socket
+        .command(Command::SetState {
+            state: AgentState::Available,
+            reason: None,
+        })
+        .await;
+    assert_eq!(reply, ReplyResult::Ok { ticket: None });
+}
+
+async fn offer_of(socket: &mut Socket) -> callcenter_proto::ws::OfferDetails {
+    socket
+        .until(|e| match e {
+            ServerEvent::Offer(o) => Some(o.clone()),
+            _ => None,
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticket_filed_on_one_node_is_offered_to_an_agent_on_another() {
+    let Some((a, b)) = shared_deployment().await else {
+        return;
+    };
+    let (_q, category) = a.queue("billing", &[], 30).await;
+    let (agent, token) = a.agent("olga", &[], 1).await;
+    let customer = a.customer("shop-1").await;
+    // The agent's console is connected to node B; the complaint is posted to node A.
+    let mut desk = b.socket(&token).await;
+    available(&mut desk).await;
+    let filed = a
+        .complain(&a.admin_token, "n-1", customer, category, "Charged twice")
+        .await;
+    assert_eq!(filed.status, StatusCode::CREATED);
+    let ticket_id = filed.body["id"].as_i64().unwrap();
+    let offer = offer_of(&mut desk).await;
+    assert_eq!(offer.ticket.id, ticket_id);
+    let accepted = desk
+        .command(Command::Accept {
+            ticket_id,
+            version: offer.version,
+        })
+        .await;
+    assert!(
+        matches!(accepted, ReplyResult::Ok { ticket: Some(ref t) } if t.assigned_agent_id == Some(agent))
+    );
+    // Node A sees the same ticket state: one record.
+    let ticket = a
+        .get(&format!("/api/tickets/{ticket_id}"), &a.admin_token)
+        .await;
+    assert_eq!(ticket.body["status"], "assigned");
+
+    // Logout on node A closes the socket on node B.
+    let out = a
+        .send(a.http.post(a.url("/api/auth/logout")).bearer_auth(&token))
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert_eq!(close_code(&desk.ended().await), Some(1008));
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shutting_down_hands_its_pending_offers_back() {
+    let Some((a, b)) = shared_deployment().await else {
+        return;
+    };
+    let (_q, category) = a.queue("returns", &[], 30).await;
+    let (_olga, olga) = a.agent("olga", &[], 1).await;
+    let (boris_id, boris) = a.agent("boris", &[], 1).await;
+    let customer = a.customer("shop-2").await;
+
+    let mut on_a = a.socket(&olga).await;
+    available(&mut on_a).await;
+    let filed = b
+        .complain(&b.admin_token, "n-2", customer, category, "Broken zip")
+        .await;
+    let ticket_id = filed.body["id"].as_i64().unwrap();
+    assert_eq!(offer_of(&mut on_a).await.ticket.id, ticket_id);
+
+    let mut on_b = b.socket(&boris).await;
+    available(&mut on_b).await;
+    // Node A stops: Olga's console is told why, and her pending offer goes to Boris on node B.
+    a.stop().await;
+    assert_eq!(close_code(&on_a.ended().await), Some(1001));
+    let offer = offer_of(&mut on_b).await;
+    assert_eq!(offer.ticket.id, ticket_id);
+    let accepted = on_b
+        .command(Command::Accept {
+            ticket_id,
+            version: offer.version,
+        })
+        .await;
+    assert!(
+        matches!(accepted, ReplyResult::Ok { ticket: Some(ref t) } if t.assigned_agent_id == Some(boris_id))
+    );
+    b.stop().await;
+}
