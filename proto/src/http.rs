@@ -111,6 +111,61 @@ wire! {
         pub service_level_seconds: u32,
         /// How long an agent has to accept an offer.
         pub offer_timeout_seconds: u32,
+        /// A pause after an agent ends a ticket before their next offer.
+        #[serde(default)]
+        pub wrap_up_seconds: u32,
+        /// How the agent is chosen among the free, eligible ones.
+        #[serde(default)]
+        pub strategy: Strategy,
+        /// How waiting tickets are ordered (besides their waiting time).
+        #[serde(default)]
+        pub priority: PriorityRule,
+        /// Bullseye steps: after waiting so long, a ticket accepts agents with
+        /// fewer skills, or moves to another queue.
+        #[serde(default)]
+        pub overflow: Vec<OverflowStep>,
+        /// Offers an agent may let expire in a row before being put on break.
+        #[serde(default = "default_missed_offers")]
+        pub missed_offers_limit: u32,
+        /// How long a disconnected agent's tickets wait for them to come back
+        /// before returning to the front of the queue.
+        #[serde(default = "default_reconnect_grace")]
+        pub reconnect_grace_seconds: u32,
+    }
+
+    /// A waiting ticket's head start, in seconds of waiting time: a ticket with
+    /// 60 s head start is served as if it had waited 60 s longer. Every ticket
+    /// still rises as it waits, so nothing starves.
+    #[derive(Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct PriorityRule {
+        /// Per customer tier, e.g. {"gold": 120, "silver": 60}.
+        #[serde(default)]
+        pub tier_head_start_seconds: std::collections::BTreeMap<String, u32>,
+        /// Seconds per 1,000 minor units of the customer's yearly value...
+        #[serde(default)]
+        pub value_head_start_seconds_per_1000: u32,
+        /// ...up to this many seconds.
+        #[serde(default)]
+        pub max_value_head_start_seconds: u32,
+        /// For a ticket that reopens an earlier one.
+        #[serde(default)]
+        pub reopen_head_start_seconds: u32,
+        /// For a ticket escalated by an agent or supervisor.
+        #[serde(default)]
+        pub escalation_head_start_seconds: u32,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct OverflowStep {
+        /// Seconds of waiting after which this step applies.
+        pub after_seconds: u32,
+        /// The relaxed ring: agents with these skills may take the ticket.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub required_skills: Option<Vec<SkillLevel>>,
+        /// Or: move the ticket to this queue (keeping its place by waiting time).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub overflow_queue_id: Option<i64>,
     }
 
     pub struct Queue {
@@ -255,6 +310,29 @@ wire! {
         pub ok: bool,
         pub detail: Option<String>,
     }
+}
+
+/// How a queue chooses among free, eligible agents.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// The agent who has waited longest since their last ticket.
+    #[default]
+    LongestIdle,
+    /// The agent with the highest level in the queue's skills (ties: longest idle).
+    BestSkill,
+    /// The agent who has taken the fewest tickets today (ties: longest idle).
+    FewestToday,
+}
+
+fn default_missed_offers() -> u32 {
+    3
+}
+
+fn default_reconnect_grace() -> u32 {
+    120
 }
 
 fn default_tier() -> String {

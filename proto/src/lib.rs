@@ -5,7 +5,9 @@
 //! Each type derives `utoipa::ToSchema` (for `/api/openapi.json`) and
 //! `schemars::JsonSchema` (for the published socket schema).
 
+pub mod compensation;
 pub mod http;
+pub mod outbound;
 pub mod ws;
 
 /// The version of the live-channel protocol this build speaks ("major.minor").
@@ -122,6 +124,8 @@ pub enum AgentState {
     Offline,
     Available,
     Break,
+    /// The pause after a ticket ends; available again when it is over.
+    WrapUp,
 }
 
 impl AgentState {
@@ -130,6 +134,16 @@ impl AgentState {
             AgentState::Offline => "offline",
             AgentState::Available => "available",
             AgentState::Break => "break",
+            AgentState::WrapUp => "wrap_up",
+        }
+    }
+
+    pub fn parse(s: &str) -> AgentState {
+        match s {
+            "available" => AgentState::Available,
+            "break" => AgentState::Break,
+            "wrap_up" => AgentState::WrapUp,
+            _ => AgentState::Offline,
         }
     }
 }

@@ -4,9 +4,29 @@
 //! The client opens the socket (its `Origin` must be allowed) and sends a
 //! [`ClientFrame::Hello`] within a few seconds with its protocol version and
 //! access token; a bad token closes the socket with code 1008, an unknown major
-//! version with code 4400. After the hello, every client command carries a
-//! request id and gets exactly one [`ServerEvent::Reply`]. Every server frame
-//! carries a sequence number.
+//! version with code 4400.
+//!
+//! **Sequence and resume.** Every event meant for a user (offers, rescinds,
+//! state changes, ticket updates…) gets the next number of that user's stream,
+//! shared by all of the user's consoles on every server node. A client that
+//! reconnects sends the last `seq` it processed as `resume_from`: the server
+//! replays every later event in order, or, when that is too far back, sends a
+//! [`ServerEvent::Snapshot`] of the client's whole current state. Never a
+//! silent gap. A fresh connection (no `resume_from`) starts with a snapshot.
+//! Frames that are answers or views rather than stream events (`welcome`,
+//! `reply`, `snapshot`, `board`, `error`) carry the stream position at the time
+//! they were sent and do not advance it.
+//!
+//! **Commands.** After the hello, every client command carries a request id
+//! and gets exactly one [`ServerEvent::Reply`]; a repeated request id (for
+//! example after a reconnect) gets the first reply again and has no second
+//! effect.
+//!
+//! **Liveness and limits.** The server pings every 15 s and closes a
+//! connection it has heard nothing from (frames or pongs) for 30 s. A client
+//! that does not read fast enough is closed (1008, it can resume). Commands
+//! beyond the per-connection rate get a `rate_limited` reply; a client that
+//! keeps going past it is closed.
 
 use crate::http::{Customer, Outcome, Ticket};
 use crate::{AgentState, Role};
@@ -29,9 +49,14 @@ pub enum ClientFrame {
         protocol: String,
         /// The access JWT from `/api/auth/login` (never put it in the URL).
         token: String,
+        /// The last `seq` this client processed, to resume after a reconnect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_from: Option<u64>,
     },
     /// A command; answered by exactly one `reply` with the same `request_id`.
     Command {
+        /// Unique per user (a UUID, say): a repeated id is taken as a retry
+        /// and answered with the first reply. At most 128 characters.
         request_id: String,
         #[serde(flatten)]
         command: Command,
@@ -56,6 +81,28 @@ pub enum Command {
     Resolve { ticket_id: i64, outcome: Outcome },
     /// Agents: add a note to an assigned ticket's history.
     Note { ticket_id: i64, text: String },
+    /// Agents: record what came of an outbound call you hold; ends its
+    /// ticket and schedules a retry or callback under the contact policy.
+    CallOutcome {
+        ticket_id: i64,
+        outcome: crate::outbound::CallOutcome,
+    },
+    /// Supervisors: approve or deny a pending compensation request.
+    DecideCompensation {
+        compensation_id: i64,
+        approve: bool,
+        #[serde(default)]
+        note: String,
+    },
+    /// Supervisors and admins: watch queues (by id) and teams (by name) on
+    /// this connection's board: a `board` snapshot now, then coalesced
+    /// updates. Replaces the connection's earlier subscription.
+    Subscribe {
+        #[serde(default)]
+        queues: Vec<i64>,
+        #[serde(default)]
+        teams: Vec<String>,
+    },
 }
 
 /// A frame sent by the server: a sequence number and an event.
@@ -71,14 +118,19 @@ pub struct ServerFrame {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
-    /// Answer to a valid hello.
+    /// Answer to a valid hello. `resumed` tells whether the missed events
+    /// follow (true) or a snapshot does (false).
     Welcome {
         protocol: String,
         user_id: i64,
         role: Role,
-        /// The agent's current state (agents only).
-        state: Option<AgentState>,
+        resumed: bool,
     },
+    /// The client's whole current state, replacing whatever it had: sent on a
+    /// fresh connection and when a resume point is too far back.
+    Snapshot(Box<Snapshot>),
+    /// A supervisor board's figures for the subscribed queues and teams.
+    Board(Board),
     /// The one answer to a command.
     Reply {
         request_id: String,
@@ -100,8 +152,71 @@ pub enum ServerEvent {
     },
     /// A ticket this user holds or watches changed.
     TicketUpdated { ticket: Ticket },
+    /// Supervisors: a compensation request above its requester's authority
+    /// waits for a decision.
+    CompensationPending {
+        request: crate::compensation::CompensationRequest,
+    },
+    /// A pending compensation request was approved, denied or expired (to the
+    /// requester and to the supervisors who were asked).
+    CompensationDecided {
+        request: crate::compensation::CompensationRequest,
+    },
     /// A client frame could not be understood (no request id to reply to).
     Error(WsError),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Snapshot {
+    /// The agent's routing state (agents only).
+    pub state: Option<AgentState>,
+    /// The offer waiting for this agent's answer, if any.
+    pub pending_offers: Vec<OfferDetails>,
+    /// Tickets this agent holds now.
+    pub assigned: Vec<Ticket>,
+    /// This connection's board subscription.
+    pub queues: Vec<i64>,
+    pub teams: Vec<String>,
+}
+
+/// Live figures of a board: a whole picture each time (small), sent at most
+/// a few times a second however fast tickets change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Board {
+    pub queues: Vec<QueueFigures>,
+    pub teams: Vec<TeamFigures>,
+    /// Unix milliseconds when the figures were taken.
+    pub at_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct QueueFigures {
+    pub queue_id: i64,
+    pub name: String,
+    /// Tickets waiting for an agent (offered ones included).
+    pub waiting: u64,
+    /// When the oldest waiting ticket came in (Unix ms): its wait is
+    /// `now - oldest_waiting_since_ms`, so the board ticks without messages.
+    pub oldest_waiting_since_ms: Option<i64>,
+    /// Share of today's answered tickets answered within the target, in
+    /// per-mille (None before the first answer of the day).
+    pub service_level_permille: Option<u32>,
+    pub answered_today: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TeamFigures {
+    pub team: String,
+    pub agents: Vec<AgentFigure>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AgentFigure {
+    pub agent_id: i64,
+    pub name: String,
+    pub state: AgentState,
+    /// Tickets held now.
+    pub tickets: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -111,6 +226,9 @@ pub struct OfferDetails {
     pub version: u64,
     /// Unix milliseconds after which the offer goes to someone else.
     pub deadline_ms: i64,
+    /// For an outbound call: why the business calls and the script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<crate::outbound::OutboundBrief>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

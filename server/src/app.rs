@@ -11,6 +11,7 @@ use crate::routing::memory::MemoryRouting;
 use crate::store::Db;
 use crate::ws::hub::Hub;
 use axum::Router;
+use axum::serve::ListenerExt;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, header};
@@ -28,6 +29,8 @@ use tower_http::trace::TraceLayer;
 
 /// Largest HTTP request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Kernel send buffer per connection.
+pub const SEND_BUFFER_BYTES: usize = 64 * 1024;
 /// How often every node expires overdue offers and offers waiting tickets.
 pub const TICK_INTERVAL: Duration = Duration::from_millis(250);
 /// How often the live queues are checked against the record.
@@ -46,6 +49,15 @@ pub struct AppState {
     pub allowed_origins: Arc<Vec<String>>,
     pub shutdown: CancellationToken,
     pub refresh_ttl_seconds: u64,
+    pub live: LiveLimits,
+}
+
+/// Live-channel timings and limits.
+#[derive(Clone, Copy, Debug)]
+pub struct LiveLimits {
+    pub ping: Duration,
+    pub idle: Duration,
+    pub commands_per_second: u32,
 }
 
 impl AppState {
@@ -166,6 +178,11 @@ pub async fn run(
         bus: bus.clone(),
         clock: clock.clone(),
         metrics: metrics.clone(),
+        due_index: crate::outbound::scheduler::connect(
+            serve.redis_url.as_deref(),
+            &serve.redis_prefix,
+        )
+        .await?,
     });
     let stop = CancellationToken::new();
     let state = AppState {
@@ -179,15 +196,30 @@ pub async fn run(
         allowed_origins: Arc::new(allowed_origins),
         shutdown: stop.clone(),
         refresh_ttl_seconds: serve.refresh_ttl_seconds,
+        live: LiveLimits {
+            ping: Duration::from_secs(serve.ws_ping_seconds.max(1)),
+            idle: Duration::from_secs(serve.ws_idle_seconds.max(2)),
+            commands_per_second: serve.ws_commands_per_second.max(1),
+        },
     };
 
     let queued = desk.reconcile().await?;
+    desk.rebuild_due_index(true).await?;
     tracing::info!(queued, "live queues rebuilt from the database");
     let background = spawn_background(state.clone(), bus_rx);
+    let webhooks = crate::compensation::outbox::start(db.clone(), state.clock.clone(), &serve)?;
 
     println!("listening on http://{local}");
     let app = router(state.clone());
     let stopping = stop.clone();
+    // Console frames are small and latency matters: no Nagle delay. A modest
+    // kernel send buffer per connection keeps a client that stops reading
+    // from hiding behind megabytes of buffer before its own buffer fills
+    // and the hub closes it (see `ws::hub`).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER_BYTES);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -204,6 +236,7 @@ pub async fn run(
         desk.agent_disconnected(agent).await;
     }
     background.abort();
+    webhooks.inspect(tokio::task::JoinHandle::abort);
     db.close().await;
     Ok(())
 }
@@ -232,6 +265,16 @@ fn spawn_background(
                 hub.dispatch(message);
             }
         };
+        let boards = async {
+            let mut tick = tokio::time::interval(crate::ws::BOARD_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = crate::ws::publish_boards(&state).await {
+                    tracing::warn!(error = %e, "board update failed");
+                }
+            }
+        };
         let ticker = async {
             let mut tick = tokio::time::interval(TICK_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -248,7 +291,7 @@ fn spawn_background(
                 }
             }
         };
-        tokio::join!(fanout, ticker);
+        tokio::join!(fanout, ticker, boards);
     })
 }
 

@@ -28,6 +28,9 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(command) => user(&database_url, command).await,
+        Command::Ledger(crate::config::LedgerCommand::Verify) => {
+            crate::compensation::ledger::verify_command(&database_url).await
+        }
     }
 }
 

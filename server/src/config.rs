@@ -27,6 +27,16 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// The compensation ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// Recompute the compensation ledger's hash chain; exits non-zero and names
+    /// the first broken entry when it does not hold.
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]
@@ -83,6 +93,15 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "CALLCENTER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Live channel: seconds between the server's pings.
+    #[arg(long, env = "CALLCENTER_WS_PING_SECONDS", default_value_t = 15)]
+    pub ws_ping_seconds: u64,
+    /// Live channel: a connection silent this long (no frame, no pong) is closed.
+    #[arg(long, env = "CALLCENTER_WS_IDLE_SECONDS", default_value_t = 30)]
+    pub ws_idle_seconds: u64,
+    /// Live channel: commands per second per connection (bursts of twice that).
+    #[arg(long, env = "CALLCENTER_WS_COMMANDS_PER_SECOND", default_value_t = 20)]
+    pub ws_commands_per_second: u32,
     /// redis:// URL of the shared live state; redis+cluster://host:port,host:port for a
     /// Redis Cluster. Absent: in-process routing (one node only).
     #[arg(long, env = "REDIS_URL")]
@@ -120,6 +139,12 @@ pub struct ServeArgs {
     /// Password of the first administrator; absent: one is generated and printed once.
     #[arg(long, env = "CALLCENTER_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+    /// URL that receives a signed POST for every compensation grant and reversal.
+    #[arg(long, env = "CALLCENTER_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// HMAC-SHA256 key of the webhook signature (16 characters or more).
+    #[arg(long, env = "CALLCENTER_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
 }
 
 impl Default for ServeArgs {
@@ -136,6 +161,11 @@ impl Default for ServeArgs {
             allowed_origins: Vec::new(),
             admin_username: "admin".into(),
             admin_password: None,
+            webhook_url: None,
+            webhook_secret: None,
+            ws_ping_seconds: 15,
+            ws_idle_seconds: 30,
+            ws_commands_per_second: 20,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! when the live layer and the record disagree.
 
 use crate::auth::AuthUser;
-use crate::bus::{Bus, BusMessage, Recipient};
+use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
@@ -17,12 +17,17 @@ use callcenter_proto::ws::{OfferDetails, ServerEvent};
 use callcenter_proto::{AgentState, TicketStatus};
 use std::sync::Arc;
 
+mod rules;
+pub use rules::{FRONT_OF_QUEUE_RANK, head_start_ms};
+
 pub struct Desk {
     pub db: Db,
     pub routing: Arc<dyn Routing>,
     pub bus: Arc<dyn Bus>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    /// Due times of planned outbound calls (see `outbound::scheduler`).
+    pub due_index: Arc<dyn crate::outbound::DueIndex>,
 }
 
 impl From<OfferGone> for ApiError {
@@ -36,13 +41,11 @@ impl Desk {
         self.clock.now_ms()
     }
 
-    async fn tell(&self, user_id: i64, event: ServerEvent) {
-        let message = BusMessage::Deliver {
-            to: Recipient::User { user_id },
-            event: Box::new(event),
-        };
-        if let Err(e) = self.bus.publish(message).await {
-            tracing::warn!(error = %e, user_id, "could not publish an event");
+    /// Append an event to the user's stream: their consoles on every node
+    /// get it, and a console that reconnects gets it on resume.
+    pub async fn tell(&self, user_id: i64, event: ServerEvent) {
+        if let Err(e) = self.bus.deliver(user_id, event).await {
+            tracing::warn!(error = %e, user_id, "could not deliver an event");
         }
     }
 
@@ -78,7 +81,9 @@ impl Desk {
             .await
             .map_err(|_| ApiError::field("category_id", "no category has this id"))?;
         let now = self.now();
-        let rank_ms = now - i64::from(category.spec.base_priority) * 1000;
+        let rank_ms = self
+            .rank_for(category.spec.queue_id, category.spec.base_priority, customer_id, now)
+            .await?;
         let scope = format!("complaint:{}", actor.user_id);
         let (ticket, created) = self
             .db
@@ -138,30 +143,29 @@ impl Desk {
             return Ok(());
         }
         self.db
-            .mark_offered(
-                offer.ticket_id,
-                offer.agent_id,
-                offer.version,
-                offer.deadline_ms,
-                now,
-            )
+            .mark_offered(offer.ticket_id, offer.agent_id, offer.version, offer.deadline_ms, now)
             .await?;
-        let customer = self.db.customer(ticket.customer_id).await?;
+        let details = self.offer_details(&offer, ticket).await?;
         self.metrics.offers.inc();
-        self.tell(
-            offer.agent_id,
-            ServerEvent::Offer(OfferDetails {
-                ticket: Ticket {
-                    status: TicketStatus::Offered,
-                    ..ticket
-                },
-                customer,
-                version: offer.version,
-                deadline_ms: offer.deadline_ms,
-            }),
-        )
-        .await;
+        self.tell(offer.agent_id, ServerEvent::Offer(details)).await;
         Ok(())
+    }
+
+    /// What an agent is shown of an offer: the ticket, the customer card.
+    pub async fn offer_details(&self, offer: &Offer, ticket: Ticket) -> anyhow::Result<OfferDetails> {
+        let customer = self.db.customer(ticket.customer_id).await?;
+        let outbound = self.outbound_brief(&ticket).await?;
+        Ok(OfferDetails {
+            ticket: Ticket {
+                status: TicketStatus::Offered,
+                ..ticket
+            },
+            customer,
+            version: offer.version,
+            deadline_ms: offer.deadline_ms,
+            // The outbound brief (purpose, script) of a service call.
+            outbound,
+        })
     }
 
     /// Offers that ended without an accept: back in line, the agent told.
@@ -220,7 +224,7 @@ impl Desk {
                     self.dispatch(q).await?;
                 }
             }
-            AgentState::Break | AgentState::Offline => {
+            AgentState::Break | AgentState::Offline | AgentState::WrapUp => {
                 let rescinded = self.routing.agent_away(agent_id).await?;
                 self.requeue(&rescinded, "offer_rescinded", "agent_unavailable")
                     .await?;
@@ -254,6 +258,7 @@ impl Desk {
             .routing
             .accept(agent_id, ticket_id, version, now)
             .await??;
+        self.db.offer_answered(agent_id).await?;
         match self.db.assign(ticket_id, agent_id, version, now).await {
             Ok(ticket) => {
                 self.metrics.accepts.inc();
@@ -270,6 +275,7 @@ impl Desk {
 
     pub async fn decline(&self, agent_id: i64, ticket_id: i64, version: u64) -> ApiResult<()> {
         let offer = self.routing.decline(agent_id, ticket_id, version).await??;
+        self.db.offer_answered(agent_id).await?;
         self.requeue(&[offer], "declined", "declined").await?;
         self.dispatch(offer.queue_id).await?;
         Ok(())
@@ -296,9 +302,9 @@ impl Desk {
         let ticket = self.db.resolve(ticket_id, agent_id, outcome, now).await?;
         self.metrics.tickets_resolved.inc();
         self.routing.release(agent_id, ticket_id, now).await?;
-        for q in self.db.queues_for_agent(agent_id).await? {
-            self.dispatch(q).await?;
-        }
+        let queue = self.db.queue(ticket.queue_id).await?;
+        self.after_ticket(agent_id, &queue).await?;
+        self.ticket_resolved(&ticket).await;
         Ok(ticket)
     }
 
@@ -316,6 +322,9 @@ impl Desk {
 
     /// The agent's last socket on this node closed.
     pub async fn agent_disconnected(&self, agent_id: i64) {
+        if let Err(e) = self.db.mark_disconnected(agent_id, self.now()).await {
+            tracing::warn!(error = %e, agent_id, "could not record a disconnection");
+        }
         if let Err(e) = self
             .set_state(agent_id, AgentState::Offline, Some("disconnected"))
             .await
@@ -327,15 +336,21 @@ impl Desk {
     /// Expire overdue offers and offer waiting tickets, on every queue.
     /// Runs on every node; the routing layer makes each expiry happen once.
     pub async fn tick(&self) -> anyhow::Result<()> {
+        self.expire_compensation().await?;
+        self.run_due_calls().await;
         let now = self.now();
         for queue in self.db.queues().await? {
             let expired = self.routing.expire(queue.id, now).await?;
             if !expired.is_empty() {
                 self.metrics.offers_expired.add(expired.len() as u64);
                 self.requeue(&expired, "offer_expired", "timeout").await?;
+                self.count_missed(&expired, &queue).await?;
             }
+            self.overflow(&queue).await?;
             self.dispatch(queue.id).await?;
         }
+        self.end_wrap_ups().await?;
+        self.return_abandoned().await?;
         Ok(())
     }
 
@@ -356,6 +371,7 @@ impl Desk {
                 queued += 1;
             }
         }
+        self.rebuild_due_index(false).await?;
         Ok(queued)
     }
 }

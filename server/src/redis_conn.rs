@@ -39,7 +39,9 @@ impl Target {
         } else if let Some(rest) = url.strip_prefix("rediss+cluster://") {
             ("rediss", rest, true)
         } else if let Some((scheme, rest)) = url.split_once("://") {
-            (scheme, rest, rest.contains(','))
+            // Commas in the host part (not in a password) list cluster nodes.
+            let hosts = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            (scheme, rest, hosts.contains(','))
         } else {
             anyhow::bail!("not a Redis URL: {url:?}");
         };
@@ -151,6 +153,10 @@ mod tests {
         assert_eq!(
             Target::parse("redis+cluster://a:1").unwrap(),
             Target::Cluster(vec!["redis://a:1".into()])
+        );
+        assert_eq!(
+            Target::parse("redis://u:p,w@a:1").unwrap(),
+            Target::Single("redis://u:p,w@a:1".into())
         );
         assert!(Target::parse("nonsense").is_err());
     }

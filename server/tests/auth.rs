@@ -109,6 +109,7 @@ async fn refused_everywhere(app: &TestApp, token: &str, what: &str) {
     let hello = ClientFrame::Hello {
         protocol: "1.0".into(),
         token: token.into(),
+        resume_from: None,
     };
     stream
         .send(Message::Text(serde_json::to_string(&hello).unwrap().into()))
@@ -504,6 +505,7 @@ async fn unknown_protocol_version_and_silence_are_refused() {
     let hello = ClientFrame::Hello {
         protocol: "2.0".into(),
         token,
+        resume_from: None,
     };
     stream
         .send(Message::Text(serde_json::to_string(&hello).unwrap().into()))

@@ -5,8 +5,18 @@
 //! carries messages over one Redis pub/sub channel shared by every node. Each
 //! node has one [`Hub`](crate::ws::hub::Hub) that consumes its bus receiver
 //! and hands events to the local sockets.
+//!
+//! The bus also keeps each user's **stream**: events meant for a user are
+//! numbered (one sequence per user, shared by all their consoles on every
+//! node) and kept for a while, so a console that reconnects can be sent
+//! exactly what it missed ([`Bus::since`]). And it remembers the reply to each
+//! console command by request id, so that a repeated command has no second
+//! effect ([`Bus::claim_request`]).
 
 pub mod redis;
+mod streams;
+
+pub use streams::{Claim, MemoryStreams, STREAM_LEN, Since};
 
 use async_trait::async_trait;
 use callcenter_proto::ws::ServerEvent;
@@ -26,9 +36,12 @@ pub enum Recipient {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BusMessage {
-    /// Send an event to the recipient's sockets.
+    /// Send an event to the recipient's sockets; `seq` is its number in the
+    /// user's stream when it is a stream event.
     Deliver {
         to: Recipient,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
         event: Box<ServerEvent>,
     },
     /// Close the user's sockets: logout (one session) or disable (all).
@@ -41,20 +54,45 @@ pub enum BusMessage {
 
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
-    /// Publish to every node, this one included.
+    /// Publish to every node, this one included, outside any user's stream.
     async fn publish(&self, message: BusMessage) -> anyhow::Result<()>;
+
+    /// Append an event to the user's stream (the next number) and deliver it
+    /// to the user's sockets on every node. Returns its number.
+    async fn deliver(&self, user_id: i64, event: ServerEvent) -> anyhow::Result<u64>;
+
+    /// The user's stream events numbered above `after`, in order, or
+    /// [`Since::TooOld`] when some of them are no longer kept.
+    async fn since(&self, user_id: i64, after: u64) -> anyhow::Result<Since>;
+
+    /// The number of the user's latest stream event (0 before the first).
+    async fn position(&self, user_id: i64) -> anyhow::Result<u64>;
+
+    /// Claim a console command's request id for this user: the first claim
+    /// runs the command, later ones get its stored reply.
+    async fn claim_request(&self, user_id: i64, request_id: &str) -> anyhow::Result<Claim>;
+
+    /// Store the reply of a claimed command (JSON) for later repeats.
+    async fn finish_request(&self, user_id: i64, request_id: &str, reply: &str) -> anyhow::Result<()>;
 }
 
 /// In-process bus: publishing hands the message straight to this node's hub.
 pub struct LocalBus {
     tx: mpsc::UnboundedSender<BusMessage>,
+    streams: MemoryStreams,
 }
 
 impl LocalBus {
     /// The bus and the receiver the node's hub consumes.
     pub fn new() -> (Self, mpsc::UnboundedReceiver<BusMessage>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self { tx }, rx)
+        (
+            Self {
+                tx,
+                streams: MemoryStreams::default(),
+            },
+            rx,
+        )
     }
 }
 
@@ -63,6 +101,35 @@ impl Bus for LocalBus {
     async fn publish(&self, message: BusMessage) -> anyhow::Result<()> {
         // The hub lives as long as the server; a send error means shutdown.
         let _ = self.tx.send(message);
+        Ok(())
+    }
+
+    async fn deliver(&self, user_id: i64, event: ServerEvent) -> anyhow::Result<u64> {
+        // Numbered and handed to the hub under one lock, so the hub sees the
+        // user's events in stream order.
+        Ok(self.streams.append(user_id, event, |seq, event| {
+            let _ = self.tx.send(BusMessage::Deliver {
+                to: Recipient::User { user_id },
+                seq: Some(seq),
+                event: Box::new(event),
+            });
+        }))
+    }
+
+    async fn since(&self, user_id: i64, after: u64) -> anyhow::Result<Since> {
+        Ok(self.streams.since(user_id, after))
+    }
+
+    async fn position(&self, user_id: i64) -> anyhow::Result<u64> {
+        Ok(self.streams.position(user_id))
+    }
+
+    async fn claim_request(&self, user_id: i64, request_id: &str) -> anyhow::Result<Claim> {
+        Ok(self.streams.claim(user_id, request_id))
+    }
+
+    async fn finish_request(&self, user_id: i64, request_id: &str, reply: &str) -> anyhow::Result<()> {
+        self.streams.finish(user_id, request_id, reply);
         Ok(())
     }
 }

@@ -9,10 +9,13 @@
 //! Messages published while a node is disconnected are lost to it: the bus is
 //! fire-and-forget, like the sockets it feeds.
 
-use super::{Bus, BusMessage};
+use super::{Bus, BusMessage, Claim, STREAM_LEN, Since};
 use crate::redis_conn::{self, RedisConn, Target};
 use async_trait::async_trait;
+use callcenter_proto::ws::ServerEvent;
 use futures::StreamExt;
+use redis::Script;
+use std::sync::LazyLock;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -27,6 +30,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 pub struct RedisBus {
     conn: RedisConn,
     channel: String,
+    prefix: String,
     subscriber: JoinHandle<()>,
 }
 
@@ -52,6 +56,7 @@ impl RedisBus {
             RedisBus {
                 conn,
                 channel,
+                prefix,
                 subscriber,
             },
             rx,
@@ -75,6 +80,99 @@ impl Bus for RedisBus {
             .query_async(&mut self.conn.clone())
             .await?;
         Ok(())
+    }
+
+    async fn deliver(&self, user_id: i64, event: ServerEvent) -> anyhow::Result<u64> {
+        let seq: u64 = DELIVER
+            .key(self.user_key(user_id, "seq"))
+            .key(self.user_key(user_id, "log"))
+            .arg(&self.channel)
+            .arg(serde_json::to_string(&event)?)
+            .arg(STREAM_LEN)
+            .arg(STREAM_TTL_SECONDS)
+            .arg(user_id)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(seq)
+    }
+
+    async fn since(&self, user_id: i64, after: u64) -> anyhow::Result<Since> {
+        let reply: Vec<redis::Value> = SINCE
+            .key(self.user_key(user_id, "seq"))
+            .key(self.user_key(user_id, "log"))
+            .arg(after)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let mut items = reply.into_iter();
+        if !matches!(items.next(), Some(redis::Value::Int(1))) {
+            return Ok(Since::TooOld);
+        }
+        let mut events = Vec::new();
+        for item in items {
+            let text: String = redis::from_redis_value(&item)?;
+            let (seq, json) = text
+                .split_once(' ')
+                .ok_or_else(|| anyhow::anyhow!("malformed stream entry"))?;
+            events.push((seq.parse()?, serde_json::from_str(json)?));
+        }
+        Ok(Since::Events(events))
+    }
+
+    async fn position(&self, user_id: i64) -> anyhow::Result<u64> {
+        let seq: Option<u64> = redis::cmd("GET")
+            .arg(self.user_key(user_id, "seq"))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn claim_request(&self, user_id: i64, request_id: &str) -> anyhow::Result<Claim> {
+        let reply: Vec<String> = CLAIM
+            .key(self.user_key(user_id, "replies"))
+            .arg(request_id)
+            .arg(REPLIES_TTL_SECONDS)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(match reply.first().map(String::as_str) {
+            Some("new") => Claim::New,
+            Some("running") => Claim::Running,
+            _ => Claim::Done(reply.get(1).cloned().unwrap_or_default()),
+        })
+    }
+
+    async fn finish_request(
+        &self,
+        user_id: i64,
+        request_id: &str,
+        reply: &str,
+    ) -> anyhow::Result<()> {
+        let _: i64 = redis::cmd("HSET")
+            .arg(self.user_key(user_id, "replies"))
+            .arg(request_id)
+            .arg(reply)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+}
+
+/// How long a user's recent events are kept for resuming after their last event.
+const STREAM_TTL_SECONDS: u64 = 3600;
+/// How long command replies are remembered for repeated request ids.
+const REPLIES_TTL_SECONDS: u64 = 3600;
+
+static DELIVER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/stream_deliver.lua")));
+static SINCE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/stream_since.lua")));
+static CLAIM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/request_claim.lua")));
+
+impl RedisBus {
+    /// A key of one user's stream state, hash-tagged so every script on a
+    /// user touches one cluster slot.
+    fn user_key(&self, user_id: i64, what: &str) -> String {
+        format!("{}:{{u:{user_id}}}:{what}", self.prefix)
     }
 }
 

@@ -77,8 +77,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             depths.push((q.spec.name, waiting, offered));
         }
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&depths),
-    )
+    let mut text = state.metrics.render(&depths);
+    text.push_str(&format!(
+        "# HELP callcenter_sockets_closed_slow_total Sockets closed because their client could not keep up.\n\
+         # TYPE callcenter_sockets_closed_slow_total counter\ncallcenter_sockets_closed_slow_total {}\n",
+        state.hub.slow_closed()
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

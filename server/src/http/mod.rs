@@ -19,6 +19,8 @@ pub fn router() -> Router<AppState> {
         .merge(customers::router())
         .merge(tickets::router())
         .merge(health::router())
+        .merge(crate::compensation::http::router())
+        .merge(crate::outbound::http::router())
         .merge(openapi::router())
 }
 

@@ -16,7 +16,10 @@
 //! - `agstate`: HASH agent -> `gen|free`, the newest agent state this queue
 //!   has seen and its free capacity hint;
 //! - `version`: the offer version counter (INCR; versions are unique per queue
-//!   and strictly increase).
+//!   and strictly increase);
+//! - `tried`: HASH ticket -> comma-separated agents who declined or missed
+//!   it (or were away): they get it again only when no other agent is
+//!   available; cleared when it is accepted or cancelled.
 //!
 //! Per agent (hash tag `{a:<agent_id>}`), `<prefix>:{a:<id>}:` followed by
 //! - `state`: HASH cap, ready, idle, gen, queues;
@@ -33,7 +36,8 @@
 //! The queue slot decides everything about a ticket (waiting, offered,
 //! settled, version); the agent slot decides capacity (`held` < `cap` and
 //! ready). A dispatch step pairs the head ticket with the longest-idle agent
-//! of the queue's `agents` set as a tentative offer; the agent slot then
+//! of the queue's `agents` set (preferring agents who have not tried the
+//! ticket, as in memory) as a tentative offer; the agent slot then
 //! reserves capacity; if it refuses, the next step puts the ticket back at its
 //! rank and records the agent's state, then tries the next agent. Only
 //! reserved offers are returned. Every agent-slot change that can make an
@@ -230,7 +234,7 @@ impl RedisRouting {
         }
     }
 
-    fn queue_keys(&self, queue_id: QueueId) -> [String; 7] {
+    fn queue_keys(&self, queue_id: QueueId) -> [String; 8] {
         let b = format!("{}:{{q:{}}}", self.prefix, queue_id);
         [
             format!("{b}:line"),
@@ -240,6 +244,7 @@ impl RedisRouting {
             format!("{b}:agents"),
             format!("{b}:agstate"),
             format!("{b}:version"),
+            format!("{b}:tried"),
         ]
     }
 
@@ -568,7 +573,7 @@ impl Routing for RedisRouting {
                     &self.scripts.reserve,
                     offer.agent_id,
                     &[tomb],
-                    &[ticket.clone(), hold],
+                    &[ticket.clone(), hold, queue_id.to_string()],
                 )
                 .await?;
             let own = if r.queues.contains(&queue_id) {

@@ -2,7 +2,9 @@
 
 use super::{Db, StoreError, StoreResult, is_unique_violation};
 use callcenter_proto::AgentState;
-use callcenter_proto::http::{AgentProfile, Category, CategorySpec, Queue, QueueSpec, SkillLevel};
+use callcenter_proto::http::{
+    AgentProfile, Category, CategorySpec, OverflowStep, PriorityRule, Queue, QueueSpec, SkillLevel, Strategy,
+};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -26,14 +28,52 @@ fn conflict(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
 }
 
 fn parse_state(s: &str) -> AgentState {
-    match s {
-        "available" => AgentState::Available,
-        "break" => AgentState::Break,
-        _ => AgentState::Offline,
+    AgentState::parse(s)
+}
+
+/// The routing rules of a queue, kept as one JSON document.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct RoutingRules {
+    #[serde(default)]
+    wrap_up_seconds: u32,
+    #[serde(default)]
+    strategy: Strategy,
+    #[serde(default)]
+    priority: PriorityRule,
+    #[serde(default)]
+    overflow: Vec<OverflowStep>,
+    #[serde(default = "three")]
+    missed_offers_limit: u32,
+    #[serde(default = "two_minutes")]
+    reconnect_grace_seconds: u32,
+}
+
+fn three() -> u32 {
+    3
+}
+
+fn two_minutes() -> u32 {
+    120
+}
+
+impl RoutingRules {
+    fn of(spec: &QueueSpec) -> Self {
+        RoutingRules {
+            wrap_up_seconds: spec.wrap_up_seconds,
+            strategy: spec.strategy,
+            priority: spec.priority.clone(),
+            overflow: spec.overflow.clone(),
+            missed_offers_limit: spec.missed_offers_limit,
+            reconnect_grace_seconds: spec.reconnect_grace_seconds,
+        }
     }
 }
 
+const QUEUE_COLUMNS: &str = "id, name, service_level_seconds, offer_timeout_seconds, routing";
+
 fn queue_from_row(row: &AnyRow, required_skills: Vec<SkillLevel>) -> StoreResult<Queue> {
+    let routing: String = row.try_get("routing")?;
+    let rules: RoutingRules = serde_json::from_str(&routing).unwrap_or_default();
     Ok(Queue {
         id: row.try_get("id")?,
         spec: QueueSpec {
@@ -41,6 +81,12 @@ fn queue_from_row(row: &AnyRow, required_skills: Vec<SkillLevel>) -> StoreResult
             required_skills,
             service_level_seconds: row.try_get::<i64, _>("service_level_seconds")? as u32,
             offer_timeout_seconds: row.try_get::<i64, _>("offer_timeout_seconds")? as u32,
+            wrap_up_seconds: rules.wrap_up_seconds,
+            strategy: rules.strategy,
+            priority: rules.priority,
+            overflow: rules.overflow,
+            missed_offers_limit: rules.missed_offers_limit,
+            reconnect_grace_seconds: rules.reconnect_grace_seconds,
         },
     })
 }
@@ -228,12 +274,13 @@ impl Db {
     pub async fn create_queue(&self, spec: &QueueSpec) -> StoreResult<Queue> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "INSERT INTO queues (name, service_level_seconds, offer_timeout_seconds) \
-             VALUES ($1, $2, $3) RETURNING id",
+            "INSERT INTO queues (name, service_level_seconds, offer_timeout_seconds, routing) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(&spec.name)
         .bind(spec.service_level_seconds as i64)
         .bind(spec.offer_timeout_seconds as i64)
+        .bind(serde_json::to_string(&RoutingRules::of(spec)).map_err(|e| StoreError::Conflict(e.to_string()))?)
         .fetch_one(&mut *tx)
         .await
         .map_err(conflict("a queue with that name"))?;
@@ -258,7 +305,7 @@ impl Db {
 
     pub async fn queue(&self, id: i64) -> StoreResult<Queue> {
         let row = sqlx::query(
-            "SELECT id, name, service_level_seconds, offer_timeout_seconds FROM queues WHERE id = $1",
+            &format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE id = $1"),
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -285,7 +332,7 @@ impl Db {
 
     pub async fn queues(&self) -> StoreResult<Vec<Queue>> {
         let rows = sqlx::query(
-            "SELECT id, name, service_level_seconds, offer_timeout_seconds FROM queues ORDER BY id",
+            &format!("SELECT {QUEUE_COLUMNS} FROM queues ORDER BY id"),
         )
         .fetch_all(&self.pool)
         .await?;

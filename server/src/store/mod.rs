@@ -10,12 +10,15 @@
 //! SQLite runs with one connection: every write is serialized, which is the
 //! embedded default's concurrency model (no `database is locked` surprises).
 
+mod boards;
 mod customers;
 mod directory;
+mod presence;
 mod tickets;
 mod users;
 
 pub use directory::*;
+pub use presence::*;
 pub use tickets::*;
 pub use users::*;
 

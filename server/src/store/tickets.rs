@@ -70,7 +70,7 @@ fn ticket_from_row(row: &AnyRow) -> StoreResult<Ticket> {
     })
 }
 
-async fn record(
+pub(super) async fn record(
     tx: &mut Transaction<'static, Any>,
     ticket_id: i64,
     at_ms: i64,
@@ -91,7 +91,7 @@ async fn record(
     Ok(())
 }
 
-async fn ticket_in(tx: &mut Transaction<'static, Any>, id: i64) -> StoreResult<Ticket> {
+pub(super) async fn ticket_in(tx: &mut Transaction<'static, Any>, id: i64) -> StoreResult<Ticket> {
     let row = sqlx::query(&format!(
         "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"
     ))

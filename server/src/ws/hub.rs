@@ -2,24 +2,27 @@
 //!
 //! Each socket has a bounded outgoing buffer. Delivering never waits: when a
 //! socket's buffer is full its client cannot keep up, and it is closed with a
-//! reason rather than slowing the hub (and every other client) down.
+//! reason (it can resume from its last sequence number) rather than slowing
+//! the hub, and every other client, down.
 
 use crate::bus::{BusMessage, Recipient};
 use callcenter_proto::Role;
 use callcenter_proto::ws::{CLOSE_POLICY, ServerEvent};
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Frames a socket's writer sends.
+/// A frame for a socket's writer.
 #[derive(Debug)]
 pub enum Outgoing {
-    /// Shared by every socket the event goes to: serialized per socket,
-    /// never copied.
-    Event(Arc<ServerEvent>),
+    /// `seq` is the event's number in the user's stream (None: not a stream
+    /// event). The event is shared by every socket it goes to.
+    Event {
+        seq: Option<u64>,
+        event: Arc<ServerEvent>,
+    },
 }
 
 /// Why the server closed a socket.
@@ -27,6 +30,13 @@ pub enum Outgoing {
 pub struct CloseReason {
     pub code: u16,
     pub reason: String,
+}
+
+/// A board subscription: the queues and teams a supervisor watches.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Subscription {
+    pub queues: Vec<i64>,
+    pub teams: Vec<String>,
 }
 
 /// The hub's handle on one socket.
@@ -37,6 +47,9 @@ struct Socket {
     tx: mpsc::Sender<Outgoing>,
     close: CancellationToken,
     reason: Arc<Mutex<Option<CloseReason>>>,
+    subscription: Option<Subscription>,
+    /// Fingerprint of the last board sent, to send only changes.
+    last_board: Option<u64>,
 }
 
 /// What a connection task gets when it registers.
@@ -56,6 +69,8 @@ pub struct Hub {
     /// A std mutex: every critical section is a few map operations and never
     /// awaits, and delivery uses `try_send`, so the lock is never held long.
     sockets: Mutex<HashMap<u64, Socket>>,
+    /// Sockets closed because their client could not keep up.
+    slow_closed: AtomicU64,
 }
 
 impl Hub {
@@ -81,6 +96,8 @@ impl Hub {
                 tx,
                 close: close.clone(),
                 reason: reason.clone(),
+                subscription: None,
+                last_board: None,
             },
         );
         Registration {
@@ -100,6 +117,11 @@ impl Hub {
         }
     }
 
+    /// How many sockets were closed for not keeping up.
+    pub fn slow_closed(&self) -> u64 {
+        self.slow_closed.load(Ordering::Relaxed)
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -112,17 +134,11 @@ impl Hub {
     pub fn dispatch(&self, message: BusMessage) {
         let sockets = self.lock();
         match message {
-            BusMessage::Deliver { to, event } => {
+            BusMessage::Deliver { to, seq, event } => {
                 let event: Arc<ServerEvent> = Arc::from(event);
                 for s in sockets.values().filter(|s| wants(s, &to)) {
-                    match s.tx.try_send(Outgoing::Event(event.clone())) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(_)) => close(
-                            s,
-                            CLOSE_POLICY,
-                            "too slow: the outgoing buffer is full; reconnect to resume",
-                        ),
-                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    if !offer(s, Outgoing::Event { seq, event: event.clone() }) {
+                        self.slow_closed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
@@ -138,6 +154,26 @@ impl Hub {
                     close(s, CLOSE_POLICY, &reason);
                 }
             }
+        }
+    }
+
+    /// Send a non-stream event to one socket.
+    pub fn send(&self, id: u64, event: ServerEvent) {
+        if let Some(s) = self.lock().get(&id) {
+            offer(
+                s,
+                Outgoing::Event {
+                    seq: None,
+                    event: Arc::new(event),
+                },
+            );
+        }
+    }
+
+    /// Close one socket with a reason.
+    pub fn close(&self, id: u64, code: u16, reason: &str) {
+        if let Some(s) = self.lock().get(&id) {
+            close(s, code, reason);
         }
     }
 
@@ -159,6 +195,59 @@ impl Hub {
         ids.sort_unstable();
         ids.dedup();
         ids
+    }
+
+    pub fn set_subscription(&self, id: u64, subscription: Subscription) {
+        if let Some(s) = self.lock().get_mut(&id) {
+            s.subscription = Some(subscription);
+            s.last_board = None;
+        }
+    }
+
+    pub fn subscription(&self, id: u64) -> Option<Subscription> {
+        self.lock().get(&id).and_then(|s| s.subscription.clone())
+    }
+
+    /// Every socket with a board subscription.
+    pub fn boards(&self) -> Vec<(u64, Subscription)> {
+        self.lock()
+            .iter()
+            .filter_map(|(id, s)| s.subscription.clone().map(|sub| (*id, sub)))
+            .collect()
+    }
+
+    /// Send a board to a socket unless it already has these figures.
+    pub fn send_board(&self, id: u64, fingerprint: u64, board: &Arc<ServerEvent>) -> bool {
+        let mut sockets = self.lock();
+        let Some(s) = sockets.get_mut(&id) else {
+            return false;
+        };
+        if s.last_board == Some(fingerprint) {
+            return false;
+        }
+        s.last_board = Some(fingerprint);
+        offer(
+            s,
+            Outgoing::Event {
+                seq: None,
+                event: board.clone(),
+            },
+        );
+        true
+    }
+}
+
+/// Queue a frame for a socket; false when its buffer is full (the socket
+/// is then being closed as too slow).
+fn offer(s: &Socket, outgoing: Outgoing) -> bool {
+    match s.tx.try_send(outgoing) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            let first = !s.close.is_cancelled();
+            close(s, CLOSE_POLICY, "too slow: the outgoing buffer is full; reconnect and resume");
+            !first
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => true,
     }
 }
 

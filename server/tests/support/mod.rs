@@ -172,6 +172,8 @@ pub struct Options {
     pub join: Option<(String, Option<(String, String)>)>,
     pub clock: Option<Arc<ManualClock>>,
     pub allowed_origins: Vec<String>,
+    /// Adjust the node's options (timings, limits) before it starts.
+    pub tweak: Option<fn(&mut ServeArgs)>,
 }
 
 impl Options {
@@ -182,6 +184,7 @@ impl Options {
             join: None,
             clock: None,
             allowed_origins: Vec::new(),
+            tweak: None,
         }
     }
 }
@@ -213,7 +216,7 @@ pub async fn spawn_with(options: Options) -> Option<TestApp> {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let serve = ServeArgs {
+    let mut serve = ServeArgs {
         listen: addr,
         redis_url: redis.as_ref().map(|(u, _)| u.clone()),
         redis_prefix: redis
@@ -224,6 +227,9 @@ pub async fn spawn_with(options: Options) -> Option<TestApp> {
         allowed_origins: options.allowed_origins,
         ..ServeArgs::default()
     };
+    if let Some(tweak) = options.tweak {
+        tweak(&mut serve);
+    }
     let mut config = Config::new(&database_url, serve);
     config.clock = clock.clone();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -501,6 +507,35 @@ impl Drop for TestApp {
 /// `<story>::<combination>`, e.g. `first_ticket::postgres_redis`.
 #[macro_export]
 macro_rules! on_every_backend {
+    (tweak = $tweak:ident; $($story:ident),* $(,)?) => {
+        $(
+            mod $story {
+                use $crate::support::{Live, Options, Storage, spawn_with};
+
+                async fn start(storage: Storage, live: Live) -> Option<$crate::support::TestApp> {
+                    let mut options = Options::new(storage, live);
+                    options.tweak = Some(super::$tweak);
+                    spawn_with(options).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite_memory() {
+                    if let Some(app) = start(Storage::Sqlite, Live::Memory).await { super::$story(app).await }
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_memory() {
+                    if let Some(app) = start(Storage::Postgres, Live::Memory).await { super::$story(app).await }
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite_redis() {
+                    if let Some(app) = start(Storage::Sqlite, Live::Redis).await { super::$story(app).await }
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_redis() {
+                    if let Some(app) = start(Storage::Postgres, Live::Redis).await { super::$story(app).await }
+                }
+            }
+        )*
+    };
     ($($story:ident),* $(,)?) => {
         $(
             mod $story {

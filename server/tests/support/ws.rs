@@ -1,7 +1,7 @@
 //! A real WebSocket console client (tokio-tungstenite) speaking the live
 //! channel protocol with the typed messages from `callcenter-proto`.
 
-use callcenter_proto::ws::{ClientFrame, Command, ReplyResult, ServerEvent, ServerFrame};
+use callcenter_proto::ws::{ClientFrame, Command, ReplyResult, ServerEvent, ServerFrame, Snapshot};
 use futures::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -20,6 +20,8 @@ pub struct Socket {
     pub seen: Vec<ServerFrame>,
     /// Events received while waiting for another one, not yet consumed.
     backlog: std::collections::VecDeque<ServerEvent>,
+    /// The state the server sent when the connection opened.
+    pub snapshot: Option<Snapshot>,
 }
 
 /// What ended a socket, as the client saw it.
@@ -36,25 +38,47 @@ impl Socket {
         stream
     }
 
-    pub async fn connect(url: &str, token: &str) -> Socket {
+    /// Open a console and say hello; `resume_from` resumes a stream.
+    pub async fn connect_from(url: &str, token: &str, resume_from: Option<u64>) -> Socket {
         let mut socket = Socket {
             stream: Self::open(url).await,
             next_request: 0,
             seen: Vec::new(),
             backlog: Default::default(),
+            snapshot: None,
         };
         socket
             .send_frame(&ClientFrame::Hello {
                 protocol: callcenter_proto::PROTOCOL_VERSION.into(),
                 token: token.into(),
+                resume_from,
             })
             .await;
-        let welcome = socket.next_event().await;
-        assert!(
-            matches!(welcome, ServerEvent::Welcome { .. }),
-            "expected welcome, got {welcome:?}"
-        );
+        let welcome = socket.receive().await;
+        let ServerEvent::Welcome { resumed, .. } = welcome else {
+            panic!("expected welcome, got {welcome:?}")
+        };
+        if !resumed {
+            match socket.receive().await {
+                ServerEvent::Snapshot(snapshot) => socket.snapshot = Some(*snapshot),
+                other => panic!("expected a snapshot, got {other:?}"),
+            }
+        }
         socket
+    }
+
+    pub async fn connect(url: &str, token: &str) -> Socket {
+        Self::connect_from(url, token, None).await
+    }
+
+    /// The sequence number of the last frame received.
+    pub fn last_seq(&self) -> u64 {
+        self.seen.last().map(|f| f.seq).unwrap_or(0)
+    }
+
+    /// Close from the client side, as a console whose network drops.
+    pub async fn drop_connection(mut self) {
+        let _ = self.stream.close(None).await;
     }
 
     pub async fn send_frame(&mut self, frame: &ClientFrame) {
@@ -121,7 +145,8 @@ impl Socket {
     /// Send a command and wait for its reply.
     pub async fn command(&mut self, command: Command) -> ReplyResult {
         self.next_request += 1;
-        let request_id = format!("r{}", self.next_request);
+        // Unique per user: the server takes a repeated id as a retry.
+        let request_id = format!("r{}-{}", self.next_request, uuid::Uuid::new_v4().simple());
         self.send_frame(&ClientFrame::Command {
             request_id: request_id.clone(),
             command,

@@ -1,13 +1,14 @@
 -- Count a tentative offer against the agent's capacity, if the agent is
--- ready, has room, and the offer was not already settled (tombstone).
--- KEYS[3]: the offer's tombstone. ARGV: ticket, "queue|version".
+-- ready for the offer's queue, has room, and the offer was not already
+-- settled (tombstone).
+-- KEYS[3]: the offer's tombstone. ARGV: ticket, "queue|version", queue.
 -- Returns reply('ok' | 'full' | 'gone').
 if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('DEL', KEYS[3])
   return reply('gone', nil)
 end
-local st = redis.call('HMGET', K_STATE, 'cap', 'ready')
-if st[2] ~= '1' then
+local st = redis.call('HMGET', K_STATE, 'cap', 'ready', 'queues')
+if st[2] ~= '1' or not string.find(',' .. (st[3] or '') .. ',', ',' .. ARGV[3] .. ',', 1, true) then
   return reply('full', nil)
 end
 local held = redis.call('HLEN', K_HELD)

@@ -2,6 +2,7 @@
 -- ARGV: ticket. Returns the rescinded offer or nil.
 redis.call('ZREM', K_LINE, ARGV[1])
 redis.call('HDEL', K_RANKS, ARGV[1])
+redis.call('HDEL', K_TRIED, ARGV[1])
 local cur = redis.call('HGET', K_OFFERS, ARGV[1])
 if cur then
   remove_offer(ARGV[1])

@@ -10,10 +10,13 @@
 --   6 agstate    HASH  agent -> "gen|free": the newest agent state seen here
 --                      (gen orders the states) and the free capacity hint
 --   7 version    STRING offer version counter (fencing tokens)
+--   8 tried      HASH  ticket -> comma-separated agents who declined or
+--                      missed it: offered it again only when no other agent
+--                      is available (cleared on accept and cancel)
 -- Tickets and agents are 20-digit members whose byte order is numeric order,
 -- so ZSET ties (same score) are broken by the lowest id.
 local K_LINE, K_RANKS, K_OFFERS, K_DEADLINES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_AGENTS, K_AGSTATE, K_VERSION = KEYS[5], KEYS[6], KEYS[7]
+local K_AGENTS, K_AGSTATE, K_VERSION, K_TRIED = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
 local function parse_offer(s)
   return string.match(s, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
@@ -22,6 +25,19 @@ end
 local function back_in_line(ticket, rank)
   redis.call('ZADD', K_LINE, rank, ticket)
   redis.call('HSET', K_RANKS, ticket, rank)
+end
+
+-- An offer ended without an accept: the ticket goes back to its rank and
+-- the agent counts as having tried it.
+local function back_after_offer(ticket, agent, rank)
+  local tried = redis.call('HGET', K_TRIED, ticket)
+  if not tried or tried == '' then
+    tried = agent
+  elseif not string.find(',' .. tried .. ',', ',' .. agent .. ',', 1, true) then
+    tried = tried .. ',' .. agent
+  end
+  redis.call('HSET', K_TRIED, ticket, tried)
+  back_in_line(ticket, rank)
 end
 
 local function remove_offer(ticket)

@@ -6,9 +6,9 @@ for _, ticket in ipairs(due) do
   local cur = redis.call('HGET', K_OFFERS, ticket)
   redis.call('ZREM', K_DEADLINES, ticket)
   if cur then
-    local _, _, _, rank = parse_offer(cur)
+    local agent, _, _, rank = parse_offer(cur)
     redis.call('HDEL', K_OFFERS, ticket)
-    back_in_line(ticket, rank)
+    back_after_offer(ticket, agent, rank)
     table.insert(out, ticket)
     table.insert(out, cur)
   end

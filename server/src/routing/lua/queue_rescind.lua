@@ -14,7 +14,7 @@ for _ = 1, n do
     local a, version, _, rank = parse_offer(cur)
     if a == agent and version == want then
       remove_offer(ticket)
-      back_in_line(ticket, rank)
+      back_after_offer(ticket, agent, rank)
       table.insert(out, ticket)
       table.insert(out, cur)
     end

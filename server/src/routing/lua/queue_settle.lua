@@ -14,6 +14,8 @@ if version ~= ARGV[3] then
 end
 remove_offer(ARGV[1])
 if ARGV[4] == 'decline' then
-  back_in_line(ARGV[1], rank)
+  back_after_offer(ARGV[1], agent, rank)
+else
+  redis.call('HDEL', K_TRIED, ARGV[1])
 end
 return {'ok', agent, version, deadline, rank}

@@ -24,11 +24,27 @@ local head = redis.call('ZRANGE', K_LINE, 0, 0)
 if #head == 0 then
   return {}
 end
-local best = redis.call('ZRANGE', K_AGENTS, 0, 0)
-if #best == 0 then
+local ticket = head[1]
+-- The longest-idle agent who has not tried this ticket; if all available
+-- agents have, the longest-idle of them. Only the first (tried + 1) agents
+-- can be needed.
+local tried = {}
+local n_tried = 0
+for a in string.gmatch(redis.call('HGET', K_TRIED, ticket) or '', '[^,]+') do
+  tried[a] = true
+  n_tried = n_tried + 1
+end
+local candidates = redis.call('ZRANGE', K_AGENTS, 0, n_tried)
+if #candidates == 0 then
   return {}
 end
-local ticket, agent = head[1], best[1]
+local agent = candidates[1]
+for _, a in ipairs(candidates) do
+  if not tried[a] then
+    agent = a
+    break
+  end
+end
 local version = tostring(redis.call('INCR', K_VERSION))
 local deadline = ARGV[1]
 local rank = redis.call('HGET', K_RANKS, ticket)

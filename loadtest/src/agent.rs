@@ -1,0 +1,601 @@
+//! One simulated agent: a real WebSocket console that goes available, answers
+//! offers after a think time (accepting, declining or missing a share of
+//! them), works tickets for a sampled time, resolves them with an outcome,
+//! and, for a share of agents, drops its connection once and resumes.
+
+use crate::setup::{Api, Login};
+use crate::shared::{Shared, lock, now_ms};
+use crate::stats::record;
+use callcenter_proto::AgentState;
+use callcenter_proto::http::Outcome;
+use callcenter_proto::ws::{
+    ClientFrame, Command, OfferDetails, ReplyResult, ServerEvent, ServerFrame, Snapshot,
+};
+use futures::{SinkExt, StreamExt};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How long a client waits for the server's welcome.
+const WELCOME_WAIT: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Debug)]
+enum Action {
+    Accept { ticket: i64, version: u64 },
+    Decline { ticket: i64, version: u64 },
+    Note { ticket: i64 },
+    Resolve { ticket: i64 },
+}
+
+struct Pending {
+    command: Command,
+    sent: Instant,
+}
+
+/// Connect and say hello; returns the socket and whether the server resumed
+/// the stream from `resume_from`.
+pub async fn hello(
+    url: &str,
+    token: &str,
+    resume_from: Option<u64>,
+) -> anyhow::Result<(Ws, bool, Vec<String>)> {
+    let (mut ws, _) = tokio::time::timeout(WELCOME_WAIT, connect_async(url))
+        .await
+        .map_err(|_| anyhow::anyhow!("connect timed out"))??;
+    let hello = ClientFrame::Hello {
+        protocol: callcenter_proto::PROTOCOL_VERSION.into(),
+        token: token.into(),
+        resume_from,
+    };
+    ws.send(Message::Text(serde_json::to_string(&hello)?.into()))
+        .await?;
+    // Frames after the welcome that arrived while waiting for it.
+    let mut early = Vec::new();
+    let resumed = tokio::time::timeout(WELCOME_WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    if let Ok(ServerFrame {
+                        event: ServerEvent::Welcome { resumed, .. },
+                        ..
+                    }) = serde_json::from_str::<ServerFrame>(&text)
+                    {
+                        return Ok(resumed);
+                    }
+                    early.push(text.to_string());
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    anyhow::bail!("closed at hello: {frame:?}")
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => anyhow::bail!("closed at hello"),
+            }
+        }
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no welcome in time"))??;
+    Ok((ws, resumed, early))
+}
+
+pub struct Agent {
+    shared: Arc<Shared>,
+    api: Api,
+    login: Login,
+    capacity: usize,
+    rng: StdRng,
+    drop_at: Option<Instant>,
+    offers: HashMap<i64, (u64, i64)>,
+    held: HashSet<i64>,
+    pending: BTreeMap<String, Pending>,
+    actions: BTreeMap<(Instant, u64), Action>,
+    outbox: Vec<ClientFrame>,
+    last_seq: Option<u64>,
+    next_id: u64,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+enum Ended {
+    Stop,
+    Reconnect(String),
+}
+
+impl Agent {
+    pub fn new(
+        shared: Arc<Shared>,
+        api: Api,
+        login: Login,
+        capacity: u32,
+        seed: u64,
+        drop_at: Option<Instant>,
+        ready: tokio::sync::oneshot::Sender<()>,
+    ) -> Agent {
+        Agent {
+            shared,
+            api,
+            login,
+            capacity: capacity as usize,
+            rng: StdRng::seed_from_u64(seed),
+            drop_at,
+            offers: HashMap::new(),
+            held: HashSet::new(),
+            pending: BTreeMap::new(),
+            actions: BTreeMap::new(),
+            outbox: Vec::new(),
+            last_seq: None,
+            next_id: 0,
+            ready: Some(ready),
+        }
+    }
+
+    fn id(&self) -> i64 {
+        self.login.user_id
+    }
+
+    fn exp(&mut self, mean_ms: f64) -> Duration {
+        let u: f64 = self.rng.random();
+        Duration::from_secs_f64(-mean_ms.max(0.0) * (1.0 - u).ln() / 1000.0)
+    }
+
+    fn schedule(&mut self, after: Duration, action: Action) {
+        self.next_id += 1;
+        self.actions
+            .insert((Instant::now() + after, self.next_id), action);
+    }
+
+    fn command(&mut self, command: Command) {
+        self.next_id += 1;
+        let request_id = format!("{}-{}", self.login.username, self.next_id);
+        self.pending.insert(
+            request_id.clone(),
+            Pending {
+                command: command.clone(),
+                sent: Instant::now(),
+            },
+        );
+        self.outbox.push(ClientFrame::Command {
+            request_id,
+            command,
+        });
+    }
+
+    /// Connect, retrying; refreshes the access token when it is refused.
+    async fn connect(&mut self) -> Option<Ws> {
+        let url = self.api.ws_url();
+        let mut attempt = 0u32;
+        loop {
+            if *self.shared.stop.borrow() {
+                return None;
+            }
+            match hello(&url, &self.login.access_token, self.last_seq).await {
+                Ok((ws, resumed, early)) => {
+                    if self.last_seq.is_some() && !resumed {
+                        lock(&self.shared.stats).resume_snapshots += 1;
+                    }
+                    for text in early {
+                        self.on_text(&text);
+                    }
+                    return Some(ws);
+                }
+                Err(e) => {
+                    attempt += 1;
+                    self.shared.error("connect");
+                    if e.to_string().contains("1008") || attempt % 3 == 0 {
+                        match self.api.refresh(&self.login.refresh_token).await {
+                            Ok(pair) => {
+                                self.login.access_token = pair.access_token;
+                                self.login.refresh_token = pair.refresh_token;
+                            }
+                            Err(_) => self.shared.error("token_refresh"),
+                        }
+                    }
+                    if attempt > 20 {
+                        self.shared.error("agent_gave_up");
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+            }
+        }
+    }
+
+    pub async fn run(mut self) {
+        let Some(mut ws) = self.connect().await else {
+            return;
+        };
+        self.command(Command::SetState {
+            state: AgentState::Available,
+            reason: None,
+        });
+        let mut stop = self.shared.stop.clone();
+        loop {
+            let ended = self.session(&mut ws, &mut stop).await;
+            match ended {
+                Ended::Stop => {
+                    let _ = ws.close(None).await;
+                    return;
+                }
+                Ended::Reconnect(why) => {
+                    lock(&self.shared.stats).reconnects += 1;
+                    if why != "planned" {
+                        self.shared.error(format!("socket_ended:{why}"));
+                    }
+                    drop(ws);
+                    let offers: Vec<i64> = self.offers.keys().copied().collect();
+                    lock(&self.shared.tickets).dropped_offers(self.id(), offers);
+                    tokio::time::sleep(self.shared.behaviour.reconnect_delay).await;
+                    let Some(next) = self.connect().await else {
+                        return;
+                    };
+                    ws = next;
+                    // Unanswered commands again, with the same request ids:
+                    // the server answers a repeat with the first reply.
+                    for (request_id, p) in &self.pending {
+                        self.outbox.push(ClientFrame::Command {
+                            request_id: request_id.clone(),
+                            command: p.command.clone(),
+                        });
+                    }
+                    self.command(Command::SetState {
+                        state: AgentState::Available,
+                        reason: None,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn session(&mut self, ws: &mut Ws, stop: &mut tokio::sync::watch::Receiver<bool>) -> Ended {
+        loop {
+            if let Err(e) = self.flush(ws).await {
+                return Ended::Reconnect(format!("send: {e}"));
+            }
+            if *stop.borrow() {
+                return Ended::Stop;
+            }
+            let far = Instant::now() + Duration::from_secs(3600);
+            let next_action = self.actions.keys().next().map(|k| k.0).unwrap_or(far);
+            let drop_at = self.drop_at.unwrap_or(far);
+            tokio::select! {
+                message = ws.next() => match message {
+                    Some(Ok(Message::Text(text))) => self.on_text(&text),
+                    Some(Ok(Message::Close(frame))) => {
+                        return Ended::Reconnect(format!(
+                            "closed {}",
+                            frame.map(|f| u16::from(f.code)).unwrap_or(0)
+                        ));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return Ended::Reconnect("dropped".into()),
+                },
+                _ = tokio::time::sleep_until(next_action.into()) => self.run_due_actions(),
+                _ = tokio::time::sleep_until(drop_at.into()) => {
+                    self.drop_at = None;
+                    return Ended::Reconnect("planned".into());
+                }
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    async fn flush(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        for frame in self.outbox.drain(..) {
+            ws.feed(Message::Text(serde_json::to_string(&frame)?.into()))
+                .await?;
+        }
+        ws.flush().await?;
+        Ok(())
+    }
+
+    fn run_due_actions(&mut self) {
+        let now = Instant::now();
+        while let Some(entry) = self.actions.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let action = entry.remove();
+            self.act(action);
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Accept { ticket, version } => {
+                if self.offers.get(&ticket).is_some_and(|o| o.0 == version) {
+                    self.offers.remove(&ticket);
+                    self.held.insert(ticket);
+                    self.command(Command::Accept {
+                        ticket_id: ticket,
+                        version,
+                    });
+                }
+            }
+            Action::Decline { ticket, version } => {
+                if self.offers.get(&ticket).is_some_and(|o| o.0 == version) {
+                    self.offers.remove(&ticket);
+                    lock(&self.shared.tickets).released(ticket, self.id());
+                    self.command(Command::Decline {
+                        ticket_id: ticket,
+                        version,
+                    });
+                }
+            }
+            Action::Note { ticket } => {
+                if self.held.contains(&ticket) {
+                    self.command(Command::Note {
+                        ticket_id: ticket,
+                        text: "Customer called about the same order; checked the history".into(),
+                    });
+                }
+            }
+            Action::Resolve { ticket } => {
+                if self.held.remove(&ticket) {
+                    lock(&self.shared.tickets).released(ticket, self.id());
+                    let solved = self.rng.random::<f64>() >= self.shared.behaviour.unresolved_fraction;
+                    self.command(Command::Resolve {
+                        ticket_id: ticket,
+                        outcome: Outcome {
+                            code: if solved { "refund_issued" } else { "escalated" }.into(),
+                            resolved: solved,
+                            note: String::new(),
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    fn on_text(&mut self, text: &str) {
+        let frame = match serde_json::from_str::<ServerFrame>(text) {
+            Ok(frame) => frame,
+            Err(_) => {
+                // A frame type this harness does not know (a newer server):
+                // keep the stream position if it is the next event.
+                let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+                let kind = value["type"].as_str().unwrap_or("?").to_string();
+                if let (Some(seq), Some(last)) = (value["seq"].as_u64(), self.last_seq)
+                    && seq == last + 1
+                {
+                    self.last_seq = Some(seq);
+                }
+                self.shared.error(format!("unknown_frame:{kind}"));
+                return;
+            }
+        };
+        let stream_event = !matches!(
+            frame.event,
+            ServerEvent::Welcome { .. }
+                | ServerEvent::Reply { .. }
+                | ServerEvent::Snapshot(_)
+                | ServerEvent::Board(_)
+                | ServerEvent::Error(_)
+        );
+        if stream_event {
+            match self.last_seq {
+                Some(last) if frame.seq <= last => {
+                    // Already processed (a replay overlapping what we had).
+                    return;
+                }
+                Some(last) if frame.seq > last + 1 => {
+                    let mut t = lock(&self.shared.tickets);
+                    t.resume_gaps += 1;
+                    drop(t);
+                    lock(&self.shared.stats).example(format!(
+                        "agent {} missed events {}..{}",
+                        self.id(),
+                        last + 1,
+                        frame.seq - 1
+                    ));
+                }
+                _ => {}
+            }
+            self.last_seq = Some(frame.seq);
+        }
+        match frame.event {
+            ServerEvent::Offer(details) => self.on_offer(details, true),
+            ServerEvent::OfferRescinded {
+                ticket_id, version, ..
+            } => {
+                if self.offers.get(&ticket_id).is_some_and(|o| o.0 == version) {
+                    self.offers.remove(&ticket_id);
+                    lock(&self.shared.tickets).released(ticket_id, self.id());
+                }
+            }
+            ServerEvent::Snapshot(snapshot) => {
+                self.last_seq = Some(frame.seq);
+                self.on_snapshot(*snapshot);
+            }
+            ServerEvent::Reply { request_id, result } => self.on_reply(&request_id, result),
+            ServerEvent::Error(e) => self.shared.error(format!("error_frame:{:?}", e.code)),
+            _ => {}
+        }
+    }
+
+    fn on_offer(&mut self, details: OfferDetails, fresh: bool) {
+        let now = Instant::now();
+        let wall = now_ms();
+        let ticket = details.ticket.id;
+        if self.held.contains(&ticket) || self.offers.contains_key(&ticket) {
+            if self.offers.get(&ticket).is_none_or(|o| o.0 != details.version) {
+                self.offers
+                    .insert(ticket, (details.version, details.deadline_ms));
+            }
+            return;
+        }
+        self.offers.retain(|_, (_, deadline)| *deadline > wall);
+        let in_use = self.offers.len() + self.held.len();
+        let mut violations = Vec::new();
+        if in_use >= self.capacity {
+            lock(&self.shared.tickets).capacity_violations += 1;
+            violations.push(format!(
+                "agent {} offered ticket {ticket} while holding {in_use} of capacity {}",
+                self.id(),
+                self.capacity
+            ));
+        }
+        if let crate::checks::Verdict::Double(what) =
+            lock(&self.shared.tickets).offered(ticket, self.id(), details.deadline_ms, wall)
+        {
+            violations.push(what);
+        }
+        let number = self.shared.complaint_number(&details.ticket.description);
+        let sent = number.and_then(|n| lock(&self.shared.sent).remove(&n));
+        {
+            let mut stats = lock(&self.shared.stats);
+            stats.offers += 1;
+            for v in violations {
+                stats.example(v);
+            }
+            if let Some(sent) = sent.filter(|_| fresh) {
+                let latency = now.saturating_duration_since(sent);
+                record(&mut stats.offer_latency, latency);
+                record(&mut stats.second(now).offers, latency);
+            }
+        }
+        self.offers
+            .insert(ticket, (details.version, details.deadline_ms));
+        let version = details.version;
+        if self.shared.draining() {
+            self.schedule(Duration::ZERO, Action::Accept { ticket, version });
+            return;
+        }
+        let b = self.shared.behaviour.clone();
+        let roll: f64 = self.rng.random();
+        let think = self.exp(b.think_ms);
+        if roll < b.decline_fraction {
+            self.schedule(think, Action::Decline { ticket, version });
+        } else if roll < b.decline_fraction + b.miss_fraction {
+            // Missed: the offer expires and goes to someone else.
+        } else {
+            self.schedule(think, Action::Accept { ticket, version });
+        }
+    }
+
+    fn on_snapshot(&mut self, snapshot: Snapshot) {
+        let offered: HashSet<i64> = snapshot.pending_offers.iter().map(|o| o.ticket.id).collect();
+        let gone: Vec<i64> = self
+            .offers
+            .keys()
+            .filter(|t| !offered.contains(t))
+            .copied()
+            .collect();
+        for t in gone {
+            self.offers.remove(&t);
+            lock(&self.shared.tickets).released(t, self.id());
+        }
+        for offer in snapshot.pending_offers {
+            self.on_offer(offer, false);
+        }
+        let resolving: HashSet<i64> = self
+            .pending
+            .values()
+            .filter_map(|p| match p.command {
+                Command::Resolve { ticket_id, .. } => Some(ticket_id),
+                _ => None,
+            })
+            .collect();
+        for ticket in snapshot.assigned {
+            if !self.held.contains(&ticket.id) && !resolving.contains(&ticket.id) {
+                self.held.insert(ticket.id);
+                lock(&self.shared.tickets).accepted(ticket.id, self.id());
+                let handle = self.exp(self.shared.behaviour.handle_ms);
+                self.schedule(handle, Action::Resolve { ticket: ticket.id });
+            }
+        }
+    }
+
+    fn on_reply(&mut self, request_id: &str, result: ReplyResult) {
+        let Some(pending) = self.pending.remove(request_id) else {
+            return;
+        };
+        let now = Instant::now();
+        let error = match &result {
+            ReplyResult::Ok { .. } => None,
+            ReplyResult::Error(e) => Some(format!("{:?}", e.code).to_lowercase()),
+        };
+        match pending.command {
+            Command::SetState { .. } => {
+                if let Some(e) = error {
+                    self.shared.error(format!("set_state:{e}"));
+                } else if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(());
+                }
+            }
+            Command::Accept { ticket_id, .. } => match error {
+                None => {
+                    record(
+                        &mut lock(&self.shared.stats).accept_rtt,
+                        now - pending.sent,
+                    );
+                    lock(&self.shared.accepts).push(now);
+                    if let crate::checks::Verdict::Double(what) =
+                        lock(&self.shared.tickets).accepted(ticket_id, self.id())
+                    {
+                        lock(&self.shared.stats).example(what);
+                    }
+                    let b = self.shared.behaviour.clone();
+                    let handle = if self.shared.draining() {
+                        self.exp(b.handle_ms).min(Duration::from_millis(50))
+                    } else {
+                        self.exp(b.handle_ms)
+                    };
+                    if !self.shared.draining() && self.rng.random::<f64>() < b.note_fraction {
+                        self.schedule(handle / 2, Action::Note { ticket: ticket_id });
+                    }
+                    self.schedule(handle, Action::Resolve { ticket: ticket_id });
+                }
+                Some(e) => {
+                    self.held.remove(&ticket_id);
+                    lock(&self.shared.tickets).released(ticket_id, self.id());
+                    self.shared.error(format!("accept:{e}"));
+                }
+            },
+            Command::Resolve { ticket_id, .. } => match error {
+                None => {
+                    lock(&self.shared.tickets).resolved(ticket_id, self.id());
+                    let in_window = self.shared.in_window(now);
+                    let mut stats = lock(&self.shared.stats);
+                    stats.second(now).resolved += 1;
+                    if in_window {
+                        stats.resolved_in_window += 1;
+                    }
+                }
+                Some(e) => {
+                    self.shared.error(format!("resolve:{e}"));
+                    if e == "internal" {
+                        // The server failed: try again, the ticket is still ours.
+                        self.held.insert(ticket_id);
+                        self.schedule(
+                            Duration::from_millis(200),
+                            Action::Resolve { ticket: ticket_id },
+                        );
+                    }
+                }
+            },
+            Command::Decline { .. } => {
+                if let Some(e) = error {
+                    self.shared.error(format!("decline:{e}"));
+                }
+            }
+            Command::Note { .. } => {
+                if let Some(e) = error {
+                    self.shared.error(format!("note:{e}"));
+                }
+            }
+            _ => {
+                if let Some(e) = error {
+                    self.shared.error(format!("command:{e}"));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The bare routing path, for comparison with other Redis-backed queues on
+//! the same Redis: jobs are enqueued, dispatch pairs them with ready agents
+//! (the offer is "delivered" when its agent's task receives it), the agent
+//! accepts (claim) and releases (complete). No database, no HTTP, no sockets:
+//! only the routing layer the server uses, at saturation.
+
+use crate::cli::LoadArgs;
+use crate::nodes::unique;
+use crate::server_stats as ss;
+use crate::stats::{Percentiles, histogram, record};
+use crate::summary::{Backend, RoutingFigures, Summary};
+use callcenter::routing::memory::MemoryRouting;
+use callcenter::routing::redis::RedisRouting;
+use callcenter::routing::{ReadyAgent, Routing, WaitingTicket};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+const QUEUE: i64 = 1;
+
+fn now_ms() -> i64 {
+    crate::shared::now_ms()
+}
+
+pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
+    let prefix = unique("ltr").replace('_', "");
+    let routing: Arc<dyn Routing> = match &args.redis_url {
+        Some(url) => Arc::new(RedisRouting::new(
+            callcenter::redis_conn::connect(url).await?,
+            prefix.clone(),
+        )),
+        None => Arc::new(MemoryRouting::new()),
+    };
+    let agents = args.routing_agents.max(1);
+    let backlog_target = (agents * 4) as i64;
+    let enqueued_at: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
+    let waiting = Arc::new(AtomicI64::new(0));
+    let completed = Arc::new(AtomicU64::new(0));
+    let running = Arc::new(AtomicBool::new(true));
+    let latency = Arc::new(Mutex::new(histogram()));
+    let errors = Arc::new(AtomicU64::new(0));
+
+    // Agents: ready, then claim and complete whatever they are offered.
+    let mut inboxes = HashMap::new();
+    let mut tasks = Vec::new();
+    for a in 0..agents as i64 {
+        let agent_id = 1_000 + a;
+        routing
+            .agent_ready(ReadyAgent {
+                agent_id,
+                queues: vec![QUEUE],
+                capacity: 1,
+                assigned: vec![],
+                idle_since_ms: now_ms(),
+            })
+            .await?;
+        let (tx, mut rx) = mpsc::unbounded_channel::<(i64, u64)>();
+        inboxes.insert(agent_id, tx);
+        let routing = routing.clone();
+        let completed = completed.clone();
+        let errors = errors.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some((ticket, version)) = rx.recv().await {
+                let ok = match routing.accept(agent_id, ticket, version, now_ms()).await {
+                    Ok(Ok(_)) => routing.release(agent_id, ticket, now_ms()).await.is_ok(),
+                    _ => false,
+                };
+                if ok {
+                    completed.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let inboxes = Arc::new(inboxes);
+
+    // The producer keeps a backlog so that agents are never starved.
+    let producer = {
+        let routing = routing.clone();
+        let enqueued_at = enqueued_at.clone();
+        let waiting = waiting.clone();
+        let running = running.clone();
+        tokio::spawn(async move {
+            let mut next_id = 1i64;
+            while running.load(Ordering::Relaxed) {
+                if waiting.load(Ordering::Relaxed) >= backlog_target {
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                    continue;
+                }
+                let id = next_id;
+                next_id += 1;
+                crate::shared::lock(&enqueued_at).insert(id, Instant::now());
+                waiting.fetch_add(1, Ordering::Relaxed);
+                let _ = routing
+                    .enqueue(WaitingTicket {
+                        ticket_id: id,
+                        queue_id: QUEUE,
+                        rank_ms: now_ms(),
+                    })
+                    .await;
+            }
+        })
+    };
+    // Dispatchers deliver offers to the agents' tasks.
+    let mut dispatchers = Vec::new();
+    for _ in 0..args.routing_dispatchers.max(1) {
+        let routing = routing.clone();
+        let inboxes = inboxes.clone();
+        let running = running.clone();
+        let enqueued_at = enqueued_at.clone();
+        let latency = latency.clone();
+        let waiting = waiting.clone();
+        dispatchers.push(tokio::spawn(async move {
+            while running.load(Ordering::Relaxed) {
+                match routing.dispatch(QUEUE, now_ms(), 60_000).await {
+                    Ok(offers) if !offers.is_empty() => {
+                        let now = Instant::now();
+                        let mut h = crate::shared::lock(&latency);
+                        let mut at = crate::shared::lock(&enqueued_at);
+                        for o in offers {
+                            waiting.fetch_sub(1, Ordering::Relaxed);
+                            if let Some(t) = at.remove(&o.ticket_id) {
+                                record(&mut h, now - t);
+                            }
+                            if let Some(tx) = inboxes.get(&o.agent_id) {
+                                let _ = tx.send((o.ticket_id, o.version));
+                            }
+                        }
+                    }
+                    _ => tokio::task::yield_now().await,
+                }
+            }
+        }));
+    }
+
+    let before = match &args.redis_url {
+        Some(url) => ss::redis_commandstats(url).await.ok(),
+        None => None,
+    };
+    let start_count = completed.load(Ordering::Relaxed);
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.duration.max(1))).await;
+    let done = completed.load(Ordering::Relaxed) - start_count;
+    let elapsed = start.elapsed().as_secs_f64();
+    let after = match &args.redis_url {
+        Some(url) => ss::redis_commandstats(url).await.ok(),
+        None => None,
+    };
+    running.store(false, Ordering::Relaxed);
+    let _ = producer.await;
+    for d in dispatchers {
+        let _ = d.await;
+    }
+    drop(inboxes);
+    for t in tasks {
+        t.abort();
+    }
+    if let Some(url) = &args.redis_url {
+        let _ = ss::delete_redis_prefix(url, &prefix).await;
+    }
+    let redis = before
+        .zip(after)
+        .map(|(b, a)| ss::commandstats_delta(&b, &a));
+    let delivery = Percentiles::of(&crate::shared::lock(&latency));
+    let mut errors_by_kind = std::collections::BTreeMap::new();
+    let e = errors.load(Ordering::Relaxed);
+    if e > 0 {
+        errors_by_kind.insert("claim_failed".to_string(), e);
+    }
+    let total_redis: Option<u64> = redis.as_ref().map(|m| m.values().sum());
+    Ok(Summary {
+        harness: env!("CARGO_PKG_VERSION").into(),
+        mode: "routing".into(),
+        started_at_ms: now_ms(),
+        machine: crate::summary::machine(),
+        backend: Backend {
+            database: "none".into(),
+            live: if args.redis_url.is_some() { "redis" } else { "memory" }.into(),
+            nodes: 0,
+            local: true,
+        },
+        duration_s: elapsed,
+        throughput_per_s: done as f64 / elapsed,
+        redis_cmds_per_ticket: total_redis.map(|n| n as f64 / done.max(1) as f64),
+        redis_commands: redis.unwrap_or_default(),
+        errors: errors_by_kind,
+        routing: Some(RoutingFigures {
+            backend: if args.redis_url.is_some() { "redis" } else { "memory" }.into(),
+            agents,
+            dispatchers: args.routing_dispatchers.max(1),
+            completed: done,
+            completed_per_s: done as f64 / elapsed,
+            delivery_latency_ms: delivery,
+        }),
+        passed: e == 0,
+        ..Summary::default()
+    })
+}

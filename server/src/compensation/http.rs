@@ -1,0 +1,421 @@
+//! The compensation API: policies (admin), allowance, requests and decisions
+//! (agents and supervisors), the ledger and its verification, deliveries and
+//! reports.
+
+use super::policy::{self, Situation};
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::http::tickets::IDEMPOTENCY_KEY;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use callcenter_proto::Role;
+use callcenter_proto::compensation::{
+    Allowance, ApprovalDecision, CompensationRequest, CompensationStatus, DecisionOutcome,
+    DryRunChange, DryRunReport, DryRunRequest, GrantRequest, LedgerEntry, LedgerVerification,
+    PolicyDocument, PolicyVersion, ReversalRequest, SpendReport, SupervisorTeams, WebhookDelivery,
+};
+use callcenter_proto::http::Problem;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/admin/compensation/policies",
+            get(list_policies).post(publish_policy),
+        )
+        .route("/api/admin/compensation/policies/{version}", get(get_policy))
+        .route("/api/admin/compensation/dry-run", post(dry_run))
+        .route("/api/admin/compensation/ledger", get(ledger))
+        .route("/api/admin/compensation/ledger/verify", get(verify_ledger))
+        .route("/api/admin/compensation/deliveries", get(deliveries))
+        .route(
+            "/api/admin/supervisors/{id}/teams",
+            get(get_supervisor_teams).put(put_supervisor_teams),
+        )
+        .route("/api/compensation/allowance", get(allowance))
+        .route("/api/compensation/requests", post(request_grant))
+        .route("/api/compensation/requests/{id}", get(get_request))
+        .route("/api/compensation/requests/{id}/decision", post(decide))
+        .route("/api/compensation/requests/{id}/reversal", post(reverse))
+        .route("/api/compensation/approvals", get(approvals))
+        .route("/api/compensation/reports/spend", get(spend_report))
+}
+
+fn admin(user: &AuthUser) -> ApiResult<()> {
+    user.require(&[Role::Admin])
+}
+
+fn staff(user: &AuthUser) -> ApiResult<()> {
+    user.require(&[Role::Admin, Role::Supervisor])
+}
+
+fn checked(doc: &PolicyDocument) -> ApiResult<()> {
+    let errors = policy::validate(doc);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// Publish a policy: validated, then stored as a new immutable version that
+/// is in force from now on. Earlier versions stay readable.
+#[utoipa::path(post, path = "/api/admin/compensation/policies", tag = "compensation", security(("bearer" = [])),
+    request_body = PolicyDocument,
+    responses((status = 201, body = PolicyVersion), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn publish_policy(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(doc): ApiJson<PolicyDocument>,
+) -> ApiResult<(StatusCode, ApiJson<PolicyVersion>)> {
+    admin(&user)?;
+    checked(&doc)?;
+    let version = state
+        .db
+        .publish_policy(&doc, user.user_id, state.clock.now_ms())
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(version)))
+}
+
+/// Every published version, newest first.
+#[utoipa::path(get, path = "/api/admin/compensation/policies", tag = "compensation", security(("bearer" = [])),
+    responses((status = 200, body = [PolicyVersion]), (status = 403, body = Problem)))]
+pub async fn list_policies(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<ApiJson<Vec<PolicyVersion>>> {
+    staff(&user)?;
+    Ok(ApiJson(state.db.policy_versions().await?))
+}
+
+#[utoipa::path(get, path = "/api/admin/compensation/policies/{version}", tag = "compensation", security(("bearer" = [])),
+    params(("version" = i64, Path)),
+    responses((status = 200, body = PolicyVersion), (status = 404, body = Problem)))]
+pub async fn get_policy(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(version): Path<i64>,
+) -> ApiResult<ApiJson<PolicyVersion>> {
+    staff(&user)?;
+    Ok(ApiJson(state.db.policy_version(version).await?))
+}
+
+fn as_outcome(status: CompensationStatus) -> DecisionOutcome {
+    match status {
+        CompensationStatus::Granted => DecisionOutcome::Grant,
+        CompensationStatus::Refused => DecisionOutcome::Refuse,
+        CompensationStatus::Pending
+        | CompensationStatus::Approved
+        | CompensationStatus::Denied
+        | CompensationStatus::Expired => DecisionOutcome::NeedsApproval,
+    }
+}
+
+/// Evaluate a draft against the last N requests, with the inputs stored with
+/// each decision, and list the requests whose decision or rule would change.
+#[utoipa::path(post, path = "/api/admin/compensation/dry-run", tag = "compensation", security(("bearer" = [])),
+    request_body = DryRunRequest,
+    responses((status = 200, body = DryRunReport), (status = 422, body = Problem)))]
+pub async fn dry_run(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<DryRunRequest>,
+) -> ApiResult<ApiJson<DryRunReport>> {
+    admin(&user)?;
+    if !(1..=1000).contains(&req.last) {
+        return Err(ApiError::field("last", "must be 1 to 1000"));
+    }
+    checked(&req.document)?;
+    let draft = &req.document;
+    let requests = state
+        .db
+        .recent_compensation_requests(i64::from(req.last))
+        .await?;
+    let mut changes = Vec::new();
+    for r in &requests {
+        let i = &r.inputs;
+        let (would_be, would_rule, cost) =
+            match policy::cost(draft, r.kind, r.quantity, r.order_amount_minor).and_then(|cost| {
+                policy::check_reason(draft, &r.reason_code, &r.note).map(|()| cost)
+            }) {
+                Err(unfit) => (DecisionOutcome::Refuse, unfit.rule, r.cost_minor),
+                Ok(cost) => {
+                    let v = policy::evaluate(
+                        draft,
+                        &Situation {
+                            role: Role::parse(&i.role),
+                            category_id: i.category_id,
+                            customer_value_minor: i.customer_value_minor,
+                            cost_minor: cost,
+                            spent_day_minor: i.spent_day_minor,
+                            spent_month_minor: i.spent_month_minor,
+                            customer_spent_90d_minor: i.customer_spent_90d_minor,
+                        },
+                    );
+                    (v.outcome, v.rule, cost)
+                }
+            };
+        if would_be != as_outcome(r.status) || would_rule != r.rule {
+            changes.push(DryRunChange {
+                request_id: r.id,
+                cost_minor: cost,
+                was_status: r.status,
+                was_rule: r.rule.clone(),
+                would_be,
+                would_rule,
+            });
+        }
+    }
+    let evaluated = requests.len() as u32;
+    Ok(ApiJson(DryRunReport {
+        evaluated,
+        unchanged: evaluated - changes.len() as u32,
+        changes,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct TicketParam {
+    pub ticket_id: i64,
+}
+
+/// What the caller may grant on the ticket's customer right now: the
+/// remaining per-grant limit, budgets and customer cap.
+#[utoipa::path(get, path = "/api/compensation/allowance", tag = "compensation", security(("bearer" = [])),
+    params(TicketParam),
+    responses((status = 200, body = Allowance), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn allowance(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<TicketParam>,
+) -> ApiResult<ApiJson<Allowance>> {
+    Ok(ApiJson(
+        state.desk.compensation_allowance(&user, q.ticket_id).await?,
+    ))
+}
+
+/// Ask for a grant on a ticket. Within the caller's authority it is granted
+/// at once (201, status `granted`); above it a supervisor decides (status
+/// `pending`); outside the policy it is refused (status `refused`). Every
+/// decision names its policy version and rule. Requires an `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/compensation/requests", tag = "compensation", security(("bearer" = [])),
+    request_body = GrantRequest,
+    params(("Idempotency-Key" = String, Header, description = "unique per grant; retries reuse it")),
+    responses((status = 201, body = CompensationRequest), (status = 200, body = CompensationRequest, description = "a retry"),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn request_grant(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<GrantRequest>,
+) -> ApiResult<(StatusCode, ApiJson<CompensationRequest>)> {
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .ok_or_else(|| {
+            ApiError::field(
+                "Idempotency-Key",
+                "send an Idempotency-Key header of 1 to 200 characters",
+            )
+        })?;
+    let canonical = serde_json::to_vec(&req).map_err(anyhow::Error::from)?;
+    let hash = hex::encode(Sha256::digest(&canonical));
+    let (request, created) = state
+        .desk
+        .request_compensation(&user, &req, key, &hash)
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, ApiJson(request)))
+}
+
+/// A request and its decision: its requester, supervisors and admins.
+#[utoipa::path(get, path = "/api/compensation/requests/{id}", tag = "compensation", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = CompensationRequest), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_request(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<ApiJson<CompensationRequest>> {
+    let request = state.db.compensation_request(id).await?;
+    if request.requested_by != user.user_id && !user.is_supervisor() {
+        return Err(ApiError::Forbidden("this request is not yours"));
+    }
+    Ok(ApiJson(request))
+}
+
+/// Approve or deny a pending request (the same as the socket's
+/// `decide_compensation`). Nobody decides their own request.
+#[utoipa::path(post, path = "/api/compensation/requests/{id}/decision", tag = "compensation", security(("bearer" = [])),
+    request_body = ApprovalDecision, params(("id" = i64, Path)),
+    responses((status = 200, body = CompensationRequest), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn decide(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+    ApiJson(decision): ApiJson<ApprovalDecision>,
+) -> ApiResult<ApiJson<CompensationRequest>> {
+    Ok(ApiJson(
+        state.desk.decide_compensation(&user, id, &decision).await?,
+    ))
+}
+
+/// Reverse a granted request: a new ledger entry with the negative amount.
+#[utoipa::path(post, path = "/api/compensation/requests/{id}/reversal", tag = "compensation", security(("bearer" = [])),
+    request_body = ReversalRequest, params(("id" = i64, Path)),
+    responses((status = 201, body = LedgerEntry), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn reverse(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<ReversalRequest>,
+) -> ApiResult<(StatusCode, ApiJson<LedgerEntry>)> {
+    let entry = state
+        .desk
+        .reverse_compensation(&user, id, &req.note)
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(entry)))
+}
+
+/// Pending requests the caller may decide (a board after a reconnect).
+#[utoipa::path(get, path = "/api/compensation/approvals", tag = "compensation", security(("bearer" = [])),
+    responses((status = 200, body = [CompensationRequest]), (status = 403, body = Problem)))]
+pub async fn approvals(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<ApiJson<Vec<CompensationRequest>>> {
+    staff(&user)?;
+    let mut mine = Vec::new();
+    for r in state.db.pending_compensation_requests().await? {
+        if state.desk.may_decide(&user, &r).await? {
+            mine.push(r);
+        }
+    }
+    Ok(ApiJson(mine))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LedgerParams {
+    pub customer_id: Option<i64>,
+    /// Entries after this sequence number (0: from the start).
+    #[serde(default)]
+    pub after_seq: i64,
+    /// 1 to 500 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// Ledger entries, oldest first.
+#[utoipa::path(get, path = "/api/admin/compensation/ledger", tag = "compensation", security(("bearer" = [])),
+    params(LedgerParams),
+    responses((status = 200, body = [LedgerEntry]), (status = 403, body = Problem)))]
+pub async fn ledger(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<LedgerParams>,
+) -> ApiResult<ApiJson<Vec<LedgerEntry>>> {
+    staff(&user)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::field("limit", "must be 1 to 500"));
+    }
+    Ok(ApiJson(
+        state
+            .db
+            .ledger_entries(q.customer_id, q.after_seq, limit)
+            .await?,
+    ))
+}
+
+/// Recompute the ledger's hash chain and name the first broken entry.
+#[utoipa::path(get, path = "/api/admin/compensation/ledger/verify", tag = "compensation", security(("bearer" = [])),
+    responses((status = 200, body = LedgerVerification), (status = 403, body = Problem)))]
+pub async fn verify_ledger(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<ApiJson<LedgerVerification>> {
+    admin(&user)?;
+    Ok(ApiJson(state.db.verify_ledger().await?))
+}
+
+/// The webhook delivery log, newest first (the last 500 attempts).
+#[utoipa::path(get, path = "/api/admin/compensation/deliveries", tag = "compensation", security(("bearer" = [])),
+    responses((status = 200, body = [WebhookDelivery]), (status = 403, body = Problem)))]
+pub async fn deliveries(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<ApiJson<Vec<WebhookDelivery>>> {
+    admin(&user)?;
+    Ok(ApiJson(state.db.webhook_deliveries(500).await?))
+}
+
+#[utoipa::path(get, path = "/api/admin/supervisors/{id}/teams", tag = "compensation", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = SupervisorTeams), (status = 403, body = Problem)))]
+pub async fn get_supervisor_teams(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<ApiJson<SupervisorTeams>> {
+    staff(&user)?;
+    Ok(ApiJson(SupervisorTeams {
+        teams: state.db.supervisor_teams(id).await?,
+    }))
+}
+
+/// Set the teams whose compensation approvals a supervisor decides.
+#[utoipa::path(put, path = "/api/admin/supervisors/{id}/teams", tag = "compensation", security(("bearer" = [])),
+    request_body = SupervisorTeams, params(("id" = i64, Path)),
+    responses((status = 200, body = SupervisorTeams), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn put_supervisor_teams(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+    ApiJson(mut req): ApiJson<SupervisorTeams>,
+) -> ApiResult<ApiJson<SupervisorTeams>> {
+    admin(&user)?;
+    let mut check = crate::http::Check::new();
+    check.that(req.teams.len() <= 50, "teams", "at most 50 teams");
+    for (i, t) in req.teams.iter().enumerate() {
+        check.text(&format!("teams[{i}]"), t, 64);
+    }
+    check.done()?;
+    req.teams.iter_mut().for_each(|t| *t = t.trim().to_string());
+    req.teams.sort();
+    req.teams.dedup();
+    state.db.set_supervisor_teams(id, &req.teams).await?;
+    Ok(ApiJson(req))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SpendParams {
+    /// Unix milliseconds, inclusive.
+    pub from_ms: i64,
+    /// Unix milliseconds, exclusive.
+    pub to_ms: i64,
+}
+
+/// Net compensation spent by reason, agent, team and policy version.
+#[utoipa::path(get, path = "/api/compensation/reports/spend", tag = "compensation", security(("bearer" = [])),
+    params(SpendParams),
+    responses((status = 200, body = SpendReport), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn spend_report(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<SpendParams>,
+) -> ApiResult<ApiJson<SpendReport>> {
+    staff(&user)?;
+    if q.to_ms <= q.from_ms {
+        return Err(ApiError::field("to_ms", "must be after from_ms"));
+    }
+    Ok(ApiJson(state.db.spend_report(q.from_ms, q.to_ms).await?))
+}

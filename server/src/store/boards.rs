@@ -1,0 +1,76 @@
+//! The figures supervisor boards show, read straight from the record.
+
+use super::{Db, StoreResult};
+use callcenter_proto::AgentState;
+use callcenter_proto::ws::{AgentFigure, QueueFigures, TeamFigures};
+use sqlx::Row;
+
+impl Db {
+    /// A queue's live figures; `day_start_ms` starts "today" for the service level.
+    pub async fn queue_figures(&self, queue_id: i64, day_start_ms: i64) -> StoreResult<Option<QueueFigures>> {
+        let Some(queue) = sqlx::query("SELECT name, service_level_seconds FROM queues WHERE id = $1")
+            .bind(queue_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let waiting = sqlx::query(
+            "SELECT COUNT(*) AS waiting, MIN(created_at_ms) AS oldest FROM tickets \
+             WHERE queue_id = $1 AND status IN ('queued', 'offered')",
+        )
+        .bind(queue_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let target_ms = queue.try_get::<i64, _>("service_level_seconds")? * 1000;
+        let answered = sqlx::query(
+            "SELECT COUNT(*) AS answered, \
+                 COUNT(CASE WHEN a.started_at_ms - t.created_at_ms <= $2 THEN 1 END) AS within \
+             FROM assignments a JOIN tickets t ON t.id = a.ticket_id \
+             WHERE t.queue_id = $1 AND a.started_at_ms >= $3",
+        )
+        .bind(queue_id)
+        .bind(target_ms)
+        .bind(day_start_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        let answered_today: i64 = answered.try_get("answered")?;
+        let within: i64 = answered.try_get("within")?;
+        Ok(Some(QueueFigures {
+            queue_id,
+            name: queue.try_get("name")?,
+            waiting: waiting.try_get::<i64, _>("waiting")? as u64,
+            oldest_waiting_since_ms: waiting.try_get("oldest")?,
+            service_level_permille: (answered_today > 0).then(|| (within * 1000 / answered_today) as u32),
+            answered_today: answered_today as u64,
+        }))
+    }
+
+    /// A team's agents, their states and how many tickets each holds.
+    pub async fn team_figures(&self, team: &str) -> StoreResult<TeamFigures> {
+        let agents = sqlx::query(
+            "SELECT u.id, u.display_name, a.state, \
+                 (SELECT COUNT(*) FROM tickets t WHERE t.assigned_agent_id = u.id AND t.status = 'assigned') AS tickets \
+             FROM agent_teams m JOIN agents a ON a.user_id = m.user_id JOIN users u ON u.id = m.user_id \
+             WHERE m.team = $1 ORDER BY u.display_name, u.id",
+        )
+        .bind(team)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let state: String = r.try_get("state")?;
+            Ok(AgentFigure {
+                agent_id: r.try_get("id")?,
+                name: r.try_get("display_name")?,
+                state: AgentState::parse(&state),
+                tickets: r.try_get::<i64, _>("tickets")? as u64,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        Ok(TeamFigures {
+            team: team.to_string(),
+            agents,
+        })
+    }
+}
