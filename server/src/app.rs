@@ -48,6 +48,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub allowed_origins: Arc<Vec<String>>,
     pub shutdown: CancellationToken,
+    /// Open live-channel connections, so shutdown can wait for each to hand
+    /// its agent's work back.
+    pub connections: tokio_util::task::TaskTracker,
     pub refresh_ttl_seconds: u64,
     pub live: LiveLimits,
 }
@@ -195,6 +198,7 @@ pub async fn run(
         metrics,
         allowed_origins: Arc::new(allowed_origins),
         shutdown: stop.clone(),
+        connections: tokio_util::task::TaskTracker::new(),
         refresh_ttl_seconds: serve.refresh_ttl_seconds,
         live: LiveLimits {
             ping: Duration::from_secs(serve.ws_ping_seconds.max(1)),
@@ -232,6 +236,10 @@ pub async fn run(
     // task did not get to it.
     stop.cancel();
     hub.close_all(CLOSE_GOING_AWAY, "server shutting down");
+    state.connections.close();
+    if tokio::time::timeout(Duration::from_secs(10), state.connections.wait()).await.is_err() {
+        tracing::warn!("some connections did not finish closing");
+    }
     for agent in hub.agents() {
         desk.agent_disconnected(agent).await;
     }

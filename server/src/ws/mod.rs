@@ -48,7 +48,10 @@ pub async fn upgrade(
     }
     ws.max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| connection::serve_socket(state, socket))
+        .on_upgrade(move |socket| {
+            let connections = state.connections.clone();
+            connections.track_future(connection::serve_socket(state, socket))
+        })
 }
 
 /// Run one command; every command is authorized here, not only at connect.

@@ -174,6 +174,8 @@ pub struct Options {
     pub allowed_origins: Vec<String>,
     /// Adjust the node's options (timings, limits) before it starts.
     pub tweak: Option<fn(&mut ServeArgs)>,
+    /// Compensation webhook receiver: (URL, HMAC secret).
+    pub webhook: Option<(String, String)>,
 }
 
 impl Options {
@@ -185,6 +187,7 @@ impl Options {
             clock: None,
             allowed_origins: Vec::new(),
             tweak: None,
+            webhook: None,
         }
     }
 }
@@ -227,6 +230,10 @@ pub async fn spawn_with(options: Options) -> Option<TestApp> {
         allowed_origins: options.allowed_origins,
         ..ServeArgs::default()
     };
+    if let Some((url, secret)) = options.webhook {
+        serve.webhook_url = Some(url);
+        serve.webhook_secret = Some(secret);
+    }
     if let Some(tweak) = options.tweak {
         tweak(&mut serve);
     }
