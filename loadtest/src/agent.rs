@@ -31,6 +31,9 @@ enum Action {
     Decline { ticket: i64, version: u64 },
     Note { ticket: i64 },
     Resolve { ticket: i64 },
+    /// Back to available after the server took the agent away (missed
+    /// offers in a row, a disconnect seen late).
+    Available,
 }
 
 struct Pending {
@@ -313,6 +316,7 @@ impl Agent {
                 if self.offers.get(&ticket).is_some_and(|o| o.0 == version) {
                     self.offers.remove(&ticket);
                     self.held.insert(ticket);
+                    self.shared.action("accept");
                     self.command(Command::Accept {
                         ticket_id: ticket,
                         version,
@@ -323,6 +327,7 @@ impl Agent {
                 if self.offers.get(&ticket).is_some_and(|o| o.0 == version) {
                     self.offers.remove(&ticket);
                     lock(&self.shared.tickets).released(ticket, self.id());
+                    self.shared.action("decline");
                     self.command(Command::Decline {
                         ticket_id: ticket,
                         version,
@@ -331,15 +336,23 @@ impl Agent {
             }
             Action::Note { ticket } => {
                 if self.held.contains(&ticket) {
+                    self.shared.action("note");
                     self.command(Command::Note {
                         ticket_id: ticket,
                         text: "Customer called about the same order; checked the history".into(),
                     });
                 }
             }
+            Action::Available => {
+                self.command(Command::SetState {
+                    state: AgentState::Available,
+                    reason: None,
+                });
+            }
             Action::Resolve { ticket } => {
                 if self.held.remove(&ticket) {
                     lock(&self.shared.tickets).released(ticket, self.id());
+                    self.shared.action("resolve");
                     let solved = self.rng.random::<f64>() >= self.shared.behaviour.unresolved_fraction;
                     self.command(Command::Resolve {
                         ticket_id: ticket,
@@ -363,7 +376,7 @@ impl Agent {
                 let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
                 let kind = value["type"].as_str().unwrap_or("?").to_string();
                 if let (Some(seq), Some(last)) = (value["seq"].as_u64(), self.last_seq)
-                    && seq == last + 1
+                    && (last == 0 || seq == last + 1)
                 {
                     self.last_seq = Some(seq);
                 }
@@ -385,7 +398,9 @@ impl Agent {
                     // Already processed (a replay overlapping what we had).
                     return;
                 }
-                Some(last) if frame.seq > last + 1 => {
+                // Position 0: the user's stream had no event yet, so the
+                // first one may carry any number.
+                Some(last) if last > 0 && frame.seq > last + 1 => {
                     let mut t = lock(&self.shared.tickets);
                     t.resume_gaps += 1;
                     drop(t);
@@ -415,6 +430,15 @@ impl Agent {
                 self.on_snapshot(*snapshot);
             }
             ServerEvent::Reply { request_id, result } => self.on_reply(&request_id, result),
+            ServerEvent::AgentStateChanged { state, .. } => {
+                let asking = self.pending.values().any(|p| {
+                    matches!(p.command, Command::SetState { state: AgentState::Available, .. })
+                });
+                if state != AgentState::Available && !asking {
+                    self.shared.error(format!("taken_away:{}", state.as_str()));
+                    self.schedule(Duration::from_millis(200), Action::Available);
+                }
+            }
             ServerEvent::Error(e) => self.shared.error(format!("error_frame:{:?}", e.code)),
             _ => {}
         }
@@ -475,6 +499,7 @@ impl Agent {
             self.schedule(think, Action::Decline { ticket, version });
         } else if roll < b.decline_fraction + b.miss_fraction {
             // Missed: the offer expires and goes to someone else.
+            self.shared.action("miss");
         } else {
             self.schedule(think, Action::Accept { ticket, version });
         }
@@ -552,6 +577,22 @@ impl Agent {
                         self.schedule(handle / 2, Action::Note { ticket: ticket_id });
                     }
                     self.schedule(handle, Action::Resolve { ticket: ticket_id });
+                    if !self.shared.draining()
+                        && self.rng.random::<f64>() < b.compensation_fraction
+                    {
+                        let amount = if self.rng.random::<f64>() < 0.33 {
+                            crate::compensation::AGENT_LIMIT_MINOR * 3
+                        } else {
+                            crate::compensation::AGENT_LIMIT_MINOR / 4
+                        };
+                        crate::compensation::ask(
+                            self.shared.clone(),
+                            self.api.clone(),
+                            self.login.access_token.clone(),
+                            ticket_id,
+                            amount,
+                        );
+                    }
                 }
                 Some(e) => {
                     self.held.remove(&ticket_id);

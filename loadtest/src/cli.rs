@@ -150,6 +150,11 @@ pub struct LoadArgs {
     /// Share of resolutions where the customer's problem was not solved.
     #[arg(long, default_value_t = 0.1)]
     pub unresolved_fraction: f64,
+    /// Share of accepted tickets on which the agent asks for compensation (a
+    /// third of the asks above the agent's authority, for a supervisor to
+    /// approve). Needs the compensation API; skipped when it is missing.
+    #[arg(long, default_value_t = 0.05)]
+    pub compensation_fraction: f64,
     /// Share of agents who drop their connection once during the run and
     /// reconnect (resuming from the last event they processed).
     #[arg(long, default_value_t = 0.1)]

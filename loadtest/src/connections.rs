@@ -125,6 +125,7 @@ pub async fn run(args: &LoadArgs, target: &Target) -> anyhow::Result<Summary> {
         connections,
         server_rss_bytes: (!rss.is_empty()).then_some(rss_after),
         server_rss_bytes_per_node: rss,
+        server_rss_bytes_at_start: target.rss_at_start,
         rss_per_connection_bytes: (connections > 0 && rss_before > 0)
             .then(|| rss_after.saturating_sub(rss_before) as f64 / connections as f64),
         errors,

@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod checks;
 pub mod cli;
+pub mod compensation;
 pub mod connections;
 pub mod intake;
 pub mod nodes;

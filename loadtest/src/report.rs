@@ -247,16 +247,18 @@ mod tests {
 
     #[test]
     fn the_report_is_self_contained_with_both_charts() {
-        let mut s = Summary::default();
-        s.timeline = (0..5)
-            .map(|t| TimelinePoint {
-                t,
-                created: 10 * t,
-                resolved: 9 * t,
-                offer_p50_ms: 1.0,
-                offer_p99_ms: 3.5,
-            })
-            .collect();
+        let s = Summary {
+            timeline: (0..5)
+                .map(|t| TimelinePoint {
+                    t,
+                    created: 10 * t,
+                    resolved: 9 * t,
+                    offer_p50_ms: 1.0,
+                    offer_p99_ms: 3.5,
+                })
+                .collect(),
+            ..Summary::default()
+        };
         let html = html(&s);
         assert_eq!(html.matches("<svg").count(), 2);
         assert!(html.contains("Offer latency per second"));

@@ -11,7 +11,7 @@ use crate::stats::{Percentiles, histogram, record};
 use crate::summary::{Backend, RoutingFigures, Summary};
 use callcenter::routing::memory::MemoryRouting;
 use callcenter::routing::redis::RedisRouting;
-use callcenter::routing::{ReadyAgent, Routing, WaitingTicket};
+use callcenter::routing::{AgentQueue, ReadyAgent, Routing, TicketKind, WaitingTicket};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,8 +50,9 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
         routing
             .agent_ready(ReadyAgent {
                 agent_id,
-                queues: vec![QUEUE],
-                capacity: 1,
+                queues: vec![AgentQueue::plain(QUEUE)],
+                capacity_inbound: 1,
+                capacity_outbound: 0,
                 assigned: vec![],
                 idle_since_ms: now_ms(),
             })
@@ -63,7 +64,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
         let errors = errors.clone();
         tasks.push(tokio::spawn(async move {
             while let Some((ticket, version)) = rx.recv().await {
-                let ok = match routing.accept(agent_id, ticket, version, now_ms()).await {
+                let ok = match routing.accept(agent_id, QUEUE, ticket, version, now_ms()).await {
                     Ok(Ok(_)) => routing.release(agent_id, ticket, now_ms()).await.is_ok(),
                     _ => false,
                 };
@@ -98,7 +99,9 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
                     .enqueue(WaitingTicket {
                         ticket_id: id,
                         queue_id: QUEUE,
+                        kind: TicketKind::Inbound,
                         rank_ms: now_ms(),
+                        entered_ms: now_ms(),
                     })
                     .await;
             }
@@ -115,7 +118,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
         let waiting = waiting.clone();
         dispatchers.push(tokio::spawn(async move {
             while running.load(Ordering::Relaxed) {
-                match routing.dispatch(QUEUE, now_ms(), 60_000).await {
+                match routing.dispatch(QUEUE, now_ms(), 60_000, &[]).await {
                     Ok(offers) if !offers.is_empty() => {
                         let now = Instant::now();
                         let mut h = crate::shared::lock(&latency);

@@ -27,6 +27,7 @@ pub struct Target {
     pub pg_url: Option<String>,
     pub backend: Backend,
     pub local: Option<LocalNodes>,
+    pub rss_at_start: Option<u64>,
 }
 
 impl Target {
@@ -48,7 +49,9 @@ impl Target {
                     local: true,
                 },
                 local: Some(nodes),
-            })
+                rss_at_start: None,
+            }
+            .with_start_rss())
         } else {
             Ok(Target {
                 urls: args.urls.clone(),
@@ -67,8 +70,16 @@ impl Target {
                     local: false,
                 },
                 local: None,
-            })
+                rss_at_start: None,
+            }
+            .with_start_rss())
         }
+    }
+
+    fn with_start_rss(mut self) -> Self {
+        let rss = self.rss();
+        self.rss_at_start = (!rss.is_empty()).then(|| rss.iter().sum());
+        self
     }
 
     pub fn rss(&self) -> Vec<u64> {
@@ -114,6 +125,7 @@ pub fn behaviour(args: &LoadArgs) -> Behaviour {
         miss_fraction: args.miss_fraction,
         note_fraction: args.note_fraction,
         unresolved_fraction: args.unresolved_fraction,
+        compensation_fraction: args.compensation_fraction,
         reconnect_delay: Duration::from_millis(args.reconnect_delay_ms),
     }
 }
@@ -161,8 +173,17 @@ pub async fn load(args: &LoadArgs, target: &Target) -> anyhow::Result<Summary> {
     )
     .await?;
 
+    let mut behaviour = behaviour(args);
+    if behaviour.compensation_fraction > 0.0 {
+        let supervisors: Vec<i64> = world.supervisors.iter().map(|s| s.user_id).collect();
+        let team = format!("{run}-team");
+        if let Err(e) = crate::compensation::prepare(&apis[0], &admin, &team, &supervisors).await {
+            eprintln!("compensation left out of the mix (the server refused the setup): {e:#}");
+            behaviour.compensation_fraction = 0.0;
+        }
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let shared = Arc::new(Shared::new(run.clone(), behaviour(args), stop_rx));
+    let shared = Arc::new(Shared::new(run.clone(), behaviour, stop_rx));
     let planned = match args.mode {
         Mode::Ramp => Duration::from_secs(args.ramp_step_seconds * 50),
         _ => Duration::from_secs(args.duration),
@@ -226,6 +247,7 @@ pub async fn load(args: &LoadArgs, target: &Target) -> anyhow::Result<Summary> {
 
     let started_at_ms = now_ms();
     let start = Instant::now();
+    let cost_from = Instant::now();
     lock(&shared.stats).start = start;
     let rate = Arc::new(Rate::new(args.rate));
     let intake = Intake {
@@ -245,13 +267,10 @@ pub async fn load(args: &LoadArgs, target: &Target) -> anyhow::Result<Summary> {
             let ramp = ramp(args, &shared, &rate).await;
             rate.set(0.0);
             *lock(&shared.window_end) = Some(Instant::now());
-            // Stop the intake: a zero rate idles it; the stop flag ends it.
-            let report = {
-                let _ = stop_tx.send(false);
-                intake_task.abort();
-                crate::intake::IntakeReport::default()
-            };
-            (report, Some(ramp))
+            // A zero rate idles the intake; requests already sent finish on
+            // their own tasks.
+            intake_task.abort();
+            (crate::intake::IntakeReport::default(), Some(ramp))
         }
         _ => {
             let until = start + planned;
@@ -275,6 +294,7 @@ pub async fn load(args: &LoadArgs, target: &Target) -> anyhow::Result<Summary> {
     // PostgreSQL publishes transaction counters about once a second.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let after = cost(target).await;
+    let cost_seconds = cost_from.elapsed().as_secs_f64();
     let rss = target.rss();
     let _ = stop_tx.send(true);
     progress.abort();
@@ -321,16 +341,31 @@ pub async fn load(args: &LoadArgs, target: &Target) -> anyhow::Result<Summary> {
         boards: stats.boards,
         intake_max_behind_ms: intake_report.max_behind.as_secs_f64() * 1000.0,
         errors: stats.errors.clone(),
+        actions: {
+            let mut actions = stats.actions.clone();
+            actions.insert("reconnect".into(), stats.reconnects);
+            actions
+        },
         redis_cmds_per_ticket: redis.as_ref().and_then(|(n, _)| per_ticket(*n as f64)),
         redis_cmds_idle_per_s: idle_redis,
+        redis_cmds_per_ticket_net: redis
+            .as_ref()
+            .zip(idle_redis)
+            .and_then(|((n, _), idle)| per_ticket(*n as f64 - idle * cost_seconds)),
         redis_commands: redis.map(|(_, m)| m).unwrap_or_default(),
         db_xacts_per_ticket: before
             .xacts
             .zip(after.xacts)
             .and_then(|(b, a)| per_ticket((a - b) as f64)),
         db_xacts_idle_per_s: idle_xacts,
+        db_xacts_per_ticket_net: before
+            .xacts
+            .zip(after.xacts)
+            .zip(idle_xacts)
+            .and_then(|((b, a), idle)| per_ticket((a - b) as f64 - idle * cost_seconds)),
         server_rss_bytes: (!rss.is_empty()).then(|| rss.iter().sum()),
         server_rss_bytes_per_node: rss,
+        server_rss_bytes_at_start: target.rss_at_start,
         connections,
         rss_per_connection_bytes: None,
         ramp,

@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use callcenter_proto::Role;
 use callcenter_proto::http::{
     AgentProfile, Category, CategorySpec, CreateUser, CustomerUpsert, LoginRequest, Queue,
-    QueueSpec, SkillLevel, TokenPair, User,
+    SkillLevel, TokenPair, User,
 };
 use futures::StreamExt;
 use reqwest::Client;
@@ -69,6 +69,26 @@ impl Api {
             bail!("{method} {path}: {status}: {text}");
         }
         serde_json::from_str(&text).with_context(|| format!("{method} {path}: {text}"))
+    }
+
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        self.call(reqwest::Method::POST, path, Some(token), body)
+            .await
+    }
+
+    pub async fn put_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        self.call(reqwest::Method::PUT, path, Some(token), body)
+            .await
     }
 
     pub async fn login(&self, username: &str, password: &str) -> anyhow::Result<TokenPair> {
@@ -168,20 +188,19 @@ pub async fn build(api: &Api, admin: &str, plan: &Plan<'_>) -> anyhow::Result<Wo
     let run = plan.run;
     let mut queues = Vec::new();
     for q in 0..plan.queues.max(1) {
+        // Only the fields the run cares about; the server's defaults for the
+        // rest (strategy, priority rule, wrap-up, overflow, grace periods).
         let queue: Queue = api
             .call(
                 reqwest::Method::POST,
                 "/api/admin/queues",
                 Some(admin),
-                &QueueSpec {
-                    name: format!("{run} queue {q}"),
-                    required_skills: vec![SkillLevel {
-                        skill: format!("{run}-skill-{q}"),
-                        level: 1,
-                    }],
-                    service_level_seconds: 20,
-                    offer_timeout_seconds: plan.offer_timeout_seconds,
-                },
+                &serde_json::json!({
+                    "name": format!("{run} queue {q}"),
+                    "required_skills": [{ "skill": format!("{run}-skill-{q}"), "level": 1 }],
+                    "service_level_seconds": 20,
+                    "offer_timeout_seconds": plan.offer_timeout_seconds,
+                }),
             )
             .await?;
         queues.push(queue.id);
@@ -243,17 +262,17 @@ pub async fn build(api: &Api, admin: &str, plan: &Plan<'_>) -> anyhow::Result<Wo
         .collect();
     let profiles: Vec<anyhow::Result<serde_json::Value>> = futures::stream::iter(&agents)
         .map(|a| {
-            api.call(
-                reqwest::Method::PUT,
-                &format!("/api/admin/agents/{}", a.user_id),
-                Some(admin),
-                &AgentProfile {
-                    skills: skills.clone(),
-                    teams: vec![format!("{run}-team")],
-                    capacity_inbound: plan.capacity,
-                    capacity_outbound: 1,
-                },
-            )
+            let path = format!("/api/admin/agents/{}", a.user_id);
+            let profile = AgentProfile {
+                skills: skills.clone(),
+                teams: vec![format!("{run}-team")],
+                capacity_inbound: plan.capacity,
+                capacity_outbound: 1,
+            };
+            async move {
+                api.call(reqwest::Method::PUT, &path, Some(admin), &profile)
+                    .await
+            }
         })
         .buffered(8)
         .collect()

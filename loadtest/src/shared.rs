@@ -18,6 +18,8 @@ pub struct Behaviour {
     pub miss_fraction: f64,
     pub note_fraction: f64,
     pub unresolved_fraction: f64,
+    /// Share of accepted tickets on which the agent asks for compensation.
+    pub compensation_fraction: f64,
     pub reconnect_delay: Duration,
 }
 
@@ -69,6 +71,10 @@ impl Shared {
 
     pub fn error(&self, kind: impl Into<String>) {
         lock(&self.stats).error(kind);
+    }
+
+    pub fn action(&self, kind: impl Into<String>) {
+        *lock(&self.stats).actions.entry(kind.into()).or_default() += 1;
     }
 
     /// The description of complaint `n` of this run; the agents read `n` back

@@ -71,6 +71,8 @@ pub struct Stats {
     pub board_lag: Histogram<u64>,
     pub timeline: Vec<Second>,
     pub errors: BTreeMap<String, u64>,
+    /// What the simulated people did, by kind (the behaviour mix as run).
+    pub actions: BTreeMap<String, u64>,
     pub offers: u64,
     pub reconnects: u64,
     pub resume_snapshots: u64,
@@ -90,6 +92,7 @@ impl Stats {
             board_lag: histogram(),
             timeline: Vec::new(),
             errors: BTreeMap::new(),
+            actions: BTreeMap::new(),
             offers: 0,
             reconnects: 0,
             resume_snapshots: 0,

@@ -104,6 +104,9 @@ pub struct Summary {
     /// How far the intake fell behind its Poisson schedule at worst, in ms.
     pub intake_max_behind_ms: f64,
     pub errors: BTreeMap<String, u64>,
+    /// What the simulated people did, by kind: accept, decline, miss, note,
+    /// resolve, compensation_<status>, supervisor_decision, reconnect.
+    pub actions: BTreeMap<String, u64>,
 
     /// Redis commands per created ticket (INFO commandstats, every command of
     /// the server, scripts' inner calls included; other clients of the same
@@ -111,14 +114,21 @@ pub struct Summary {
     pub redis_cmds_per_ticket: Option<f64>,
     /// Redis commands per second while idle (the nodes' background work).
     pub redis_cmds_idle_per_s: Option<f64>,
+    /// Redis commands per ticket once the idle rate over the same time is
+    /// taken away: what the tickets themselves cost.
+    pub redis_cmds_per_ticket_net: Option<f64>,
     pub redis_commands: BTreeMap<String, u64>,
     /// Database transactions (committed + rolled back, reads included) per
     /// created ticket, from pg_stat_database. None on SQLite.
     pub db_xacts_per_ticket: Option<f64>,
     pub db_xacts_idle_per_s: Option<f64>,
+    /// Database transactions per ticket without the idle rate.
+    pub db_xacts_per_ticket_net: Option<f64>,
     /// Resident memory of the local nodes at the end (sum), when local.
     pub server_rss_bytes: Option<u64>,
     pub server_rss_bytes_per_node: Vec<u64>,
+    /// Resident memory of the local nodes right after they started (sum).
+    pub server_rss_bytes_at_start: Option<u64>,
     /// WebSocket connections the harness held open at the peak.
     pub connections: u64,
     /// Connections mode: server memory added per idle console.
@@ -220,23 +230,36 @@ impl Summary {
         let opt = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "n/a".into());
         if self.mode != "connections" {
             out.push_str(&format!(
-                "cost: redis commands/ticket {} (idle {}/s), db transactions/ticket {} (idle {}/s)\n",
+                "cost: redis commands/ticket {} (net of idle {}; idle {}/s), \
+                 db transactions/ticket {} (net of idle {}; idle {}/s)\n",
                 opt(self.redis_cmds_per_ticket),
+                opt(self.redis_cmds_per_ticket_net),
                 opt(self.redis_cmds_idle_per_s),
                 opt(self.db_xacts_per_ticket),
+                opt(self.db_xacts_per_ticket_net),
                 opt(self.db_xacts_idle_per_s)
             ));
         }
         if let Some(rss) = self.server_rss_bytes {
             out.push_str(&format!(
-                "server RSS {:.1} MiB over {} node(s), {} connections{}\n",
+                "server RSS {:.1} MiB ({} at start) over {} node(s), {} connections{}\n",
                 rss as f64 / 1048576.0,
+                self.server_rss_bytes_at_start
+                    .map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
+                    .unwrap_or_else(|| "n/a".into()),
                 self.server_rss_bytes_per_node.len(),
                 self.connections,
                 self.rss_per_connection_bytes
                     .map(|b| format!(", {:.1} KiB per connection", b / 1024.0))
                     .unwrap_or_default()
             ));
+        }
+        if !self.actions.is_empty() {
+            out.push_str("actions:");
+            for (kind, n) in &self.actions {
+                out.push_str(&format!(" {kind}={n}"));
+            }
+            out.push('\n');
         }
         if !self.errors.is_empty() {
             out.push_str("errors:");

@@ -63,7 +63,19 @@ impl Supervisor {
             loop {
                 tokio::select! {
                     message = ws.next() => match message {
-                        Some(Ok(Message::Text(text))) => self.on_text(&text, &mut baseline),
+                        Some(Ok(Message::Text(text))) => {
+                            if let Some(command) = self.on_text(&text, &mut baseline) {
+                                request += 1;
+                                let frame = ClientFrame::Command {
+                                    request_id: format!("{}-{request}", self.login.username),
+                                    command,
+                                };
+                                let Ok(text) = serde_json::to_string(&frame) else { return };
+                                if ws.send(Message::Text(text.into())).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
                         Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
                             self.shared.error("supervisor_socket_ended");
                             break;
@@ -79,9 +91,10 @@ impl Supervisor {
         }
     }
 
-    fn on_text(&self, text: &str, baseline: &mut Option<Baseline>) {
+    /// Take in one frame; returns a command to send, if any.
+    fn on_text(&self, text: &str, baseline: &mut Option<Baseline>) -> Option<Command> {
         let Ok(frame) = serde_json::from_str::<ServerFrame>(text) else {
-            return;
+            return None;
         };
         match frame.event {
             ServerEvent::Board(board) => {
@@ -109,6 +122,14 @@ impl Supervisor {
                     }
                 }
             }
+            ServerEvent::CompensationPending { request } => {
+                self.shared.action("supervisor_decision");
+                return Some(Command::DecideCompensation {
+                    compensation_id: request.id,
+                    approve: true,
+                    note: "Approved: the parcel was very late".into(),
+                });
+            }
             ServerEvent::Reply { result, .. } => {
                 if let callcenter_proto::ws::ReplyResult::Error(e) = result {
                     self.shared
@@ -117,5 +138,6 @@ impl Supervisor {
             }
             _ => {}
         }
+        None
     }
 }

@@ -71,14 +71,7 @@ pub struct BonusKindRule {
 /// A limit in money: an absolute amount, a fraction of the customer's
 /// yearly value, or both (the smaller one applies).
 #[derive(
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-    schemars::JsonSchema,
+    Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
 )]
 pub struct MoneyLimit {
     #[serde(default)]
@@ -259,14 +252,7 @@ impl CompensationStatus {
 
 /// Everything a decision was based on, stored with it.
 #[derive(
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-    schemars::JsonSchema,
+    Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
 )]
 pub struct DecisionInputs {
     pub role: String,

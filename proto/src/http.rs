@@ -252,6 +252,12 @@ wire! {
         pub channel: String,
     }
 
+    #[serde(deny_unknown_fields)]
+    pub struct CancelRequest {
+        /// Why the ticket is withdrawn (1 to 200 characters).
+        pub reason: String,
+    }
+
     pub struct Outcome {
         /// A resolution code, e.g. `refund_issued`, `explained`.
         pub code: String,

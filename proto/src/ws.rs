@@ -155,12 +155,12 @@ pub enum ServerEvent {
     /// Supervisors: a compensation request above its requester's authority
     /// waits for a decision.
     CompensationPending {
-        request: crate::compensation::CompensationRequest,
+        request: Box<crate::compensation::CompensationRequest>,
     },
     /// A pending compensation request was approved, denied or expired (to the
     /// requester and to the supervisors who were asked).
     CompensationDecided {
-        request: crate::compensation::CompensationRequest,
+        request: Box<crate::compensation::CompensationRequest>,
     },
     /// A client frame could not be understood (no request id to reply to).
     Error(WsError),

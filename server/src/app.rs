@@ -288,10 +288,16 @@ fn spawn_background(
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut reconcile = tokio::time::interval(RECONCILE_INTERVAL);
             reconcile.tick().await;
+            let mut epoch = None;
             loop {
                 tokio::select! {
-                    _ = tick.tick() => if let Err(e) = state.desk.tick().await {
-                        tracing::warn!(error = %e, "routing tick failed");
+                    _ = tick.tick() => {
+                        if let Err(e) = rebuild_if_lost(&state, &mut epoch).await {
+                            tracing::warn!(error = %e, "live state check failed");
+                        }
+                        if let Err(e) = state.desk.tick().await {
+                            tracing::warn!(error = %e, "routing tick failed");
+                        }
                     },
                     _ = reconcile.tick() => if let Err(e) = state.desk.reconcile().await {
                         tracing::warn!(error = %e, "reconcile failed");
@@ -301,6 +307,28 @@ fn spawn_background(
         };
         tokio::join!(fanout, ticker, boards);
     })
+}
+
+/// When the shared live state was lost (its epoch changed), rebuild it: the
+/// waiting tickets from the record, and the readiness of the agents
+/// connected to this node.
+async fn rebuild_if_lost(state: &AppState, seen: &mut Option<String>) -> anyhow::Result<()> {
+    let epoch = state.bus.epoch().await?;
+    if seen.as_ref() == Some(&epoch) {
+        return Ok(());
+    }
+    let lost = seen.is_some();
+    *seen = Some(epoch);
+    if lost {
+        let queued = state.desk.reconcile().await?;
+        tracing::warn!(queued, "the live state was lost; rebuilt it from the database");
+        for agent in state.hub.agents() {
+            if state.db.agent_routing(agent).await?.state == callcenter_proto::AgentState::Available {
+                state.desk.set_state(agent, callcenter_proto::AgentState::Available, None).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn router(state: AppState) -> Router {

@@ -18,6 +18,8 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+// Parsed once at start: the size of the `serve` options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP + WebSocket server (the default).

@@ -10,7 +10,7 @@ use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
-use crate::routing::{Offer, OfferGone, ReadyAgent, Routing, WaitingTicket};
+use crate::routing::{AgentQueue, Offer, OfferGone, ReadyAgent, Routing, TicketKind, WaitingTicket};
 use crate::store::{Db, IdempotencyKey, NewComplaint};
 use callcenter_proto::http::{ComplaintCreate, Outcome, Ticket};
 use callcenter_proto::ws::{OfferDetails, ServerEvent};
@@ -111,7 +111,9 @@ impl Desk {
                 .enqueue(WaitingTicket {
                     ticket_id: ticket.id,
                     queue_id: ticket.queue_id,
+                    kind: TicketKind::Inbound,
                     rank_ms,
+                    entered_ms: now,
                 })
                 .await?;
             self.dispatch(ticket.queue_id).await?;
@@ -125,7 +127,7 @@ impl Desk {
         let timeout_ms = i64::from(queue.spec.offer_timeout_seconds) * 1000;
         let offers = self
             .routing
-            .dispatch(queue_id, self.now(), timeout_ms)
+            .dispatch(queue_id, self.now(), timeout_ms, &[])
             .await?;
         for offer in offers {
             self.deliver_offer(offer).await?;
@@ -214,9 +216,10 @@ impl Desk {
                 self.routing
                     .agent_ready(ReadyAgent {
                         agent_id,
-                        queues: queues.clone(),
-                        capacity: agent.capacity_inbound,
-                        assigned,
+                        queues: queues.iter().copied().map(AgentQueue::plain).collect(),
+                        capacity_inbound: agent.capacity_inbound,
+                        capacity_outbound: agent.capacity_outbound,
+                        assigned: assigned.into_iter().map(|t| (t, TicketKind::Inbound)).collect(),
                         idle_since_ms: now,
                     })
                     .await?;
@@ -254,9 +257,10 @@ impl Desk {
 
     pub async fn accept(&self, agent_id: i64, ticket_id: i64, version: u64) -> ApiResult<Ticket> {
         let now = self.now();
+        let queue_id = self.offered_queue(ticket_id).await?;
         let offer = self
             .routing
-            .accept(agent_id, ticket_id, version, now)
+            .accept(agent_id, queue_id, ticket_id, version, now)
             .await??;
         self.db.offer_answered(agent_id).await?;
         match self.db.assign(ticket_id, agent_id, version, now).await {
@@ -274,11 +278,25 @@ impl Desk {
     }
 
     pub async fn decline(&self, agent_id: i64, ticket_id: i64, version: u64) -> ApiResult<()> {
-        let offer = self.routing.decline(agent_id, ticket_id, version).await??;
+        let queue_id = self.offered_queue(ticket_id).await?;
+        let offer = self
+            .routing
+            .decline(agent_id, queue_id, ticket_id, version)
+            .await??;
         self.db.offer_answered(agent_id).await?;
         self.requeue(&[offer], "declined", "declined").await?;
         self.dispatch(offer.queue_id).await?;
         Ok(())
+    }
+
+    /// The queue a ticket is offered in (the record's queue); no such
+    /// ticket is no offer.
+    async fn offered_queue(&self, ticket_id: i64) -> ApiResult<i64> {
+        match self.db.ticket(ticket_id).await {
+            Ok(ticket) => Ok(ticket.queue_id),
+            Err(crate::store::StoreError::NotFound(_)) => Err(OfferGone::NoOffer.into()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Ticket access for agents: the ticket must be theirs.
@@ -336,7 +354,7 @@ impl Desk {
     /// Expire overdue offers and offer waiting tickets, on every queue.
     /// Runs on every node; the routing layer makes each expiry happen once.
     pub async fn tick(&self) -> anyhow::Result<()> {
-        self.expire_compensation().await?;
+        self.expire_compensation().await;
         self.run_due_calls().await;
         let now = self.now();
         for queue in self.db.queues().await? {
@@ -365,7 +383,9 @@ impl Desk {
                     .enqueue(WaitingTicket {
                         ticket_id: t.id,
                         queue_id: t.queue_id,
+                        kind: TicketKind::Inbound,
                         rank_ms: t.rank_ms,
+                        entered_ms: t.rank_ms,
                     })
                     .await?;
                 queued += 1;

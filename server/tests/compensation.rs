@@ -118,7 +118,10 @@ async fn grants_within_authority_and_live_approval_above_it(app: TestApp) {
         approved.decision_rule.as_deref(),
         Some("roles.supervisor.approval_within_authority")
     );
-    assert_eq!(decided_on(&mut sue, pending.id).await.status, CompensationStatus::Approved);
+    assert_eq!(
+        decided_on(&mut sue, pending.id).await.status,
+        CompensationStatus::Approved
+    );
     let twice = app
         .post(
             &format!("/api/compensation/requests/{}/decision", pending.id),
@@ -180,7 +183,10 @@ async fn grants_within_authority_and_live_approval_above_it(app: TestApp) {
 
     // The ledger holds the two grants, each with its version and rule.
     let admin = relogin(&app, "admin").await;
-    let ledger: Vec<LedgerEntry> = app.get("/api/admin/compensation/ledger", &admin).await.json();
+    let ledger: Vec<LedgerEntry> = app
+        .get("/api/admin/compensation/ledger", &admin)
+        .await
+        .json();
     let summary: Vec<(i64, i64, &str, Option<i64>)> = ledger
         .iter()
         .map(|e| (e.request_id, e.amount_minor, e.rule.as_str(), e.approved_by))
@@ -433,7 +439,10 @@ async fn retried_grant_is_decided_once(app: TestApp) {
                 .send()
                 .await
                 .expect("request");
-            (r.status(), r.json::<serde_json::Value>().await.expect("json"))
+            (
+                r.status(),
+                r.json::<serde_json::Value>().await.expect("json"),
+            )
         })
     });
     let mut ids = Vec::new();
@@ -469,7 +478,13 @@ async fn verifier_names_an_entry_edited_behind_the_applications_back(app: TestAp
     let (category, customer) = care_desk(&app).await;
     let olga = agent_holding_ticket(&app, "olga", customer, category).await;
     for (i, amount) in [300, 400, 500].into_iter().enumerate() {
-        let r = asked(&app, &olga.token, &format!("k{i}"), &credit(olga.ticket_id, amount)).await;
+        let r = asked(
+            &app,
+            &olga.token,
+            &format!("k{i}"),
+            &credit(olga.ticket_id, amount),
+        )
+        .await;
         assert_eq!(r.status, CompensationStatus::Granted);
     }
     let verified: LedgerVerification = app

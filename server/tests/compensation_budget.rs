@@ -11,7 +11,9 @@
 mod compensation_fixtures;
 mod support;
 
-use callcenter_proto::compensation::{CompensationRequest, CompensationStatus, LedgerEntry, LedgerVerification};
+use callcenter_proto::compensation::{
+    CompensationRequest, CompensationStatus, LedgerEntry, LedgerVerification,
+};
 use compensation_fixtures::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -135,16 +137,27 @@ async fn parallel_grants_never_overspend(app: TestApp) {
         // The customer's 90-day cap, from three agents on two nodes.
         let cap = rng.random_range(2_000..10_000);
         publish(&app, &admin, &only("customer", cap)).await;
-        let amounts: Vec<i64> = (0..PARALLEL).map(|_| rng.random_range(100..1_000)).collect();
+        let amounts: Vec<i64> = (0..PARALLEL)
+            .map(|_| rng.random_range(100..1_000))
+            .collect();
         let decisions = burst(&nodes, &askers[1..], &amounts, round, "cap").await;
         let spent = granted_total(&decisions);
-        assert!(spent <= cap, "round {round}: granted {spent} past the cap {cap}");
-        for d in decisions.iter().filter(|d| d.status != CompensationStatus::Granted) {
+        assert!(
+            spent <= cap,
+            "round {round}: granted {spent} past the cap {cap}"
+        );
+        for d in decisions
+            .iter()
+            .filter(|d| d.status != CompensationStatus::Granted)
+        {
             assert_eq!(d.status, CompensationStatus::Refused, "{d:?}");
             assert_eq!(d.rule, "customer_cap_90d.max_minor");
             // Refused only when it did not fit what had been granted before it
             // (and so not what was granted in the end).
-            assert!(d.inputs.customer_spent_90d_minor + d.cost_minor > cap, "{d:?}");
+            assert!(
+                d.inputs.customer_spent_90d_minor + d.cost_minor > cap,
+                "{d:?}"
+            );
             assert!(spent + d.cost_minor > cap, "round {round}: {d:?} fitted");
         }
         ledger_total += spent;
@@ -152,11 +165,19 @@ async fn parallel_grants_never_overspend(app: TestApp) {
         // One agent's day budget, from that agent on two nodes.
         let budget = rng.random_range(2_000..10_000);
         publish(&app, &admin, &only("budget", budget)).await;
-        let amounts: Vec<i64> = (0..PARALLEL).map(|_| rng.random_range(100..1_000)).collect();
+        let amounts: Vec<i64> = (0..PARALLEL)
+            .map(|_| rng.random_range(100..1_000))
+            .collect();
         let decisions = burst(&nodes, &askers[..1], &amounts, round, "budget").await;
         let spent = granted_total(&decisions);
-        assert!(spent <= budget, "round {round}: granted {spent} past the budget {budget}");
-        for d in decisions.iter().filter(|d| d.status != CompensationStatus::Granted) {
+        assert!(
+            spent <= budget,
+            "round {round}: granted {spent} past the budget {budget}"
+        );
+        for d in decisions
+            .iter()
+            .filter(|d| d.status != CompensationStatus::Granted)
+        {
             assert_eq!(d.status, CompensationStatus::Pending, "{d:?}");
             assert_eq!(d.rule, "roles.agent.budget_per_day_minor");
             assert!(d.inputs.spent_day_minor + d.cost_minor > budget, "{d:?}");
@@ -196,7 +217,10 @@ async fn parallel_grants_never_overspend(app: TestApp) {
         }
         entries.extend(page);
     }
-    assert_eq!(entries.iter().map(|e| e.amount_minor).sum::<i64>(), ledger_total);
+    assert_eq!(
+        entries.iter().map(|e| e.amount_minor).sum::<i64>(),
+        ledger_total
+    );
     let verified: LedgerVerification = app
         .get("/api/admin/compensation/ledger/verify", &admin)
         .await

@@ -37,7 +37,11 @@ struct Receiver {
     fail_first: usize,
 }
 
-async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: axum::body::Bytes) -> AxumStatus {
+async fn receive(
+    State(r): State<Receiver>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> AxumStatus {
     let header = |name: &str| {
         headers
             .get(name)
@@ -69,7 +73,9 @@ async fn start_receiver(fail_first: usize) -> (String, mpsc::UnboundedReceiver<R
     let app = axum::Router::new()
         .route("/hooks/compensation", axum::routing::post(receive))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}/hooks/compensation"), rx)
@@ -147,7 +153,11 @@ async fn grants_reach_the_webhook_signed_and_retried(storage: Storage) {
         .collect();
     assert_eq!(
         attempts,
-        [(1, Some(503), false), (2, Some(503), false), (3, Some(204), true)]
+        [
+            (1, Some(503), false),
+            (2, Some(503), false),
+            (3, Some(204), true)
+        ]
     );
     assert!(log.iter().all(|d| d.event_id == first.event_id));
 
@@ -170,7 +180,10 @@ async fn grants_reach_the_webhook_signed_and_retried(storage: Storage) {
     assert_eq!(log.len(), 4, "{log:?}");
     assert_eq!(log[0].event_id, reversal.event_id);
     assert!(log[0].ok);
-    assert!(calls.try_recv().is_err(), "an extra call reached the receiver");
+    assert!(
+        calls.try_recv().is_err(),
+        "an extra call reached the receiver"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

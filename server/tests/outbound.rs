@@ -44,6 +44,7 @@ outbound_stories!(monday_morning();
     unanswered_call_is_retried_with_backoff_then_stops,
     callback_is_made_at_the_requested_time_and_refusals_are_reported,
     no_consent_or_do_not_call_means_no_call,
+    greeting_on_a_shared_date_every_year,
 );
 
 outbound_stories!(utc(2026, 3, 7, 3, 0);
@@ -103,7 +104,13 @@ async fn inbound_outranks_outbound(mut c: Center) {
     // The outbound call waits; a complaint comes in after it.
     let filed = c
         .app
-        .complain(&c.app.admin_token, "k-1", boris, c.category, "Broken on arrival")
+        .complain(
+            &c.app.admin_token,
+            "k-1",
+            boris,
+            c.category,
+            "Broken on arrival",
+        )
         .await;
     assert_eq!(filed.status, StatusCode::CREATED, "{}", filed.body);
     // The agent (one ticket at a time) is offered the complaint first.
@@ -126,7 +133,8 @@ async fn one_cap_holds_across_journeys(mut c: Center) {
         .await;
     let anna = c.customer("anna", "Europe/Moscow").await;
     c.purchase(anna, "order-1").await;
-    c.membership(anna, "plan-1", monday_morning() + 6 * DAY).await;
+    c.membership(anna, "plan-1", monday_morning() + 6 * DAY)
+        .await;
 
     // Tuesday: the check-in is the one contact of the week.
     c.advance(DAY).await;
@@ -169,8 +177,11 @@ async fn frozen_account_is_skipped_with_its_reason_or_routed(mut c: Center) {
     let journey = c.journey("check-in", "purchase", &[(1, "Check-in")]).await;
     let anna = c.customer("anna", "Europe/Moscow").await;
     c.purchase(anna, "order-1").await;
-    c.contact(anna, json!({ "account_status": "frozen", "source": "billing" }))
-        .await;
+    c.contact(
+        anna,
+        json!({ "account_status": "frozen", "source": "billing" }),
+    )
+    .await;
     c.advance(DAY).await;
     c.run().await;
     let call = c.only_call(anna).await;
@@ -193,8 +204,11 @@ async fn frozen_account_is_skipped_with_its_reason_or_routed(mut c: Center) {
     assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
     assert_eq!(updated.body["version"], 2);
     let boris = c.customer("boris", "Europe/Moscow").await;
-    c.contact(boris, json!({ "account_status": "disputed", "source": "billing" }))
-        .await;
+    c.contact(
+        boris,
+        json!({ "account_status": "disputed", "source": "billing" }),
+    )
+    .await;
     c.purchase(boris, "order-2").await;
     c.advance(DAY).await;
     c.run().await;
@@ -277,7 +291,13 @@ async fn open_complaint_holds_calls_back_and_resolution_is_followed_up(mut c: Ce
 
     // A new complaint holds the confirmation back too, until it is resolved.
     c.app
-        .complain(&c.app.admin_token, "k-2", anna, c.category, "Now it rattles")
+        .complain(
+            &c.app.admin_token,
+            "k-2",
+            anna,
+            c.category,
+            "Now it rattles",
+        )
         .await;
     c.advance(2 * DAY).await;
     c.run().await;
@@ -540,4 +560,39 @@ async fn calling_hours_hold_in_two_zones_across_daylight_saving(mut c: Center) {
     // Due Monday 13:00 UTC = 22:00 in Tokyo: moved to Tuesday 10:00 JST (01:00 UTC).
     let second = c.calls(tokyo).await.remove(1);
     assert_eq!(second.due_at_ms, utc(2026, 3, 10, 1, 0));
+}
+
+async fn greeting_on_a_shared_date_every_year(mut c: Center) {
+    c.journey("birthday", "shared_date", &[(0, "Birthday greeting")])
+        .await;
+    let anna = c.customer("anna", "Europe/Moscow").await;
+    let shared = c
+        .app
+        .post(
+            &format!("/api/customers/{anna}/dates"),
+            &c.app.admin_token,
+            &json!({ "external_id": "anna-birthday", "label": "birthday", "month": 3, "day": 5 }),
+        )
+        .await;
+    assert_eq!(shared.status, StatusCode::CREATED, "{}", shared.body);
+    // A retry of the same date changes nothing.
+    let again = c
+        .app
+        .post(
+            &format!("/api/customers/{anna}/dates"),
+            &c.app.admin_token,
+            &json!({ "external_id": "anna-birthday", "label": "birthday", "month": 3, "day": 5 }),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    // Thursday 5 March, at 09:00 in Moscow (06:00 UTC), not at midnight.
+    let call = c.only_call(anna).await;
+    assert_eq!(call.due_at_ms, utc(2026, 3, 5, 6, 0));
+    c.advance_to(utc(2026, 3, 5, 6, 0)).await;
+    c.run().await;
+    let calls = c.calls(anna).await;
+    assert_eq!(calls[0].status, CallStatus::Fired);
+    // Next year's greeting is planned once this one is made.
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!(calls[1].due_at_ms, utc(2027, 3, 5, 6, 0));
 }

@@ -14,7 +14,8 @@ use callcenter::redis_conn;
 use callcenter::routing::memory::MemoryRouting;
 use callcenter::routing::redis::RedisRouting;
 use callcenter::routing::{
-    AgentId, Offer, OfferGone, QueueId, ReadyAgent, Routing, TicketId, WaitingTicket,
+    AgentId, AgentQueue, Offer, OfferGone, QueueId, ReadyAgent, Routing, TicketId, TicketKind,
+    WaitingTicket,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -197,18 +198,27 @@ fn ticket(ticket_id: TicketId, queue_id: QueueId, rank_ms: i64) -> WaitingTicket
     WaitingTicket {
         ticket_id,
         queue_id,
+        kind: TicketKind::Inbound,
         rank_ms,
+        entered_ms: rank_ms,
     }
 }
 
+/// An agent of `capacity` inbound tickets (no outbound), ring 0 and no
+/// preference in each queue.
 fn agent(agent_id: AgentId, queues: &[QueueId], capacity: u32, idle_since_ms: i64) -> ReadyAgent {
     ReadyAgent {
         agent_id,
-        queues: queues.to_vec(),
-        capacity,
+        queues: queues.iter().copied().map(AgentQueue::plain).collect(),
+        capacity_inbound: capacity,
+        capacity_outbound: 0,
         assigned: Vec::new(),
         idle_since_ms,
     }
+}
+
+fn inbound(tickets: &[TicketId]) -> Vec<(TicketId, TicketKind)> {
+    tickets.iter().map(|t| (*t, TicketKind::Inbound)).collect()
 }
 
 fn pairs(offers: &[Offer]) -> Vec<(TicketId, AgentId)> {
@@ -231,7 +241,7 @@ async fn enqueue_all(r: &R, queue_id: QueueId, ranked: &[(TicketId, i64)]) {
 }
 
 async fn one_offer(r: &R, queue_id: QueueId, now_ms: i64) -> Offer {
-    let offers = r.dispatch(queue_id, now_ms, TIMEOUT).await.unwrap();
+    let offers = r.dispatch(queue_id, now_ms, TIMEOUT, &[]).await.unwrap();
     assert_eq!(offers.len(), 1, "expected one offer, got {offers:?}");
     offers[0]
 }
@@ -261,7 +271,7 @@ async fn order_of_service(r: R) {
     let order = vec![7, 9, 10, big, 2, 3, 1];
     assert_eq!(r.waiting(q).await.unwrap(), order);
     r.agent_ready(agent(1, &[q], 10, NOW)).await.unwrap();
-    let offers = r.dispatch(q, NOW, TIMEOUT).await.unwrap();
+    let offers = r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap();
     assert_eq!(tickets(&offers), order);
     for o in &offers {
         assert_eq!((o.agent_id, o.queue_id), (1, q));
@@ -298,11 +308,11 @@ async fn dispatch_prefers_the_longest_idle_agent(r: R) {
         r.agent_ready(agent(a, &[q], 1, idle)).await.unwrap();
     }
     enqueue_all(&r, q, &[(1, 1), (2, 2), (3, 3)]).await;
-    let offers = r.dispatch(q, NOW, TIMEOUT).await.unwrap();
+    let offers = r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap();
     assert_eq!(pairs(&offers), vec![(1, 7), (2, 3), (3, 20)]);
     r.enqueue(ticket(4, q, 4)).await.unwrap();
     r.enqueue(ticket(5, q, 5)).await.unwrap();
-    let offers = r.dispatch(q, NOW, TIMEOUT).await.unwrap();
+    let offers = r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap();
     assert_eq!(pairs(&offers), vec![(4, 9)]);
     assert_eq!(r.waiting(q).await.unwrap(), vec![5]);
 }
@@ -312,18 +322,18 @@ async fn capacity_is_respected(r: R) {
     let q = 1;
     r.agent_ready(agent(1, &[q], 2, NOW)).await.unwrap();
     enqueue_all(&r, q, &[(1, 1), (2, 2), (3, 3)]).await;
-    let offers = r.dispatch(q, NOW, TIMEOUT).await.unwrap();
+    let offers = r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap();
     assert_eq!(pairs(&offers), vec![(1, 1), (2, 1)]);
     assert_eq!(r.waiting(q).await.unwrap(), vec![3]);
-    assert!(r.dispatch(q, NOW, TIMEOUT).await.unwrap().is_empty());
+    assert!(r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
 
     let mut busy = agent(2, &[q], 2, NOW + 1);
-    busy.assigned = vec![100];
+    busy.assigned = inbound(&[100]);
     r.agent_ready(busy).await.unwrap();
-    let offers = r.dispatch(q, NOW, TIMEOUT).await.unwrap();
+    let offers = r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap();
     assert_eq!(pairs(&offers), vec![(3, 2)]);
     r.enqueue(ticket(4, q, 4)).await.unwrap();
-    assert!(r.dispatch(q, NOW, TIMEOUT).await.unwrap().is_empty());
+    assert!(r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
     assert_eq!(r.waiting(q).await.unwrap(), vec![4]);
 }
 
@@ -336,14 +346,14 @@ async fn capacity_holds_across_queues(r: R) {
         enqueue_all(&r, q, &[(q * 10 + 1, 1), (q * 10 + 2, 2), (q * 10 + 3, 3)]).await;
     }
     let (a, b, c) = tokio::join!(
-        r.dispatch(1, NOW, TIMEOUT),
-        r.dispatch(2, NOW, TIMEOUT),
-        r.dispatch(3, NOW, TIMEOUT),
+        r.dispatch(1, NOW, TIMEOUT, &[]),
+        r.dispatch(2, NOW, TIMEOUT, &[]),
+        r.dispatch(3, NOW, TIMEOUT, &[]),
     );
     let offered = a.unwrap().len() + b.unwrap().len() + c.unwrap().len();
     assert_eq!(offered, 2);
     for q in queues {
-        assert!(r.dispatch(q, NOW, TIMEOUT).await.unwrap().is_empty());
+        assert!(r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
     }
     let mut pending = Vec::new();
     let mut waiting = 0;
@@ -357,16 +367,16 @@ async fn capacity_holds_across_queues(r: R) {
     // Accepted tickets keep counting; a release frees exactly one place.
     let o = pending[0];
     assert_eq!(
-        r.accept(1, o.ticket_id, o.version, NOW).await.unwrap(),
+        r.accept(1, o.queue_id, o.ticket_id, o.version, NOW).await.unwrap(),
         Ok(o)
     );
     for q in queues {
-        assert!(r.dispatch(q, NOW, TIMEOUT).await.unwrap().is_empty());
+        assert!(r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
     }
     r.release(1, o.ticket_id, NOW + 1).await.unwrap();
     let mut again = 0;
     for q in queues {
-        again += r.dispatch(q, NOW, TIMEOUT).await.unwrap().len();
+        again += r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap().len();
     }
     assert_eq!(again, 1);
 }
@@ -377,20 +387,20 @@ async fn accept_settles_once(r: R) {
     r.agent_ready(agent(1, &[q], 1, NOW)).await.unwrap();
     r.enqueue(ticket(1, q, 1)).await.unwrap();
     let o = one_offer(&r, q, NOW).await;
-    assert_eq!(r.accept(1, 1, o.version, NOW).await.unwrap(), Ok(o));
+    assert_eq!(r.accept(1, o.queue_id, 1, o.version, NOW).await.unwrap(), Ok(o));
     assert!(r.offers(q).await.unwrap().is_empty());
     assert!(r.waiting(q).await.unwrap().is_empty());
     assert_eq!(
-        r.accept(1, 1, o.version, NOW).await.unwrap(),
+        r.accept(1, o.queue_id, 1, o.version, NOW).await.unwrap(),
         Err(OfferGone::NoOffer)
     );
     assert_eq!(
-        r.decline(1, 1, o.version).await.unwrap(),
+        r.decline(1, o.queue_id, 1, o.version).await.unwrap(),
         Err(OfferGone::NoOffer)
     );
     // Still held: no second offer until released.
     r.enqueue(ticket(2, q, 2)).await.unwrap();
-    assert!(r.dispatch(q, NOW, TIMEOUT).await.unwrap().is_empty());
+    assert!(r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
 }
 
 /// An accept after the offer expired finds no offer; the ticket is waiting.
@@ -401,11 +411,11 @@ async fn late_accept_after_expiry_finds_no_offer(r: R) {
     let o = one_offer(&r, q, NOW).await;
     assert_eq!(r.expire(q, o.deadline_ms).await.unwrap(), vec![o]);
     assert_eq!(
-        r.accept(1, 1, o.version, o.deadline_ms + 1).await.unwrap(),
+        r.accept(1, o.queue_id, 1, o.version, o.deadline_ms + 1).await.unwrap(),
         Err(OfferGone::NoOffer)
     );
     assert_eq!(
-        r.decline(1, 1, o.version).await.unwrap(),
+        r.decline(1, o.queue_id, 1, o.version).await.unwrap(),
         Err(OfferGone::NoOffer)
     );
     assert_eq!(r.waiting(q).await.unwrap(), vec![1]);
@@ -419,11 +429,11 @@ async fn accept_with_a_wrong_version_is_stale(r: R) {
     r.enqueue(ticket(1, q, 1)).await.unwrap();
     let o1 = one_offer(&r, q, NOW).await;
     assert_eq!(
-        r.accept(1, 1, o1.version + 1, NOW).await.unwrap(),
+        r.accept(1, o1.queue_id, 1, o1.version + 1, NOW).await.unwrap(),
         Err(OfferGone::StaleVersion)
     );
     assert_eq!(
-        r.decline(1, 1, o1.version + 1).await.unwrap(),
+        r.decline(1, o1.queue_id, 1, o1.version + 1).await.unwrap(),
         Err(OfferGone::StaleVersion)
     );
     // The offer survives a stale attempt; expire it and offer it again.
@@ -432,11 +442,11 @@ async fn accept_with_a_wrong_version_is_stale(r: R) {
     assert_eq!((o2.ticket_id, o2.agent_id), (1, 1));
     assert!(o2.version > o1.version);
     assert_eq!(
-        r.accept(1, 1, o1.version, NOW + TIMEOUT).await.unwrap(),
+        r.accept(1, o1.queue_id, 1, o1.version, NOW + TIMEOUT).await.unwrap(),
         Err(OfferGone::StaleVersion)
     );
     assert_eq!(
-        r.accept(1, 1, o2.version, NOW + TIMEOUT).await.unwrap(),
+        r.accept(1, o2.queue_id, 1, o2.version, NOW + TIMEOUT).await.unwrap(),
         Ok(o2)
     );
 }
@@ -450,15 +460,15 @@ async fn accept_by_another_agent_finds_no_offer(r: R) {
     let o = one_offer(&r, q, NOW).await;
     assert_eq!(o.agent_id, 1);
     assert_eq!(
-        r.accept(2, 1, o.version, NOW).await.unwrap(),
+        r.accept(2, o.queue_id, 1, o.version, NOW).await.unwrap(),
         Err(OfferGone::NoOffer)
     );
     assert_eq!(
-        r.decline(2, 1, o.version).await.unwrap(),
+        r.decline(2, o.queue_id, 1, o.version).await.unwrap(),
         Err(OfferGone::NoOffer)
     );
     assert_eq!(r.offers(q).await.unwrap(), vec![o]);
-    assert_eq!(r.accept(1, 1, o.version, NOW).await.unwrap(), Ok(o));
+    assert_eq!(r.accept(1, o.queue_id, 1, o.version, NOW).await.unwrap(), Ok(o));
 }
 
 /// A declined ticket goes back to its original place in the line.
@@ -469,11 +479,11 @@ async fn decline_puts_the_ticket_back_at_its_rank(r: R) {
     let o1 = one_offer(&r, q, NOW).await;
     assert_eq!(o1.ticket_id, 1);
     assert_eq!(r.waiting(q).await.unwrap(), vec![2, 3]);
-    assert_eq!(r.decline(1, 1, o1.version).await.unwrap(), Ok(o1));
+    assert_eq!(r.decline(1, o1.queue_id, 1, o1.version).await.unwrap(), Ok(o1));
     assert_eq!(r.waiting(q).await.unwrap(), vec![1, 2, 3]);
     assert!(r.offers(q).await.unwrap().is_empty());
     assert_eq!(
-        r.decline(1, 1, o1.version).await.unwrap(),
+        r.decline(1, o1.queue_id, 1, o1.version).await.unwrap(),
         Err(OfferGone::NoOffer)
     );
     // The agent's capacity is free again: the same ticket comes back.
@@ -481,7 +491,7 @@ async fn decline_puts_the_ticket_back_at_its_rank(r: R) {
     assert_eq!((o2.ticket_id, o2.agent_id, o2.rank_ms), (1, 1, 100));
     assert!(o2.version > o1.version);
     assert_eq!(
-        r.decline(1, 1, o1.version).await.unwrap(),
+        r.decline(1, o1.queue_id, 1, o1.version).await.unwrap(),
         Err(OfferGone::StaleVersion)
     );
 }
@@ -514,12 +524,12 @@ async fn agent_away_rescinds_and_requeues_offers(r: R) {
     r.agent_ready(agent(1, &[1, 2], 3, NOW)).await.unwrap();
     enqueue_all(&r, 1, &[(11, 1), (12, 2)]).await;
     enqueue_all(&r, 2, &[(21, 1)]).await;
-    let in1 = r.dispatch(1, NOW, TIMEOUT).await.unwrap();
-    let in2 = r.dispatch(2, NOW, TIMEOUT).await.unwrap();
+    let in1 = r.dispatch(1, NOW, TIMEOUT, &[]).await.unwrap();
+    let in2 = r.dispatch(2, NOW, TIMEOUT, &[]).await.unwrap();
     assert_eq!(tickets(&in1), vec![11, 12]);
     assert_eq!(tickets(&in2), vec![21]);
     assert_eq!(
-        r.accept(1, 11, in1[0].version, NOW).await.unwrap(),
+        r.accept(1, in1[0].queue_id, 11, in1[0].version, NOW).await.unwrap(),
         Ok(in1[0])
     );
 
@@ -531,9 +541,9 @@ async fn agent_away_rescinds_and_requeues_offers(r: R) {
     assert!(r.offers(2).await.unwrap().is_empty());
     r.enqueue(ticket(14, 1, 5)).await.unwrap();
     assert_eq!(r.waiting(1).await.unwrap(), vec![12, 14]);
-    assert!(r.dispatch(1, NOW, TIMEOUT).await.unwrap().is_empty());
+    assert!(r.dispatch(1, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
     assert_eq!(
-        r.accept(1, 12, in1[1].version, NOW).await.unwrap(),
+        r.accept(1, in1[1].queue_id, 12, in1[1].version, NOW).await.unwrap(),
         Err(OfferGone::NoOffer)
     );
     assert!(r.agent_away(1).await.unwrap().is_empty());
@@ -541,13 +551,13 @@ async fn agent_away_rescinds_and_requeues_offers(r: R) {
 
     // Back, with the accepted ticket: two more places.
     let mut back = agent(1, &[1, 2], 3, NOW + 100);
-    back.assigned = vec![11];
+    back.assigned = inbound(&[11]);
     r.agent_ready(back).await.unwrap();
     assert_eq!(
-        tickets(&r.dispatch(1, NOW, TIMEOUT).await.unwrap()),
+        tickets(&r.dispatch(1, NOW, TIMEOUT, &[]).await.unwrap()),
         vec![12, 14]
     );
-    assert!(r.dispatch(2, NOW, TIMEOUT).await.unwrap().is_empty());
+    assert!(r.dispatch(2, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
     assert_eq!(r.waiting(2).await.unwrap(), vec![21]);
 }
 
@@ -557,24 +567,24 @@ async fn release_frees_capacity(r: R) {
     r.agent_ready(agent(1, &[q], 1, 100)).await.unwrap();
     r.agent_ready(agent(2, &[q], 1, 200)).await.unwrap();
     enqueue_all(&r, q, &[(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]).await;
-    let offers = r.dispatch(q, NOW, TIMEOUT).await.unwrap();
+    let offers = r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap();
     assert_eq!(pairs(&offers), vec![(1, 1), (2, 2)]);
     for o in &offers {
         assert_eq!(
-            r.accept(o.agent_id, o.ticket_id, o.version, NOW)
+            r.accept(o.agent_id, o.queue_id, o.ticket_id, o.version, NOW)
                 .await
                 .unwrap(),
             Ok(*o)
         );
     }
-    assert!(r.dispatch(q, NOW, TIMEOUT).await.unwrap().is_empty());
+    assert!(r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
     r.release(2, 2, NOW + 1000).await.unwrap();
     r.release(1, 1, NOW + 2000).await.unwrap();
-    let offers = r.dispatch(q, NOW + 2000, TIMEOUT).await.unwrap();
+    let offers = r.dispatch(q, NOW + 2000, TIMEOUT, &[]).await.unwrap();
     assert_eq!(pairs(&offers), vec![(3, 2), (4, 1)]);
     for o in &offers {
         assert!(
-            r.accept(o.agent_id, o.ticket_id, o.version, NOW)
+            r.accept(o.agent_id, o.queue_id, o.ticket_id, o.version, NOW)
                 .await
                 .unwrap()
                 .is_ok()
@@ -585,7 +595,7 @@ async fn release_frees_capacity(r: R) {
     // Releasing a ticket the agent does not hold changes nothing.
     r.release(2, 999, NOW + 100).await.unwrap();
     r.release(77, 999, NOW + 100).await.unwrap();
-    let offers = r.dispatch(q, NOW + 4000, TIMEOUT).await.unwrap();
+    let offers = r.dispatch(q, NOW + 4000, TIMEOUT, &[]).await.unwrap();
     assert_eq!(pairs(&offers), vec![(5, 1)]);
 }
 
@@ -601,7 +611,7 @@ async fn cancel_removes_waiting_and_rescinds_offered(r: R) {
     assert!(r.offers(q).await.unwrap().is_empty());
     assert_eq!(r.waiting(q).await.unwrap(), vec![3]);
     assert_eq!(
-        r.accept(1, 1, o1.version, NOW).await.unwrap(),
+        r.accept(1, o1.queue_id, 1, o1.version, NOW).await.unwrap(),
         Err(OfferGone::NoOffer)
     );
     assert_eq!(r.cancel(q, 42).await.unwrap(), None);
@@ -617,14 +627,14 @@ async fn agent_ready_replaces_readiness(r: R) {
     r.agent_ready(agent(1, &[2], 1, NOW)).await.unwrap();
     r.enqueue(ticket(11, 1, 1)).await.unwrap();
     r.enqueue(ticket(21, 2, 1)).await.unwrap();
-    assert!(r.dispatch(1, NOW, TIMEOUT).await.unwrap().is_empty());
+    assert!(r.dispatch(1, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
     let o21 = one_offer(&r, 2, NOW).await;
     assert_eq!((o21.ticket_id, o21.agent_id), (21, 1));
 
     // Ready again for both queues while the offer is pending: still full.
     r.agent_ready(agent(1, &[1, 2], 1, NOW)).await.unwrap();
-    assert!(r.dispatch(1, NOW, TIMEOUT).await.unwrap().is_empty());
-    assert_eq!(r.accept(1, 21, o21.version, NOW).await.unwrap(), Ok(o21));
+    assert!(r.dispatch(1, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
+    assert_eq!(r.accept(1, o21.queue_id, 21, o21.version, NOW).await.unwrap(), Ok(o21));
 
     // The record says ticket 21 is no longer assigned: the place is free.
     r.agent_ready(agent(1, &[1, 2], 1, NOW)).await.unwrap();
@@ -633,13 +643,13 @@ async fn agent_ready_replaces_readiness(r: R) {
 
     // Capacity 2 with ticket 21 assigned again, plus the pending offer: full.
     let mut two = agent(1, &[1, 2], 2, NOW);
-    two.assigned = vec![21];
+    two.assigned = inbound(&[21]);
     r.agent_ready(two).await.unwrap();
     r.enqueue(ticket(12, 1, 2)).await.unwrap();
     r.enqueue(ticket(22, 2, 2)).await.unwrap();
-    assert!(r.dispatch(1, NOW, TIMEOUT).await.unwrap().is_empty());
-    assert!(r.dispatch(2, NOW, TIMEOUT).await.unwrap().is_empty());
-    assert_eq!(r.accept(1, 11, o11.version, NOW).await.unwrap(), Ok(o11));
+    assert!(r.dispatch(1, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
+    assert!(r.dispatch(2, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
+    assert_eq!(r.accept(1, o11.queue_id, 11, o11.version, NOW).await.unwrap(), Ok(o11));
 }
 
 /// An agent who declined, missed or was away for a ticket's offer gets that
@@ -654,7 +664,7 @@ async fn agents_who_passed_on_a_ticket_get_it_last(r: R) {
     // Declined by 1, missed by 2, 3 away: then back to the longest idle.
     let o = one_offer(&r, q, NOW).await;
     assert_eq!(o.agent_id, 1);
-    assert!(r.decline(1, 1, o.version).await.unwrap().is_ok());
+    assert!(r.decline(1, o.queue_id, 1, o.version).await.unwrap().is_ok());
     let o = one_offer(&r, q, NOW).await;
     assert_eq!(o.agent_id, 2);
     assert_eq!(r.expire(q, o.deadline_ms).await.unwrap(), vec![o]);
@@ -668,11 +678,11 @@ async fn agents_who_passed_on_a_ticket_get_it_last(r: R) {
     r.enqueue(ticket(2, q, 2)).await.unwrap();
     let o2 = one_offer(&r, q, NOW).await;
     assert_eq!((o2.ticket_id, o2.agent_id), (2, 2));
-    assert!(r.decline(2, 2, o2.version).await.unwrap().is_ok());
+    assert!(r.decline(2, o2.queue_id, 2, o2.version).await.unwrap().is_ok());
     assert!(r.cancel(q, 2).await.unwrap().is_none());
     // Agent 1 accepts ticket 1, releases it later: agent 1 is now the one
     // idle the shortest, and ticket 2 (cancelled: forgotten) goes to 2.
-    assert_eq!(r.accept(1, 1, o.version, NOW).await.unwrap(), Ok(o));
+    assert_eq!(r.accept(1, o.queue_id, 1, o.version, NOW).await.unwrap(), Ok(o));
     r.release(1, 1, NOW).await.unwrap();
     r.enqueue(ticket(2, q, 2)).await.unwrap();
     let o2 = one_offer(&r, q, NOW).await;
@@ -681,7 +691,7 @@ async fn agents_who_passed_on_a_ticket_get_it_last(r: R) {
     r.enqueue(ticket(1, q, 1)).await.unwrap();
     let o1 = one_offer(&r, q, NOW).await;
     assert_eq!((o1.ticket_id, o1.agent_id), (1, 3));
-    assert!(r.decline(3, 1, o1.version).await.unwrap().is_ok());
+    assert!(r.decline(3, o1.queue_id, 1, o1.version).await.unwrap().is_ok());
     let o1 = one_offer(&r, q, NOW).await;
     assert_eq!((o1.ticket_id, o1.agent_id), (1, 1));
 }
@@ -737,7 +747,7 @@ async fn concurrent_stress(r: R) {
             let mut rng = Rng(i as u64 + 1);
             while !s.stop.load(Ordering::Relaxed) {
                 let now = s.clock.load(Ordering::Relaxed);
-                let offers = r.dispatch(q, now, SHORT).await.unwrap();
+                let offers = r.dispatch(q, now, SHORT, &[]).await.unwrap();
                 {
                     let mut inbox = s.inbox.lock().unwrap();
                     for o in offers {
@@ -780,7 +790,7 @@ async fn concurrent_stress(r: R) {
                     let now = s.clock.load(Ordering::Relaxed);
                     let choice = rng.below(10);
                     if choice < 7 {
-                        let settled = r.accept(a, o.ticket_id, o.version, now).await.unwrap();
+                        let settled = r.accept(a, o.queue_id, o.ticket_id, o.version, now).await.unwrap();
                         if settled.is_ok() {
                             {
                                 let mut acc = s.accepted.lock().unwrap();
@@ -795,7 +805,7 @@ async fn concurrent_stress(r: R) {
                             );
                         }
                     } else if choice < 9 {
-                        let _ = r.decline(a, o.ticket_id, o.version).await.unwrap();
+                        let _ = r.decline(a, o.queue_id, o.ticket_id, o.version).await.unwrap();
                     }
                 }
                 if !mine.is_empty() && rng.below(3) == 0 {
@@ -808,7 +818,7 @@ async fn concurrent_stress(r: R) {
                     tokio::task::yield_now().await;
                     let now = s.clock.load(Ordering::Relaxed);
                     let mut back = agent(a, &queues, cap, now);
-                    back.assigned = mine.clone();
+                    back.assigned = inbound(&mine);
                     r.agent_ready(back).await.unwrap();
                 }
                 tokio::task::yield_now().await;
@@ -907,9 +917,9 @@ async fn concurrent_stress(r: R) {
         assert!(rounds < 1000, "the rest is not being served");
         let mut progress = 0;
         for q in QUEUES {
-            for o in r.dispatch(q, now, TIMEOUT).await.unwrap() {
+            for o in r.dispatch(q, now, TIMEOUT, &[]).await.unwrap() {
                 assert_eq!(
-                    r.accept(o.agent_id, o.ticket_id, o.version, now)
+                    r.accept(o.agent_id, o.queue_id, o.ticket_id, o.version, now)
                         .await
                         .unwrap(),
                     Ok(o)

@@ -65,6 +65,11 @@ pub trait Bus: Send + Sync + 'static {
     /// [`Since::TooOld`] when some of them are no longer kept.
     async fn since(&self, user_id: i64, after: u64) -> anyhow::Result<Since>;
 
+    /// An identifier of the shared live state's lifetime: it changes when
+    /// that state is lost (Redis flushed or restarted empty), telling every
+    /// node to rebuild the live queues from the record.
+    async fn epoch(&self) -> anyhow::Result<String>;
+
     /// The number of the user's latest stream event (0 before the first).
     async fn position(&self, user_id: i64) -> anyhow::Result<u64>;
 
@@ -118,6 +123,11 @@ impl Bus for LocalBus {
 
     async fn since(&self, user_id: i64, after: u64) -> anyhow::Result<Since> {
         Ok(self.streams.since(user_id, after))
+    }
+
+    async fn epoch(&self) -> anyhow::Result<String> {
+        // In-process state lives and dies with this process.
+        Ok("local".into())
     }
 
     async fn position(&self, user_id: i64) -> anyhow::Result<u64> {

@@ -91,6 +91,7 @@ impl Bus for RedisBus {
             .arg(STREAM_LEN)
             .arg(STREAM_TTL_SECONDS)
             .arg(user_id)
+            .arg(super::streams::stream_floor())
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(seq)
@@ -116,6 +117,15 @@ impl Bus for RedisBus {
             events.push((seq.parse()?, serde_json::from_str(json)?));
         }
         Ok(Since::Events(events))
+    }
+
+    async fn epoch(&self) -> anyhow::Result<String> {
+        let epoch: String = EPOCH
+            .key(format!("{}:epoch", self.prefix))
+            .arg(uuid::Uuid::new_v4().simple().to_string())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(epoch)
     }
 
     async fn position(&self, user_id: i64) -> anyhow::Result<u64> {
@@ -165,6 +175,13 @@ static DELIVER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/stream_deliver.lua")));
 static SINCE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/stream_since.lua")));
+static EPOCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local e = redis.call('GET', KEYS[1]) \
+         if not e then e = ARGV[1]; redis.call('SET', KEYS[1], e) end \
+         return e",
+    )
+});
 static CLAIM: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/request_claim.lua")));
 

@@ -10,6 +10,16 @@ pub const STREAM_LEN: usize = 1000;
 /// How many command replies are remembered per user.
 pub const REPLIES_KEPT: usize = 1000;
 
+/// Where a new stream starts: wall-clock microseconds, so that a stream
+/// begun again (after a restart or a lost Redis) numbers above every event
+/// of the old one. Within a stream, numbers then go up by one.
+pub fn stream_floor() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+}
+
 /// What a resuming console gets.
 #[derive(Debug)]
 pub enum Since {
@@ -54,7 +64,7 @@ impl MemoryStreams {
     pub fn append(&self, user_id: i64, event: ServerEvent, hand_on: impl FnOnce(u64, ServerEvent)) -> u64 {
         let mut users = self.lock();
         let stream = users.entry(user_id).or_default();
-        stream.last += 1;
+        stream.last = if stream.last == 0 { stream_floor() } else { stream.last + 1 };
         let seq = stream.last;
         stream.events.push_back((seq, event.clone()));
         while stream.events.len() > STREAM_LEN {

@@ -137,14 +137,17 @@ impl Desk {
     ) -> ApiResult<(CompensationRequest, bool)> {
         validate_request(req)?;
         let scope = format!("compensation:{}", actor.user_id);
-        if let Some(done) = self.replay_compensation(&scope, idempotency_key, request_hash).await? {
+        if let Some(done) = self
+            .replay_compensation(&scope, idempotency_key, request_hash)
+            .await?
+        {
             return Ok((done, false));
         }
         let ticket = self.compensable_ticket(actor, req.ticket_id).await?;
         let policy = self.policy_in_force().await?;
         let doc = &policy.document;
-        let cost = policy::cost(doc, req.kind, req.quantity, req.order_amount_minor)
-            .map_err(unfit)?;
+        let cost =
+            policy::cost(doc, req.kind, req.quantity, req.order_amount_minor).map_err(unfit)?;
         policy::check_reason(doc, req.reason_code.trim(), &req.note).map_err(unfit)?;
         let customer = self.db.customer(ticket.customer_id).await?;
         let now = self.clock.now_ms();
@@ -214,27 +217,22 @@ impl Desk {
         .await
         .map_err(StoreError::from)?;
         if status == CompensationStatus::Granted {
-            charge(
-                &mut tx,
-                &day,
-                cost,
-                verdict.inputs.budget_day_minor,
-            )
-            .await?;
-            charge(
-                &mut tx,
-                &month,
-                cost,
-                verdict.inputs.budget_month_minor,
-            )
-            .await?;
+            charge(&mut tx, &day, cost, verdict.inputs.budget_day_minor).await?;
+            charge(&mut tx, &month, cost, verdict.inputs.budget_month_minor).await?;
             append(&mut tx, ledger_entry(&request, None, now)).await?;
         }
-        ticket_event(&mut tx, &request, "compensation_requested", actor.user_id, now).await?;
+        ticket_event(
+            &mut tx,
+            &request,
+            "compensation_requested",
+            actor.user_id,
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         if status == CompensationStatus::Pending {
             let event = ServerEvent::CompensationPending {
-                request: request.clone(),
+                request: Box::new(request.clone()),
             };
             self.tell_approvers(&request, event).await;
         }
@@ -288,14 +286,18 @@ impl Desk {
 
     async fn announce_decision(&self, request: &CompensationRequest) {
         let event = ServerEvent::CompensationDecided {
-            request: request.clone(),
+            request: Box::new(request.clone()),
         };
         self.tell(request.requested_by, event.clone()).await;
         self.tell_approvers(request, event).await;
     }
 
     /// May this user decide this request?
-    async fn check_approver(&self, actor: &AuthUser, request: &CompensationRequest) -> ApiResult<()> {
+    async fn check_approver(
+        &self,
+        actor: &AuthUser,
+        request: &CompensationRequest,
+    ) -> ApiResult<()> {
         actor.require(&[Role::Supervisor, Role::Admin])?;
         if actor.user_id == request.requested_by {
             return Err(ApiError::Forbidden("you cannot decide your own request"));
@@ -312,7 +314,11 @@ impl Desk {
     }
 
     /// Whether this user may decide this request (for their approvals list).
-    pub async fn may_decide(&self, actor: &AuthUser, request: &CompensationRequest) -> ApiResult<bool> {
+    pub async fn may_decide(
+        &self,
+        actor: &AuthUser,
+        request: &CompensationRequest,
+    ) -> ApiResult<bool> {
         match self.check_approver(actor, request).await {
             Ok(()) => Ok(true),
             Err(ApiError::Forbidden(_)) => Ok(false),
@@ -379,7 +385,11 @@ impl Desk {
                     policy.version, verdict.rule
                 )));
             }
-            (CompensationStatus::Approved, Some(policy.version), Some(verdict.rule))
+            (
+                CompensationStatus::Approved,
+                Some(policy.version),
+                Some(verdict.rule),
+            )
         } else {
             (CompensationStatus::Denied, None, None)
         };
@@ -399,13 +409,22 @@ impl Desk {
         .await
         .map_err(StoreError::from)?;
         if updated.rows_affected() != 1 {
-            return Err(ApiError::Conflict("this request was decided meanwhile".into()));
+            return Err(ApiError::Conflict(
+                "this request was decided meanwhile".into(),
+            ));
         }
         let decided = request_in(&mut tx, request_id).await?;
         if status == CompensationStatus::Approved {
             append(&mut tx, ledger_entry(&decided, Some(actor.user_id), now)).await?;
         }
-        ticket_event(&mut tx, &decided, "compensation_decided", actor.user_id, now).await?;
+        ticket_event(
+            &mut tx,
+            &decided,
+            "compensation_decided",
+            actor.user_id,
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.announce_decision(&decided).await;
         Ok(decided)
@@ -414,15 +433,19 @@ impl Desk {
     /// Deny pending requests past their deadline and tell everyone involved.
     /// Runs on every node's tick; the conditional update hands each expiry
     /// to exactly one node.
-    pub async fn expire_compensation(&self) -> anyhow::Result<()> {
-        let expired = self
+    pub async fn expire_compensation(&self) {
+        match self
             .db
             .expire_compensation_requests(self.clock.now_ms())
-            .await?;
-        for request in expired {
-            self.announce_decision(&request).await;
+            .await
+        {
+            Ok(expired) => {
+                for request in expired {
+                    self.announce_decision(&request).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not expire compensation approvals"),
         }
-        Ok(())
     }
 
     /// Reverse a grant: a new ledger entry with the negative amount.
@@ -459,7 +482,14 @@ impl Desk {
             StoreError::Conflict(_) => ApiError::Conflict("this grant is already reversed".into()),
             other => other.into(),
         })?;
-        ticket_event(&mut tx, &request, "compensation_reversed", actor.user_id, now).await?;
+        ticket_event(
+            &mut tx,
+            &request,
+            "compensation_reversed",
+            actor.user_id,
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(entry)
     }

@@ -8,6 +8,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::http::tickets::IDEMPOTENCY_KEY;
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -27,7 +28,10 @@ pub fn router() -> Router<AppState> {
             "/api/admin/compensation/policies",
             get(list_policies).post(publish_policy),
         )
-        .route("/api/admin/compensation/policies/{version}", get(get_policy))
+        .route(
+            "/api/admin/compensation/policies/{version}",
+            get(get_policy),
+        )
         .route("/api/admin/compensation/dry-run", post(dry_run))
         .route("/api/admin/compensation/ledger", get(ledger))
         .route("/api/admin/compensation/ledger/verify", get(verify_ledger))
@@ -43,6 +47,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/compensation/requests/{id}/reversal", post(reverse))
         .route("/api/compensation/approvals", get(approvals))
         .route("/api/compensation/reports/spend", get(spend_report))
+}
+
+/// A query string, or a problem+json 400 naming what is wrong with it.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    q.map(|Query(t)| t)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
 fn admin(user: &AuthUser) -> ApiResult<()> {
@@ -191,10 +201,14 @@ pub struct TicketParam {
 pub async fn allowance(
     State(state): State<AppState>,
     user: AuthUser,
-    Query(q): Query<TicketParam>,
+    q: Result<Query<TicketParam>, QueryRejection>,
 ) -> ApiResult<ApiJson<Allowance>> {
+    let q = query(q)?;
     Ok(ApiJson(
-        state.desk.compensation_allowance(&user, q.ticket_id).await?,
+        state
+            .desk
+            .compensation_allowance(&user, q.ticket_id)
+            .await?,
     ))
 }
 
@@ -321,9 +335,10 @@ pub struct LedgerParams {
 pub async fn ledger(
     State(state): State<AppState>,
     user: AuthUser,
-    Query(q): Query<LedgerParams>,
+    q: Result<Query<LedgerParams>, QueryRejection>,
 ) -> ApiResult<ApiJson<Vec<LedgerEntry>>> {
     staff(&user)?;
+    let q = query(q)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::field("limit", "must be 1 to 500"));
@@ -411,9 +426,10 @@ pub struct SpendParams {
 pub async fn spend_report(
     State(state): State<AppState>,
     user: AuthUser,
-    Query(q): Query<SpendParams>,
+    q: Result<Query<SpendParams>, QueryRejection>,
 ) -> ApiResult<ApiJson<SpendReport>> {
     staff(&user)?;
+    let q = query(q)?;
     if q.to_ms <= q.from_ms {
         return Err(ApiError::field("to_ms", "must be after from_ms"));
     }

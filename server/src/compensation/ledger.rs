@@ -142,7 +142,10 @@ pub(crate) async fn append(
     .await
     .map_err(|e| {
         if crate::store::is_unique_violation(&e) {
-            StoreError::Conflict("this grant already has such a ledger entry".into())
+            StoreError::Conflict(
+                "this grant already has such a ledger entry, or the ledger moved on meanwhile"
+                    .into(),
+            )
         } else {
             e.into()
         }

@@ -118,10 +118,11 @@ async fn deliver_one(
     target: &Target,
     id: i64,
 ) -> anyhow::Result<()> {
-    let row = sqlx::query("SELECT event_id, payload, attempts FROM compensation_outbox WHERE id = $1")
-        .bind(id)
-        .fetch_one(db.pool())
-        .await?;
+    let row =
+        sqlx::query("SELECT event_id, payload, attempts FROM compensation_outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(db.pool())
+            .await?;
     let event_id: String = row.try_get("event_id")?;
     let payload: String = row.try_get("payload")?;
     let attempt = row.try_get::<i64, _>("attempts")? + 1;
@@ -129,7 +130,10 @@ async fn deliver_one(
     let sent = http
         .post(&target.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(SIGNATURE_HEADER, signature(&target.secret, &timestamp, payload.as_bytes()))
+        .header(
+            SIGNATURE_HEADER,
+            signature(&target.secret, &timestamp, payload.as_bytes()),
+        )
         .header(TIMESTAMP_HEADER, &timestamp)
         .header(EVENT_ID_HEADER, &event_id)
         .body(payload)
@@ -179,7 +183,12 @@ async fn deliver_one(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        tracing::info!(event_id, attempt, error = error.as_deref().unwrap_or(""), "webhook delivery failed; will retry");
+        tracing::info!(
+            event_id,
+            attempt,
+            error = error.as_deref().unwrap_or(""),
+            "webhook delivery failed; will retry"
+        );
     }
     tx.commit().await?;
     Ok(())
@@ -201,8 +210,17 @@ mod tests {
         let sig = signature("a webhook secret", "1700000000000", b"{\"a\":1}");
         let mut mac = Hmac::<Sha256>::new_from_slice(b"a webhook secret").unwrap();
         mac.update(b"1700000000000.{\"a\":1}");
-        assert_eq!(sig, format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
-        assert_ne!(sig, signature("a webhook secret", "1700000000001", b"{\"a\":1}"));
-        assert_ne!(sig, signature("another secret!!", "1700000000000", b"{\"a\":1}"));
+        assert_eq!(
+            sig,
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        );
+        assert_ne!(
+            sig,
+            signature("a webhook secret", "1700000000001", b"{\"a\":1}")
+        );
+        assert_ne!(
+            sig,
+            signature("another secret!!", "1700000000000", b"{\"a\":1}")
+        );
     }
 }

@@ -165,7 +165,8 @@ fn inputs(policy: &PolicyDocument, s: &Situation) -> DecisionInputs {
         category_id: s.category_id,
         customer_value_minor: s.customer_value_minor,
         cost_minor: s.cost_minor,
-        per_grant_limit_minor: own.and_then(|a| resolve(&a.per_grant, s.customer_value_minor).map(|l| l.0)),
+        per_grant_limit_minor: own
+            .and_then(|a| resolve(&a.per_grant, s.customer_value_minor).map(|l| l.0)),
         budget_day_minor: own.map(|a| a.budget_per_day_minor).unwrap_or(0),
         spent_day_minor: s.spent_day_minor,
         budget_month_minor: own.map(|a| a.budget_per_month_minor).unwrap_or(0),
@@ -219,10 +220,20 @@ pub fn evaluate(policy: &PolicyDocument, s: &Situation) -> Verdict {
         Some(_) => {}
     }
     if s.spent_day_minor.saturating_add(s.cost_minor) > own.budget_per_day_minor {
-        return escalate(policy, s, format!("roles.{role}.budget_per_day_minor"), inputs);
+        return escalate(
+            policy,
+            s,
+            format!("roles.{role}.budget_per_day_minor"),
+            inputs,
+        );
     }
     if s.spent_month_minor.saturating_add(s.cost_minor) > own.budget_per_month_minor {
-        return escalate(policy, s, format!("roles.{role}.budget_per_month_minor"), inputs);
+        return escalate(
+            policy,
+            s,
+            format!("roles.{role}.budget_per_month_minor"),
+            inputs,
+        );
     }
     verdict(
         DecisionOutcome::Grant,
@@ -233,7 +244,12 @@ pub fn evaluate(policy: &PolicyDocument, s: &Situation) -> Verdict {
 
 /// Above the requester's authority: a supervisor decides, unless no approver
 /// role could grant this much at all.
-fn escalate(policy: &PolicyDocument, s: &Situation, rule: String, inputs: DecisionInputs) -> Verdict {
+fn escalate(
+    policy: &PolicyDocument,
+    s: &Situation,
+    rule: String,
+    inputs: DecisionInputs,
+) -> Verdict {
     let best = APPROVER_ROLES
         .iter()
         .filter_map(|r| authority(policy, *r))
@@ -338,7 +354,8 @@ pub fn validate(doc: &PolicyDocument) -> Vec<FieldError> {
             message: message.into(),
         })
     };
-    let currency_ok = doc.currency.len() == 3 && doc.currency.chars().all(|c| c.is_ascii_uppercase());
+    let currency_ok =
+        doc.currency.len() == 3 && doc.currency.chars().all(|c| c.is_ascii_uppercase());
     if !currency_ok {
         fail("currency".into(), "an ISO 4217 code, e.g. EUR");
     }
@@ -350,11 +367,17 @@ pub fn validate(doc: &PolicyDocument) -> Vec<FieldError> {
             fail(format!("bonus_kinds[{i}].kind"), "listed twice");
         }
         if k.max_quantity <= 0 || k.max_quantity > 1_000_000_000 {
-            fail(format!("bonus_kinds[{i}].max_quantity"), "must be 1 to 1000000000");
+            fail(
+                format!("bonus_kinds[{i}].max_quantity"),
+                "must be 1 to 1000000000",
+            );
         }
         match k.kind {
             BonusKind::FreeDays | BonusKind::Gift => {
-                if !k.unit_cost_minor.is_some_and(|c| c > 0 && c <= 1_000_000_000) {
+                if !k
+                    .unit_cost_minor
+                    .is_some_and(|c| c > 0 && c <= 1_000_000_000)
+                {
                     fail(
                         format!("bonus_kinds[{i}].unit_cost_minor"),
                         "free days and gifts need a unit cost of 1 to 1000000000",
@@ -385,9 +408,17 @@ pub fn validate(doc: &PolicyDocument) -> Vec<FieldError> {
             fail(format!("roles[{i}].role"), "listed twice");
         }
         if r.role == Role::Integration {
-            fail(format!("roles[{i}].role"), "integrations cannot grant compensation");
+            fail(
+                format!("roles[{i}].role"),
+                "integrations cannot grant compensation",
+            );
         }
-        limit_errors(&mut fail, &format!("roles[{i}].per_grant"), &r.per_grant, true);
+        limit_errors(
+            &mut fail,
+            &format!("roles[{i}].per_grant"),
+            &r.per_grant,
+            true,
+        );
         for (field, v) in [
             ("budget_per_day_minor", r.budget_per_day_minor),
             ("budget_per_month_minor", r.budget_per_month_minor),
@@ -418,7 +449,10 @@ pub fn validate(doc: &PolicyDocument) -> Vec<FieldError> {
         fail("forbidden_category_ids".into(), "at most 1000 categories");
     }
     if !(1..=7 * 24 * 60).contains(&doc.approval_timeout_minutes) {
-        fail("approval_timeout_minutes".into(), "must be 1 to 10080 (a week)");
+        fail(
+            "approval_timeout_minutes".into(),
+            "must be 1 to 10080 (a week)",
+        );
     }
     errors
 }
@@ -438,8 +472,14 @@ fn limit_errors(
     {
         fail(format!("{field}.max_minor"), "must be 0 to 1000000000000");
     }
-    if limit.max_value_bp.is_some_and(|bp| !(0..=BP_WHOLE).contains(&bp)) {
-        fail(format!("{field}.max_value_bp"), "must be 0 to 10000 basis points");
+    if limit
+        .max_value_bp
+        .is_some_and(|bp| !(0..=BP_WHOLE).contains(&bp))
+    {
+        fail(
+            format!("{field}.max_value_bp"),
+            "must be 0 to 10000 basis points",
+        );
     }
 }
 
@@ -514,19 +554,42 @@ mod tests {
         }
     }
 
+    /// Kind, quantity, order amount → cost or the rule that refuses.
+    type CostCase = (BonusKind, i64, Option<i64>, Result<i64, &'static str>);
+
     #[test]
     fn costs_of_every_bonus_kind() {
         let p = policy();
-        let table: &[(BonusKind, i64, Option<i64>, Result<i64, &str>)] = &[
+        let table: &[CostCase] = &[
             (BonusKind::AccountCredit, 1_250, None, Ok(1_250)),
             (BonusKind::FreeDays, 7, None, Ok(2_100)),
             (BonusKind::Gift, 2, None, Ok(3_000)),
             (BonusKind::PercentDiscount, 1_000, Some(12_345), Ok(1_235)),
             (BonusKind::PercentDiscount, 1, Some(1), Ok(1)),
-            (BonusKind::PercentDiscount, 1_000, None, Err("bonus_kinds.percent_discount.order_amount")),
-            (BonusKind::FreeDays, 31, None, Err("bonus_kinds.free_days.max_quantity")),
-            (BonusKind::Gift, 0, None, Err("bonus_kinds.gift.max_quantity")),
-            (BonusKind::AccountCredit, -5, None, Err("bonus_kinds.account_credit.max_quantity")),
+            (
+                BonusKind::PercentDiscount,
+                1_000,
+                None,
+                Err("bonus_kinds.percent_discount.order_amount"),
+            ),
+            (
+                BonusKind::FreeDays,
+                31,
+                None,
+                Err("bonus_kinds.free_days.max_quantity"),
+            ),
+            (
+                BonusKind::Gift,
+                0,
+                None,
+                Err("bonus_kinds.gift.max_quantity"),
+            ),
+            (
+                BonusKind::AccountCredit,
+                -5,
+                None,
+                Err("bonus_kinds.account_credit.max_quantity"),
+            ),
         ];
         for (kind, quantity, order, expected) in table {
             let got = cost(&p, *kind, *quantity, *order).map_err(|u| u.rule);
@@ -539,7 +602,9 @@ mod tests {
         let mut credit_only = policy();
         credit_only.bonus_kinds.truncate(1);
         assert_eq!(
-            cost(&credit_only, BonusKind::Gift, 1, None).unwrap_err().rule,
+            cost(&credit_only, BonusKind::Gift, 1, None)
+                .unwrap_err()
+                .rule,
             "bonus_kinds.gift"
         );
     }
@@ -548,7 +613,10 @@ mod tests {
     fn reasons_and_notes() {
         let p = policy();
         assert!(check_reason(&p, "late_delivery", "parcel came a week late").is_ok());
-        assert_eq!(check_reason(&p, "because", "x").unwrap_err().rule, "reason_codes");
+        assert_eq!(
+            check_reason(&p, "because", "x").unwrap_err().rule,
+            "reason_codes"
+        );
         assert_eq!(
             check_reason(&p, "late_delivery", "  ").unwrap_err().rule,
             "note_required"
@@ -565,78 +633,131 @@ mod tests {
         // Customer value 120 000: agent per grant = min(2 000, 5 % = 6 000) = 2 000;
         // customer cap = min(30 000, 20 % = 24 000) = 24 000.
         let table: &[(&str, Situation, DecisionOutcome, &str)] = &[
-            ("small credit", agent(1_500), Grant, "roles.agent.within_authority"),
-            ("exactly the per-grant limit", agent(2_000), Grant, "roles.agent.within_authority"),
-            ("above the absolute per-grant limit", agent(2_001), NeedsApproval, "roles.agent.per_grant.max_minor"),
+            (
+                "small credit",
+                agent(1_500),
+                Grant,
+                "roles.agent.within_authority",
+            ),
+            (
+                "exactly the per-grant limit",
+                agent(2_000),
+                Grant,
+                "roles.agent.within_authority",
+            ),
+            (
+                "above the absolute per-grant limit",
+                agent(2_001),
+                NeedsApproval,
+                "roles.agent.per_grant.max_minor",
+            ),
             (
                 "value fraction binds for a small customer",
-                Situation { customer_value_minor: 10_000, ..agent(600) },
+                Situation {
+                    customer_value_minor: 10_000,
+                    ..agent(600)
+                },
                 NeedsApproval,
                 "roles.agent.per_grant.max_value_bp",
             ),
             (
                 "within the value fraction of a small customer",
-                Situation { customer_value_minor: 10_000, ..agent(500) },
+                Situation {
+                    customer_value_minor: 10_000,
+                    ..agent(500)
+                },
                 Grant,
                 "roles.agent.within_authority",
             ),
             (
                 "day budget used up",
-                Situation { spent_day_minor: 4_000, ..agent(1_001) },
+                Situation {
+                    spent_day_minor: 4_000,
+                    ..agent(1_001)
+                },
                 NeedsApproval,
                 "roles.agent.budget_per_day_minor",
             ),
             (
                 "day budget exactly met",
-                Situation { spent_day_minor: 4_000, ..agent(1_000) },
+                Situation {
+                    spent_day_minor: 4_000,
+                    ..agent(1_000)
+                },
                 Grant,
                 "roles.agent.within_authority",
             ),
             (
                 "month budget used up",
-                Situation { spent_month_minor: 39_500, ..agent(501) },
+                Situation {
+                    spent_month_minor: 39_500,
+                    ..agent(501)
+                },
                 NeedsApproval,
                 "roles.agent.budget_per_month_minor",
             ),
             (
                 "90-day cap by value fraction",
-                Situation { customer_spent_90d_minor: 23_000, ..agent(1_001) },
+                Situation {
+                    customer_spent_90d_minor: 23_000,
+                    ..agent(1_001)
+                },
                 Refuse,
                 "customer_cap_90d.max_value_bp",
             ),
             (
                 "90-day cap by absolute amount for a big customer",
-                Situation { customer_value_minor: 1_000_000, customer_spent_90d_minor: 29_500, ..agent(501) },
+                Situation {
+                    customer_value_minor: 1_000_000,
+                    customer_spent_90d_minor: 29_500,
+                    ..agent(501)
+                },
                 Refuse,
                 "customer_cap_90d.max_minor",
             ),
             (
                 "90-day cap exactly met",
-                Situation { customer_spent_90d_minor: 22_000, ..agent(2_000) },
+                Situation {
+                    customer_spent_90d_minor: 22_000,
+                    ..agent(2_000)
+                },
                 Grant,
                 "roles.agent.within_authority",
             ),
             (
                 "forbidden category",
-                Situation { category_id: 7, ..agent(1) },
+                Situation {
+                    category_id: 7,
+                    ..agent(1)
+                },
                 Refuse,
                 "forbidden_category",
             ),
             (
                 "above every approver",
-                Situation { customer_value_minor: 1_000_000, ..agent(20_001) },
+                Situation {
+                    customer_value_minor: 1_000_000,
+                    ..agent(20_001)
+                },
                 Refuse,
                 "roles.supervisor.per_grant.max_minor",
             ),
             (
                 "a role without authority asks a supervisor",
-                Situation { role: Some(Role::Admin), ..agent(100) },
+                Situation {
+                    role: Some(Role::Admin),
+                    ..agent(100)
+                },
                 NeedsApproval,
                 "roles.admin.missing",
             ),
             (
                 "supervisor past their own day budget",
-                Situation { role: Some(Role::Supervisor), spent_day_minor: 49_000, ..agent(2_000) },
+                Situation {
+                    role: Some(Role::Supervisor),
+                    spent_day_minor: 49_000,
+                    ..agent(2_000)
+                },
                 NeedsApproval,
                 "roles.supervisor.budget_per_day_minor",
             ),
@@ -682,51 +803,98 @@ mod tests {
         use DecisionOutcome::*;
         let p = policy();
         let table: &[(Role, Situation, DecisionOutcome, &str)] = &[
-            (Role::Supervisor, agent(15_000), Grant, "roles.supervisor.approval_within_authority"),
             (
                 Role::Supervisor,
-                Situation { customer_value_minor: 1_000_000, ..agent(20_001) },
+                agent(15_000),
+                Grant,
+                "roles.supervisor.approval_within_authority",
+            ),
+            (
+                Role::Supervisor,
+                Situation {
+                    customer_value_minor: 1_000_000,
+                    ..agent(20_001)
+                },
                 Refuse,
                 "roles.supervisor.per_grant.max_minor",
             ),
             (Role::Admin, agent(100), Refuse, "roles.admin.missing"),
             (
                 Role::Supervisor,
-                Situation { customer_spent_90d_minor: 20_000, ..agent(5_000) },
+                Situation {
+                    customer_spent_90d_minor: 20_000,
+                    ..agent(5_000)
+                },
                 Refuse,
                 "customer_cap_90d.max_value_bp",
             ),
-            (Role::Supervisor, Situation { category_id: 7, ..agent(10) }, Refuse, "forbidden_category"),
+            (
+                Role::Supervisor,
+                Situation {
+                    category_id: 7,
+                    ..agent(10)
+                },
+                Refuse,
+                "forbidden_category",
+            ),
             // The approver's own budget is not consulted.
             (
                 Role::Supervisor,
-                Situation { spent_day_minor: 1_000_000, ..agent(3_000) },
+                Situation {
+                    spent_day_minor: 1_000_000,
+                    ..agent(3_000)
+                },
                 Grant,
                 "roles.supervisor.approval_within_authority",
             ),
         ];
         for (approver, s, outcome, rule) in table {
             let v = evaluate_approval(&p, *approver, s);
-            assert_eq!((v.outcome, v.rule.as_str()), (*outcome, *rule), "{approver:?} {s:?}");
+            assert_eq!(
+                (v.outcome, v.rule.as_str()),
+                (*outcome, *rule),
+                "{approver:?} {s:?}"
+            );
         }
     }
 
     #[test]
     fn headroom_is_the_tightest_limit() {
         let p = policy();
-        let h = headroom(&p, &Situation { spent_day_minor: 4_200, ..agent(0) });
+        let h = headroom(
+            &p,
+            &Situation {
+                spent_day_minor: 4_200,
+                ..agent(0)
+            },
+        );
         assert_eq!(h.per_grant_limit_minor, 2_000);
         assert_eq!(h.budget_day_remaining_minor, 800);
         assert_eq!(h.budget_month_remaining_minor, 40_000);
         assert_eq!(h.customer_cap_remaining_minor, Some(24_000));
         assert_eq!(h.may_grant_now_minor, 800);
-        let h = headroom(&p, &Situation { customer_spent_90d_minor: 23_900, ..agent(0) });
+        let h = headroom(
+            &p,
+            &Situation {
+                customer_spent_90d_minor: 23_900,
+                ..agent(0)
+            },
+        );
         assert_eq!(h.may_grant_now_minor, 100);
-        let h = headroom(&p, &Situation { category_id: 7, ..agent(0) });
+        let h = headroom(
+            &p,
+            &Situation {
+                category_id: 7,
+                ..agent(0)
+            },
+        );
         assert_eq!(h.may_grant_now_minor, 0);
         let mut uncapped = policy();
         uncapped.customer_cap_90d = MoneyLimit::default();
-        assert_eq!(headroom(&uncapped, &agent(0)).customer_cap_remaining_minor, None);
+        assert_eq!(
+            headroom(&uncapped, &agent(0)).customer_cap_remaining_minor,
+            None
+        );
     }
 
     #[test]

@@ -108,7 +108,8 @@ pub(crate) async fn insert_request(
     tx: &mut Transaction<'static, Any>,
     r: &NewRequest<'_>,
 ) -> StoreResult<CompensationRequest> {
-    let inputs = serde_json::to_string(r.inputs).map_err(|e| StoreError::Conflict(e.to_string()))?;
+    let inputs =
+        serde_json::to_string(r.inputs).map_err(|e| StoreError::Conflict(e.to_string()))?;
     let row = sqlx::query(&format!(
         "INSERT INTO compensation_requests (ticket_id, customer_id, requested_by, kind, quantity, \
              order_amount_minor, cost_minor, reason_code, note, status, policy_version, rule, inputs, \

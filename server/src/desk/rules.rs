@@ -4,7 +4,7 @@
 
 use super::Desk;
 use crate::error::{ApiError, ApiResult};
-use crate::routing::{Offer, WaitingTicket};
+use crate::routing::{Offer, TicketKind, WaitingTicket};
 use callcenter_proto::http::{Customer, PriorityRule, Queue, Ticket};
 use callcenter_proto::ws::ServerEvent;
 use callcenter_proto::{AgentState, TicketStatus};
@@ -101,7 +101,9 @@ impl Desk {
                     .enqueue(WaitingTicket {
                         ticket_id: held.ticket_id,
                         queue_id: held.queue_id,
+                        kind: TicketKind::Inbound,
                         rank_ms: FRONT_OF_QUEUE_RANK,
+                        entered_ms: FRONT_OF_QUEUE_RANK,
                     })
                     .await?;
                 self.dispatch(held.queue_id).await?;
@@ -124,7 +126,9 @@ impl Desk {
                         .enqueue(WaitingTicket {
                             ticket_id,
                             queue_id: to,
+                            kind: TicketKind::Inbound,
                             rank_ms,
+                            entered_ms: rank_ms,
                         })
                         .await?;
                     moved = true;

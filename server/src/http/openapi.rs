@@ -19,7 +19,7 @@ use utoipa::{Modify, OpenApi};
         super::admin::list_categories, super::admin::create_category,
         super::customers::upsert_customer, super::customers::get_customer, super::customers::add_purchase,
         super::tickets::file_complaint, super::tickets::get_ticket, super::tickets::history,
-        super::tickets::resolve,
+        super::tickets::resolve, super::tickets::cancel,
         super::health::healthz, super::health::readyz,
         crate::compensation::http::publish_policy, crate::compensation::http::list_policies,
         crate::compensation::http::get_policy, crate::compensation::http::dry_run,

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use callcenter_proto::Role;
-use callcenter_proto::http::{ComplaintCreate, Outcome, Problem, Ticket, TicketHistory};
+use callcenter_proto::http::{CancelRequest, ComplaintCreate, Outcome, Problem, Ticket, TicketHistory};
 use sha2::{Digest, Sha256};
 
 pub fn router() -> Router<AppState> {
@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/tickets/{id}", get(get_ticket))
         .route("/api/tickets/{id}/history", get(history))
         .route("/api/tickets/{id}/resolve", post(resolve))
+        .route("/api/tickets/{id}/cancel", post(cancel))
 }
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -110,4 +111,19 @@ pub async fn resolve(
     Ok(ApiJson(
         state.desk.resolve(user.user_id, id, &outcome).await?,
     ))
+}
+
+/// Withdraw a ticket that has not ended (a duplicate, a customer who called
+/// back to say it is solved): a pending offer is rescinded, a holder freed.
+#[utoipa::path(post, path = "/api/tickets/{id}/cancel", tag = "tickets", security(("bearer" = [])),
+    request_body = CancelRequest, params(("id" = i64, Path)),
+    responses((status = 200, body = Ticket), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<CancelRequest>,
+) -> ApiResult<ApiJson<Ticket>> {
+    user.require(&[Role::Supervisor, Role::Admin, Role::Integration])?;
+    Ok(ApiJson(state.desk.cancel(user.user_id, id, &req.reason).await?))
 }

@@ -18,15 +18,18 @@ use axum::routing::{get, post, put};
 use callcenter_proto::Role;
 use callcenter_proto::http::{Problem, Ticket};
 use callcenter_proto::outbound::{
-    CallOutcome, ContactPolicy, ContactProfile, ContactProfileUpdate, CustomerExport,
-    ImportReport, Journey, JourneySpec, Membership, MembershipCreate, OutboundCall,
-    OutcomeReport, SchedulerRun, SharedDate, SharedDateCreate,
+    CallOutcome, ContactPolicy, ContactProfile, ContactProfileUpdate, CustomerExport, ImportReport,
+    Journey, JourneySpec, Membership, MembershipCreate, OutboundCall, OutcomeReport, SchedulerRun,
+    SharedDate, SharedDateCreate,
 };
 use serde::Deserialize;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/admin/journeys", get(list_journeys).post(create_journey))
+        .route(
+            "/api/admin/journeys",
+            get(list_journeys).post(create_journey),
+        )
         .route("/api/admin/journeys/{id}", put(update_journey))
         .route(
             "/api/admin/contact-policy",
@@ -128,7 +131,11 @@ fn validate_policy(p: &ContactPolicy) -> ApiResult<()> {
         "max_contacts",
         "1 to 100",
     );
-    check.that((1..=365).contains(&p.window_days), "window_days", "1 to 365");
+    check.that(
+        (1..=365).contains(&p.window_days),
+        "window_days",
+        "1 to 365",
+    );
     check.that(
         p.merge_window_hours <= 24 * 30,
         "merge_window_hours",
@@ -145,7 +152,9 @@ fn validate_policy(p: &ContactPolicy) -> ApiResult<()> {
         "must be HH:MM",
     );
     check.that(
-        !p.weekdays.is_empty() && p.weekdays.len() <= 7 && p.weekdays.iter().all(|d| (1..=7).contains(d)),
+        !p.weekdays.is_empty()
+            && p.weekdays.len() <= 7
+            && p.weekdays.iter().all(|d| (1..=7).contains(d)),
         "weekdays",
         "1 to 7 days, each 1 (Monday) to 7 (Sunday)",
     );
@@ -161,8 +170,7 @@ fn validate_policy(p: &ContactPolicy) -> ApiResult<()> {
     );
     check.that(
         p.retry_backoff_minutes.len() <= 10
-            && p
-                .retry_backoff_minutes
+            && p.retry_backoff_minutes
                 .iter()
                 .all(|m| (1..=10_080).contains(m)),
         "retry_backoff_minutes",
@@ -245,7 +253,11 @@ pub async fn add_membership(
     let mut check = Check::new();
     check.text("external_id", &req.external_id, 128);
     check.text("product", &req.product, 200);
-    check.that(req.ends_at_ms > 0, "ends_at_ms", "must be Unix milliseconds");
+    check.that(
+        req.ends_at_ms > 0,
+        "ends_at_ms",
+        "must be Unix milliseconds",
+    );
     check.done()?;
     state.db.customer(id).await?;
     let (m, new) = state
@@ -326,7 +338,12 @@ pub async fn get_contact(
     user: AuthUser,
     Path(id): Path<i64>,
 ) -> ApiResult<ApiJson<ContactProfile>> {
-    user.require(&[Role::Integration, Role::Admin, Role::Supervisor, Role::Agent])?;
+    user.require(&[
+        Role::Integration,
+        Role::Admin,
+        Role::Supervisor,
+        Role::Agent,
+    ])?;
     state.db.customer(id).await?;
     Ok(ApiJson(state.db.contact_profile(id).await?))
 }
@@ -342,7 +359,12 @@ pub async fn put_contact(
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<ContactProfileUpdate>,
 ) -> ApiResult<ApiJson<ContactProfile>> {
-    user.require(&[Role::Integration, Role::Admin, Role::Supervisor, Role::Agent])?;
+    user.require(&[
+        Role::Integration,
+        Role::Admin,
+        Role::Supervisor,
+        Role::Agent,
+    ])?;
     if req.account_status.is_some() {
         user.require(INTAKE)?;
     }
@@ -405,7 +427,9 @@ pub async fn import_csv(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/csv"));
     if !is_csv {
-        return Err(ApiError::BadRequest("expected Content-Type: text/csv".into()));
+        return Err(ApiError::BadRequest(
+            "expected Content-Type: text/csv".into(),
+        ));
     }
     Ok(ApiJson(
         state.desk.import_csv(kind, &body, user.user_id).await?,
@@ -433,7 +457,9 @@ pub async fn list_calls(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::field("limit", "1 to 500"));
     }
-    Ok(ApiJson(state.db.outbound_calls(q.customer_id, limit).await?))
+    Ok(ApiJson(
+        state.db.outbound_calls(q.customer_id, limit).await?,
+    ))
 }
 
 /// Record what came of an outbound call you hold (the same as the socket's
@@ -475,5 +501,7 @@ pub async fn outcome_report(
     if q.to_ms <= q.from_ms {
         return Err(ApiError::field("to_ms", "must be after from_ms"));
     }
-    Ok(ApiJson(state.desk.outcome_report(q.from_ms, q.to_ms).await?))
+    Ok(ApiJson(
+        state.desk.outcome_report(q.from_ms, q.to_ms).await?,
+    ))
 }

@@ -154,11 +154,7 @@ fn parse_flag(s: &str) -> Option<bool> {
     }
 }
 
-fn text(
-    field: &'static str,
-    value: Option<&str>,
-    max: usize,
-) -> Result<String, RowError> {
+fn text(field: &'static str, value: Option<&str>, max: usize) -> Result<String, RowError> {
     let v = value.unwrap_or("").trim();
     let n = v.chars().count();
     if n == 0 || n > max {
@@ -187,8 +183,7 @@ impl Desk {
             .headers()
             .map_err(|e| ApiError::BadRequest(format!("the CSV header cannot be read: {e}")))?
             .clone();
-        let index: HashMap<&str, usize> =
-            headers.iter().enumerate().map(|(i, h)| (h, i)).collect();
+        let index: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h, i)).collect();
         let (required, optional_columns) = kind.columns();
         let missing: Vec<&str> = required
             .iter()
@@ -338,20 +333,22 @@ impl Desk {
             if tier.chars().count() > 32 {
                 return Err(bad("tier", "must be at most 32 characters"));
             }
-            let value_minor = match optional(get("value_minor")) {
-                None => 0,
-                Some(v) => v
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|v| *v >= 0)
-                    .ok_or_else(|| bad("value_minor", "must be a whole number, not negative"))?,
-            };
+            let value_minor =
+                match optional(get("value_minor")) {
+                    None => 0,
+                    Some(v) => v.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+                        bad("value_minor", "must be a whole number, not negative")
+                    })?,
+                };
             let timezone = optional(get("timezone")).map(str::to_string);
             if timezone
                 .as_deref()
                 .is_some_and(|tz| tz.parse::<chrono_tz::Tz>().is_err())
             {
-                return Err(bad("timezone", "must be an IANA time zone such as Europe/Moscow"));
+                return Err(bad(
+                    "timezone",
+                    "must be an IANA time zone such as Europe/Moscow",
+                ));
             }
             let flag = |field: &'static str| match optional(get(field)) {
                 None => Ok(None),
@@ -382,7 +379,10 @@ impl Desk {
             ImportKind::Memberships => "memberships",
             _ => "shared_dates",
         };
-        if self.taken_by_other(table, &external_id, customer_id).await? {
+        if self
+            .taken_by_other(table, &external_id, customer_id)
+            .await?
+        {
             return Err(bad("external_id", "already recorded for another customer"));
         }
         Ok(match kind {
@@ -396,9 +396,9 @@ impl Desk {
                 if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
                     return Err(bad("currency", "must be an ISO 4217 code such as EUR"));
                 }
-                let at_ms = get("purchased_at")
-                    .and_then(parse_time)
-                    .ok_or_else(|| bad("purchased_at", "must be RFC 3339, YYYY-MM-DD or Unix ms"))?;
+                let at_ms = get("purchased_at").and_then(parse_time).ok_or_else(|| {
+                    bad("purchased_at", "must be RFC 3339, YYYY-MM-DD or Unix ms")
+                })?;
                 Valid::Purchase {
                     customer_id,
                     external_id,

@@ -114,7 +114,14 @@ impl Desk {
                             customer_id,
                             purchase_id,
                             at_ms,
-                        } => (customer_id, "purchase", purchase_id, at_ms + days, None, String::new()),
+                        } => (
+                            customer_id,
+                            "purchase",
+                            purchase_id,
+                            at_ms + days,
+                            None,
+                            String::new(),
+                        ),
                         Trigger::MembershipEnd {
                             customer_id,
                             membership_id,
@@ -219,7 +226,8 @@ impl Desk {
         Ok(match year {
             Some(y) => at(y),
             None => {
-                let this_year = NaiveDate::from_ymd_opt(today.year(), u32::from(month), u32::from(day));
+                let this_year =
+                    NaiveDate::from_ymd_opt(today.year(), u32::from(month), u32::from(day));
                 match this_year {
                     Some(d) if d >= today => at(today.year()),
                     _ => (1..=4).find_map(|n| at(today.year() + n)),

@@ -10,9 +10,7 @@ use crate::desk::Desk;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Check;
 use callcenter_proto::http::{Outcome, Ticket};
-use callcenter_proto::outbound::{
-    CallOutcome, CallResult, CallStatus, OutcomeReport, ReasonCount,
-};
+use callcenter_proto::outbound::{CallOutcome, CallResult, CallStatus, OutcomeReport, ReasonCount};
 use sqlx::Row;
 
 /// How far ahead a customer may ask to be called back.
@@ -72,7 +70,9 @@ impl Desk {
             .db
             .call_of_ticket(ticket_id)
             .await?
-            .ok_or(ApiError::Conflict("this ticket is not an outbound call".into()))?;
+            .ok_or(ApiError::Conflict(
+                "this ticket is not an outbound call".into(),
+            ))?;
         if call.status != CallStatus::Fired {
             return Err(ApiError::Conflict("this call's outcome is recorded".into()));
         }

@@ -387,13 +387,19 @@ mod tests {
         c.consent_calls = false;
         assert!(matches!(
             judge(&policy, &hours, Phase::Due, now, now, &c, &CALL),
-            Verdict::Skip { rule: rule::NO_CONSENT, .. }
+            Verdict::Skip {
+                rule: rule::NO_CONSENT,
+                ..
+            }
         ));
         let mut c = customer("UTC");
         c.account_status = AccountStatus::Frozen;
         assert!(matches!(
             judge(&policy, &hours, Phase::Due, now, now, &c, &CALL),
-            Verdict::Skip { rule: rule::ACCOUNT_FROZEN, .. }
+            Verdict::Skip {
+                rule: rule::ACCOUNT_FROZEN,
+                ..
+            }
         ));
         // Planning does not judge the account: it may be settled by then.
         assert!(matches!(

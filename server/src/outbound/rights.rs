@@ -118,26 +118,41 @@ impl Desk {
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         // (statement, whether it takes the time as $2)
         let statements: [(&str, bool); 7] = [
-            ("UPDATE customers SET external_id = 'erased-' || CAST(id AS TEXT), name = '[erased]', \
-                 email = NULL, phone = NULL, timezone = NULL, updated_at_ms = $2 WHERE id = $1", true),
-            ("UPDATE purchases SET external_id = 'erased-' || CAST(id AS TEXT) WHERE customer_id = $1", false),
-            ("UPDATE memberships SET external_id = 'erased-' || CAST(id AS TEXT) WHERE customer_id = $1", false),
+            (
+                "UPDATE customers SET external_id = 'erased-' || CAST(id AS TEXT), name = '[erased]', \
+                 email = NULL, phone = NULL, timezone = NULL, updated_at_ms = $2 WHERE id = $1",
+                true,
+            ),
+            (
+                "UPDATE purchases SET external_id = 'erased-' || CAST(id AS TEXT) WHERE customer_id = $1",
+                false,
+            ),
+            (
+                "UPDATE memberships SET external_id = 'erased-' || CAST(id AS TEXT) WHERE customer_id = $1",
+                false,
+            ),
             ("DELETE FROM shared_dates WHERE customer_id = $1", false),
-            ("UPDATE tickets SET description = '[erased]', outcome_note = CASE WHEN outcome_note IS NULL \
-                 THEN NULL ELSE '[erased]' END, updated_at_ms = $2 WHERE customer_id = $1", true),
-            ("INSERT INTO contact_profiles (customer_id, consent_calls, do_not_call, erased_at_ms, updated_at_ms) \
+            (
+                "UPDATE tickets SET description = '[erased]', outcome_note = CASE WHEN outcome_note IS NULL \
+                 THEN NULL ELSE '[erased]' END, updated_at_ms = $2 WHERE customer_id = $1",
+                true,
+            ),
+            (
+                "INSERT INTO contact_profiles (customer_id, consent_calls, do_not_call, erased_at_ms, updated_at_ms) \
                  VALUES ($1, 0, 1, $2, $2) ON CONFLICT (customer_id) DO UPDATE SET consent_calls = 0, \
-                 do_not_call = 1, erased_at_ms = $2, updated_at_ms = $2", true),
-            ("UPDATE outbound_calls SET status = 'skipped', stopped_by = 'erased', stopped_until_ms = NULL, \
-                 updated_at_ms = $2 WHERE customer_id = $1 AND status = 'scheduled'", true),
+                 do_not_call = 1, erased_at_ms = $2, updated_at_ms = $2",
+                true,
+            ),
+            (
+                "UPDATE outbound_calls SET status = 'skipped', stopped_by = 'erased', stopped_until_ms = NULL, \
+                 updated_at_ms = $2 WHERE customer_id = $1 AND status = 'scheduled'",
+                true,
+            ),
         ];
         for (sql, takes_time) in statements {
             let query = sqlx::query(sql).bind(customer_id);
             let query = if takes_time { query.bind(now) } else { query };
-            query
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            query.execute(&mut *tx).await.map_err(db_err)?;
         }
         // Free text in the history (notes, descriptions, resolution notes)
         // goes; the kinds of steps, who and when stay.

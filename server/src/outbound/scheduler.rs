@@ -18,10 +18,10 @@ use super::policy::{self, CallingHours, Phase, Verdict};
 use super::store::{CallRow, NewCall, decide, purposes_json};
 use crate::desk::Desk;
 use crate::redis_conn::RedisConn;
-use crate::routing::WaitingTicket;
+use crate::routing::{TicketKind, WaitingTicket};
 use async_trait::async_trait;
-use callcenter_proto::outbound::{CallPurpose, ContactPolicy, OutboundBrief, SchedulerRun};
 use callcenter_proto::http::Ticket;
+use callcenter_proto::outbound::{CallPurpose, ContactPolicy, OutboundBrief, SchedulerRun};
 use redis::Script;
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap};
@@ -361,10 +361,7 @@ impl Desk {
                 rule,
                 ..
             } => {
-                if let Some(merged) = self
-                    .fire(p, &call, route_category_id, rule, now)
-                    .await?
-                {
+                if let Some(merged) = self.fire(p, &call, route_category_id, rule, now).await? {
                     run.fired += 1;
                     run.merged += merged;
                 }
@@ -490,10 +487,16 @@ impl Desk {
             .execute(&mut *tx)
             .await?;
         let (action, detail) = match route_rule {
-            Some(_) => ("route", format!("ticket {ticket_id} in the restricted accounts' queue")),
+            Some(_) => (
+                "route",
+                format!("ticket {ticket_id} in the restricted accounts' queue"),
+            ),
             None => ("fire", format!("ticket {ticket_id}")),
         };
-        decide(&mut tx, call.id, now, "due", action, route_rule, None, &detail).await?;
+        decide(
+            &mut tx, call.id, now, "due", action, route_rule, None, &detail,
+        )
+        .await?;
         tx.commit().await?;
 
         self.metrics.tickets_created.inc();
@@ -504,7 +507,9 @@ impl Desk {
             .enqueue(WaitingTicket {
                 ticket_id,
                 queue_id,
+                kind: TicketKind::Outbound,
                 rank_ms,
+                entered_ms: now,
             })
             .await?;
         self.dispatch(queue_id).await?;

@@ -133,8 +133,9 @@ impl Db {
             .fetch_optional(self.pool())
             .await?;
         Ok(match row {
-            Some(r) => serde_json::from_str(&r.try_get::<String, _>("definition")?)
-                .unwrap_or_default(),
+            Some(r) => {
+                serde_json::from_str(&r.try_get::<String, _>("definition")?).unwrap_or_default()
+            }
             None => ContactPolicy::default(),
         })
     }
@@ -415,13 +416,12 @@ impl Db {
     /// Everything the contact policy looks at, read now.
     pub async fn customer_facts(&self, customer_id: i64) -> StoreResult<CustomerFacts> {
         let profile = self.contact_profile(customer_id).await?;
-        let timezone: Option<String> =
-            sqlx::query("SELECT timezone FROM customers WHERE id = $1")
-                .bind(customer_id)
-                .fetch_optional(self.pool())
-                .await?
-                .ok_or(StoreError::NotFound("customer"))?
-                .try_get("timezone")?;
+        let timezone: Option<String> = sqlx::query("SELECT timezone FROM customers WHERE id = $1")
+            .bind(customer_id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(StoreError::NotFound("customer"))?
+            .try_get("timezone")?;
         let open_complaints = sqlx::query(
             "SELECT id FROM tickets WHERE customer_id = $1 AND kind = 'inbound' \
              AND status IN ('queued', 'offered', 'assigned') ORDER BY id",

@@ -1,28 +1,67 @@
 //! In-process routing for the embedded default (one server process).
 
-use super::{AgentId, Offer, OfferGone, QueueId, ReadyAgent, Routing, TicketId, WaitingTicket};
+use super::{
+    AgentId, DISPATCH_WINDOW, Offer, OfferGone, QueueId, ReadyAgent, Routing, TicketId, TicketKind,
+    WaitingTicket, allowed_ring,
+};
 use async_trait::async_trait;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
+
+/// What a queue keeps of a waiting ticket besides its place in line.
+#[derive(Clone, Copy)]
+struct Waiting {
+    rank_ms: i64,
+    kind: TicketKind,
+    entered_ms: i64,
+}
 
 #[derive(Default)]
 struct Queue {
     /// (rank_ms, ticket_id): the line, served from the smallest.
     line: BTreeSet<(i64, TicketId)>,
-    ranks: HashMap<TicketId, i64>,
+    waiting: HashMap<TicketId, Waiting>,
     offers: HashMap<TicketId, Offer>,
     /// Agents who declined or missed a ticket: offered it again only when
     /// no other agent is eligible.
     tried: HashMap<TicketId, BTreeSet<AgentId>>,
 }
 
+impl Queue {
+    fn put_in_line(&mut self, ticket_id: TicketId, w: Waiting) {
+        if let Some(old) = self.waiting.insert(ticket_id, w) {
+            self.line.remove(&(old.rank_ms, ticket_id));
+        }
+        self.line.insert((w.rank_ms, ticket_id));
+    }
+}
+
+/// An agent's place in one queue.
+#[derive(Clone, Copy)]
+struct Seat {
+    ring: u32,
+    preference: i64,
+}
+
 struct Agent {
-    queues: Vec<QueueId>,
-    capacity: u32,
+    queues: HashMap<QueueId, Seat>,
+    capacity_inbound: u32,
+    capacity_outbound: u32,
     idle_since_ms: i64,
     ready: bool,
-    /// Offered or assigned tickets counted against capacity.
-    held: BTreeSet<TicketId>,
+    /// Offered or assigned tickets counted against capacity, by kind.
+    held: BTreeMap<TicketId, TicketKind>,
+}
+
+impl Agent {
+    fn has_room_for(&self, kind: TicketKind) -> bool {
+        let cap = match kind {
+            TicketKind::Inbound => self.capacity_inbound,
+            TicketKind::Outbound => self.capacity_outbound,
+        };
+        let held = self.held.values().filter(|k| **k == kind).count() as u32;
+        held < cap
+    }
 }
 
 #[derive(Default)]
@@ -43,28 +82,31 @@ impl State {
             .entry(offer.ticket_id)
             .or_default()
             .insert(offer.agent_id);
-        q.line.insert((offer.rank_ms, offer.ticket_id));
-        q.ranks.insert(offer.ticket_id, offer.rank_ms);
+        q.put_in_line(
+            offer.ticket_id,
+            Waiting {
+                rank_ms: offer.rank_ms,
+                kind: offer.kind,
+                entered_ms: offer.entered_ms,
+            },
+        );
     }
 
     fn settle(
         &mut self,
         agent_id: AgentId,
+        queue_id: QueueId,
         ticket_id: TicketId,
         version: u64,
     ) -> Result<Offer, OfferGone> {
-        let found = self
-            .queues
-            .values()
-            .find_map(|q| q.offers.get(&ticket_id).copied());
-        let offer = match found {
-            Some(o) if o.agent_id == agent_id => o,
+        let offer = match self.queue(queue_id).offers.get(&ticket_id) {
+            Some(o) if o.agent_id == agent_id => *o,
             _ => return Err(OfferGone::NoOffer),
         };
         if offer.version != version {
             return Err(OfferGone::StaleVersion);
         }
-        self.queue(offer.queue_id).offers.remove(&ticket_id);
+        self.queue(queue_id).offers.remove(&ticket_id);
         Ok(offer)
     }
 
@@ -72,6 +114,40 @@ impl State {
         if let Some(a) = self.agents.get_mut(&agent_id) {
             a.held.remove(&ticket_id);
         }
+    }
+
+    /// The first of the first [`DISPATCH_WINDOW`] waiting tickets that some
+    /// agent may take, with the agent who gets it.
+    fn next_pair(
+        &self,
+        queue_id: QueueId,
+        now_ms: i64,
+        ring_after_ms: &[i64],
+    ) -> Option<(TicketId, AgentId)> {
+        let q = self.queues.get(&queue_id)?;
+        let none = BTreeSet::new();
+        for (_, ticket_id) in q.line.iter().take(DISPATCH_WINDOW) {
+            let w = q.waiting[ticket_id];
+            let max_ring = allowed_ring(ring_after_ms, w.entered_ms, now_ms);
+            let tried = q.tried.get(ticket_id).unwrap_or(&none);
+            let best = self
+                .agents
+                .iter()
+                .filter_map(|(id, a)| {
+                    let seat = a.queues.get(&queue_id)?;
+                    (a.ready && seat.ring <= max_ring && a.has_room_for(w.kind)).then_some((
+                        tried.contains(id),
+                        seat.preference,
+                        a.idle_since_ms,
+                        *id,
+                    ))
+                })
+                .min();
+            if let Some((.., agent_id)) = best {
+                return Some((*ticket_id, agent_id));
+            }
+        }
+        None
     }
 }
 
@@ -101,28 +177,44 @@ impl Routing for MemoryRouting {
         if q.offers.contains_key(&t.ticket_id) {
             return Ok(());
         }
-        if let Some(old) = q.ranks.insert(t.ticket_id, t.rank_ms) {
-            q.line.remove(&(old, t.ticket_id));
-        }
-        q.line.insert((t.rank_ms, t.ticket_id));
+        q.put_in_line(
+            t.ticket_id,
+            Waiting {
+                rank_ms: t.rank_ms,
+                kind: t.kind,
+                entered_ms: t.entered_ms,
+            },
+        );
         Ok(())
     }
 
     async fn agent_ready(&self, a: ReadyAgent) -> anyhow::Result<()> {
         let mut s = self.lock();
-        let offered: Vec<TicketId> = s
+        let offered: Vec<(TicketId, TicketKind)> = s
             .queues
             .values()
             .flat_map(|q| q.offers.values())
             .filter(|o| o.agent_id == a.agent_id)
-            .map(|o| o.ticket_id)
+            .map(|o| (o.ticket_id, o.kind))
             .collect();
         let held = a.assigned.iter().copied().chain(offered).collect();
+        let queues = a
+            .queues
+            .iter()
+            .map(|q| {
+                let seat = Seat {
+                    ring: u32::from(q.ring),
+                    preference: q.preference,
+                };
+                (q.queue_id, seat)
+            })
+            .collect();
         s.agents.insert(
             a.agent_id,
             Agent {
-                queues: a.queues,
-                capacity: a.capacity,
+                queues,
+                capacity_inbound: a.capacity_inbound,
+                capacity_outbound: a.capacity_outbound,
                 idle_since_ms: a.idle_since_ms,
                 ready: true,
                 held,
@@ -152,6 +244,7 @@ impl Routing for MemoryRouting {
             s.back_in_line(o);
             s.unhold(agent_id, o.ticket_id);
         }
+        rescinded.sort_by_key(|o| (o.ticket_id, o.queue_id));
         Ok(rescinded)
     }
 
@@ -160,40 +253,31 @@ impl Routing for MemoryRouting {
         queue_id: QueueId,
         now_ms: i64,
         offer_timeout_ms: i64,
+        ring_after_ms: &[i64],
     ) -> anyhow::Result<Vec<Offer>> {
         let mut s = self.lock();
         let mut offers = Vec::new();
-        while let Some(&(rank_ms, ticket_id)) = s.queue(queue_id).line.first() {
-            let tried = s
-                .queue(queue_id)
-                .tried
-                .get(&ticket_id)
-                .cloned()
-                .unwrap_or_default();
-            let candidate = s
-                .agents
-                .iter()
-                .filter(|(_, a)| {
-                    a.ready && a.queues.contains(&queue_id) && (a.held.len() as u32) < a.capacity
-                })
-                .min_by_key(|(id, a)| (tried.contains(id), a.idle_since_ms, **id))
-                .map(|(id, _)| *id);
-            let Some(agent_id) = candidate else { break };
+        while let Some((ticket_id, agent_id)) = s.next_pair(queue_id, now_ms, ring_after_ms) {
             s.next_version += 1;
+            let version = s.next_version;
+            let q = s.queue(queue_id);
+            let Some(w) = q.waiting.remove(&ticket_id) else {
+                break;
+            };
+            q.line.remove(&(w.rank_ms, ticket_id));
             let offer = Offer {
                 ticket_id,
                 queue_id,
                 agent_id,
-                version: s.next_version,
+                kind: w.kind,
+                version,
                 deadline_ms: now_ms + offer_timeout_ms,
-                rank_ms,
+                rank_ms: w.rank_ms,
+                entered_ms: w.entered_ms,
             };
-            let q = s.queue(queue_id);
-            q.line.remove(&(rank_ms, ticket_id));
-            q.ranks.remove(&ticket_id);
             q.offers.insert(ticket_id, offer);
             if let Some(a) = s.agents.get_mut(&agent_id) {
-                a.held.insert(ticket_id);
+                a.held.insert(ticket_id, w.kind);
             }
             offers.push(offer);
         }
@@ -203,14 +287,15 @@ impl Routing for MemoryRouting {
     async fn accept(
         &self,
         agent_id: AgentId,
+        queue_id: QueueId,
         ticket_id: TicketId,
         version: u64,
         _now_ms: i64,
     ) -> anyhow::Result<Result<Offer, OfferGone>> {
         let mut s = self.lock();
-        let settled = s.settle(agent_id, ticket_id, version);
-        if let Ok(offer) = &settled {
-            s.queue(offer.queue_id).tried.remove(&ticket_id);
+        let settled = s.settle(agent_id, queue_id, ticket_id, version);
+        if settled.is_ok() {
+            s.queue(queue_id).tried.remove(&ticket_id);
         }
         Ok(settled)
     }
@@ -218,11 +303,12 @@ impl Routing for MemoryRouting {
     async fn decline(
         &self,
         agent_id: AgentId,
+        queue_id: QueueId,
         ticket_id: TicketId,
         version: u64,
     ) -> anyhow::Result<Result<Offer, OfferGone>> {
         let mut s = self.lock();
-        let settled = s.settle(agent_id, ticket_id, version);
+        let settled = s.settle(agent_id, queue_id, ticket_id, version);
         if let Ok(offer) = &settled {
             s.back_in_line(offer);
             s.unhold(agent_id, ticket_id);
@@ -230,15 +316,33 @@ impl Routing for MemoryRouting {
         Ok(settled)
     }
 
+    async fn set_preference(
+        &self,
+        agent_id: AgentId,
+        queue_id: QueueId,
+        preference: i64,
+    ) -> anyhow::Result<()> {
+        let mut s = self.lock();
+        if let Some(seat) = s
+            .agents
+            .get_mut(&agent_id)
+            .and_then(|a| a.queues.get_mut(&queue_id))
+        {
+            seat.preference = preference;
+        }
+        Ok(())
+    }
+
     async fn expire(&self, queue_id: QueueId, now_ms: i64) -> anyhow::Result<Vec<Offer>> {
         let mut s = self.lock();
         let q = s.queue(queue_id);
-        let expired: Vec<Offer> = q
+        let mut expired: Vec<Offer> = q
             .offers
             .values()
             .filter(|o| o.deadline_ms <= now_ms)
             .copied()
             .collect();
+        expired.sort_by_key(|o| o.ticket_id);
         for o in &expired {
             s.queue(queue_id).offers.remove(&o.ticket_id);
             s.back_in_line(o);
@@ -255,7 +359,7 @@ impl Routing for MemoryRouting {
     ) -> anyhow::Result<()> {
         let mut s = self.lock();
         if let Some(a) = s.agents.get_mut(&agent_id)
-            && a.held.remove(&ticket_id)
+            && a.held.remove(&ticket_id).is_some()
         {
             a.idle_since_ms = now_ms;
         }
@@ -270,8 +374,8 @@ impl Routing for MemoryRouting {
         let mut s = self.lock();
         let q = s.queue(queue_id);
         q.tried.remove(&ticket_id);
-        if let Some(rank) = q.ranks.remove(&ticket_id) {
-            q.line.remove(&(rank, ticket_id));
+        if let Some(w) = q.waiting.remove(&ticket_id) {
+            q.line.remove(&(w.rank_ms, ticket_id));
         }
         let offer = q.offers.remove(&ticket_id);
         if let Some(o) = &offer {

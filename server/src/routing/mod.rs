@@ -10,10 +10,24 @@
 //! Invariants every implementation keeps:
 //! - a ticket is in at most one place: waiting in its queue, or offered to
 //!   exactly one agent;
-//! - an agent never holds more offers + assigned tickets than its capacity;
+//! - an agent never holds more offered + assigned tickets of a kind
+//!   ([`TicketKind`]) than its capacity for that kind;
+//! - a ticket is offered only to an agent whose ring in its queue is allowed
+//!   for it: ring 0 always, ring k >= 1 once the ticket has waited
+//!   `ring_after_ms[k - 1]` since `entered_ms` (bullseye relaxation);
 //! - an offer is settled once: by accept, decline, expiry, cancel or the
 //!   agent going away, whichever comes first; later attempts see `OfferGone`;
-//! - waiting tickets are served lowest `rank_ms` first (ties: lowest ticket id).
+//! - waiting tickets are served lowest `rank_ms` first (ties: lowest ticket
+//!   id) among the tickets some free agent can take: dispatch looks at the
+//!   first [`DISPATCH_WINDOW`] waiting tickets, so a head ticket that nobody
+//!   may take yet (wrong kind, inner ring only) does not hold up the others;
+//! - among the agents who may take a ticket, the lowest
+//!   `(has already passed on this ticket, preference, idle_since_ms,
+//!   agent_id)` gets it: agents who declined, missed or were away for it come
+//!   last, then the queue's strategy (a caller-computed preference), then the
+//!   longest idle;
+//! - a ticket that goes back to its line (decline, expiry, rescind) keeps its
+//!   kind, rank and `entered_ms`.
 
 pub mod memory;
 pub mod redis;
@@ -24,14 +38,49 @@ pub type TicketId = i64;
 pub type AgentId = i64;
 pub type QueueId = i64;
 
+/// How many waiting tickets, from the head of the line, dispatch considers
+/// for the free agents (the head may be one nobody may take yet).
+pub const DISPATCH_WINDOW: usize = 16;
+
+/// Capacity is counted per kind: an agent may take, say, two complaints and
+/// one service call at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TicketKind {
+    /// A complaint or an incoming call.
+    Inbound,
+    /// A service call the business makes.
+    Outbound,
+}
+
+impl TicketKind {
+    /// The one-letter code the Redis layout stores.
+    pub fn code(self) -> &'static str {
+        match self {
+            TicketKind::Inbound => "i",
+            TicketKind::Outbound => "o",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "i" => Some(TicketKind::Inbound),
+            "o" => Some(TicketKind::Outbound),
+            _ => None,
+        }
+    }
+}
+
 /// A ticket waiting in a queue. `rank_ms` orders the line: the moment it
 /// entered minus its priority head start, so a higher priority is served
-/// sooner and every ticket still rises as it waits (aging).
+/// sooner and every ticket still rises as it waits (aging). `entered_ms` is
+/// when it started waiting in this queue: the bullseye rings open from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitingTicket {
     pub ticket_id: TicketId,
     pub queue_id: QueueId,
+    pub kind: TicketKind,
     pub rank_ms: i64,
+    pub entered_ms: i64,
 }
 
 /// One ticket proposed to one agent until `deadline_ms`. `version` is the
@@ -41,22 +90,68 @@ pub struct Offer {
     pub ticket_id: TicketId,
     pub queue_id: QueueId,
     pub agent_id: AgentId,
+    pub kind: TicketKind,
     pub version: u64,
     pub deadline_ms: i64,
     pub rank_ms: i64,
+    pub entered_ms: i64,
 }
 
-/// An agent ready to take tickets from `queues`, up to `capacity` at once,
-/// already holding the `assigned` tickets (from the database, the record).
-/// Agents who waited longest since their last ticket (`idle_since_ms`) are
-/// offered first.
+/// One queue an agent serves. `ring` is the innermost bullseye ring of the
+/// queue the agent qualifies for (0: meets the full requirement; 1: the
+/// first relaxed step; ...). `preference` orders the eligible agents
+/// (lowest first, before idle time), computed by the caller from the
+/// queue's selection strategy: 0 for everyone (longest idle), minus the
+/// skill level (best skill), tickets taken today (fewest today).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentQueue {
+    pub queue_id: QueueId,
+    pub ring: u8,
+    pub preference: i64,
+}
+
+impl AgentQueue {
+    /// A queue served at ring 0 with no preference (longest idle first).
+    pub fn plain(queue_id: QueueId) -> Self {
+        Self {
+            queue_id,
+            ring: 0,
+            preference: 0,
+        }
+    }
+}
+
+/// An agent ready to take tickets from `queues`, up to `capacity_inbound`
+/// inbound and `capacity_outbound` outbound tickets at once, already
+/// holding the `assigned` tickets (from the database, the record). Among
+/// agents of equal preference, those who waited longest since their last
+/// ticket (`idle_since_ms`) are offered first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadyAgent {
     pub agent_id: AgentId,
-    pub queues: Vec<QueueId>,
-    pub capacity: u32,
-    pub assigned: Vec<TicketId>,
+    pub queues: Vec<AgentQueue>,
+    pub capacity_inbound: u32,
+    pub capacity_outbound: u32,
+    pub assigned: Vec<(TicketId, TicketKind)>,
     pub idle_since_ms: i64,
+}
+
+impl ReadyAgent {
+    pub fn capacity(&self, kind: TicketKind) -> u32 {
+        match kind {
+            TicketKind::Inbound => self.capacity_inbound,
+            TicketKind::Outbound => self.capacity_outbound,
+        }
+    }
+}
+
+/// The highest bullseye ring allowed for a ticket that entered its queue at
+/// `entered_ms`: ring k >= 1 opens once `now_ms - entered_ms >=
+/// ring_after_ms[k - 1]` (the steps ascend; the first step not reached
+/// closes every later ring).
+pub fn allowed_ring(ring_after_ms: &[i64], entered_ms: i64, now_ms: i64) -> u32 {
+    let waited = now_ms.saturating_sub(entered_ms);
+    ring_after_ms.iter().take_while(|after| waited >= **after).count() as u32
 }
 
 /// Why an accept or decline found no offer to settle.
@@ -82,32 +177,50 @@ pub trait Routing: Send + Sync + 'static {
     async fn agent_away(&self, agent_id: AgentId) -> anyhow::Result<Vec<Offer>>;
 
     /// Pair waiting tickets of `queue_id` with ready agents that have free
-    /// capacity, longest idle first, until one side runs out. Returns the new
-    /// offers, each due at `now_ms + offer_timeout_ms`.
+    /// capacity for the ticket's kind and a ring allowed for it (see
+    /// [`allowed_ring`]; `ring_after_ms` are the queue's relaxation steps,
+    /// ascending; empty: ring 0 only), until no pair is left. Returns the
+    /// new offers, each due at `now_ms + offer_timeout_ms`.
     async fn dispatch(
         &self,
         queue_id: QueueId,
         now_ms: i64,
         offer_timeout_ms: i64,
+        ring_after_ms: &[i64],
     ) -> anyhow::Result<Vec<Offer>>;
 
-    /// Settle the agent's offer as accepted: the ticket is now assigned and
-    /// keeps counting against the agent's capacity until [`Routing::release`].
+    /// Settle the agent's offer of a ticket in `queue_id` as accepted: the
+    /// ticket is now assigned and keeps counting against the agent's
+    /// capacity until [`Routing::release`]. An offer in another queue is
+    /// `OfferGone::NoOffer`.
     async fn accept(
         &self,
         agent_id: AgentId,
+        queue_id: QueueId,
         ticket_id: TicketId,
         version: u64,
         now_ms: i64,
     ) -> anyhow::Result<Result<Offer, OfferGone>>;
 
-    /// Settle the agent's offer as declined: the ticket goes back to its line.
+    /// Settle the agent's offer of a ticket in `queue_id` as declined: the
+    /// ticket goes back to its line.
     async fn decline(
         &self,
         agent_id: AgentId,
+        queue_id: QueueId,
         ticket_id: TicketId,
         version: u64,
     ) -> anyhow::Result<Result<Offer, OfferGone>>;
+
+    /// Change one agent's preference in one queue (say, after each ticket
+    /// for "fewest today"); nothing else changes. Until the agent is next
+    /// ready; a later [`Routing::agent_ready`] sets it again.
+    async fn set_preference(
+        &self,
+        agent_id: AgentId,
+        queue_id: QueueId,
+        preference: i64,
+    ) -> anyhow::Result<()>;
 
     /// Settle every offer of `queue_id` whose deadline has passed; their
     /// tickets go back to the line. Returns the expired offers.

@@ -67,7 +67,10 @@
 //! (for the milliseconds of a dispatch); if a dispatch is interrupted between
 //! the two, its tentative offer expires like any other.
 
-use super::{AgentId, Offer, OfferGone, QueueId, ReadyAgent, Routing, TicketId, WaitingTicket};
+use super::{
+    AgentId, AgentQueue, DISPATCH_WINDOW, Offer, OfferGone, QueueId, ReadyAgent, Routing,
+    TicketId, TicketKind, WaitingTicket,
+};
 use crate::redis_conn::RedisConn;
 use anyhow::Context;
 use async_trait::async_trait;
@@ -88,6 +91,7 @@ struct Scripts {
     expire: Script,
     cancel: Script,
     rescind: Script,
+    prefer: Script,
     reserve: Script,
     unhold: Script,
     release: Script,
@@ -106,6 +110,7 @@ impl Scripts {
             expire: q(include_str!("lua/queue_expire.lua")),
             cancel: q(include_str!("lua/queue_cancel.lua")),
             rescind: q(include_str!("lua/queue_rescind.lua")),
+            prefer: q(include_str!("lua/queue_prefer.lua")),
             reserve: a(include_str!("lua/agent_reserve.lua")),
             unhold: a(include_str!("lua/agent_unhold.lua")),
             release: a(include_str!("lua/agent_release.lua")),
@@ -137,67 +142,130 @@ fn int<T: std::str::FromStr>(s: &str) -> anyhow::Result<T> {
         .map_err(|_| anyhow::anyhow!("bad number {s:?} from Redis"))
 }
 
-fn parse_queues(csv: &str) -> anyhow::Result<Vec<QueueId>> {
-    csv.split(',').filter(|s| !s.is_empty()).map(int).collect()
+fn kind(code: &str) -> anyhow::Result<TicketKind> {
+    TicketKind::from_code(code).ok_or_else(|| anyhow::anyhow!("bad ticket kind {code:?}"))
 }
 
-/// What an agent's queues need to know about it, as of `generation`.
+/// The agent slot's `queues`: `queue:ring,...`.
+fn queues_field(queues: &[AgentQueue]) -> String {
+    queues
+        .iter()
+        .map(|q| format!("{}:{}", q.queue_id, q.ring))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn parse_queues(csv: &str) -> anyhow::Result<Vec<(QueueId, u32)>> {
+    csv.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|e| {
+            let (q, ring) = e
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("bad agent queue {e:?}"))?;
+            Ok((int(q)?, int(ring)?))
+        })
+        .collect()
+}
+
+/// What a dispatch step pairs with: its time, the offers' deadline and the
+/// queue's ring steps.
+struct Pairing<'a> {
+    now_ms: i64,
+    deadline_ms: i64,
+    ring_after_ms: &'a [i64],
+}
+
+/// What one queue needs to know about an agent, as of `generation`.
 #[derive(Clone, Debug)]
 struct AgentSync {
     agent: String,
     generation: String,
-    free: i64,
+    free_in: i64,
+    free_out: i64,
+    /// The idle time as a member, or empty when not available.
     idle: String,
+    ring: u32,
+    /// Set by a readiness only (see `sync_agent` in `queue_common.lua`).
+    preference: Option<i64>,
 }
 
 /// The common head of every agent-slot script reply.
 struct AgentReply {
     status: String,
-    sync: AgentSync,
-    queues: Vec<QueueId>,
+    agent: String,
+    generation: String,
+    free_in: i64,
+    free_out: i64,
+    idle: String,
+    queues: Vec<(QueueId, u32)>,
     changed: bool,
     rest: Vec<String>,
 }
 
 impl AgentReply {
     fn parse(agent_id: AgentId, mut v: Vec<String>) -> anyhow::Result<Self> {
-        anyhow::ensure!(v.len() >= 6, "short agent script reply: {v:?}");
-        let rest = v.split_off(6);
+        anyhow::ensure!(v.len() >= 7, "short agent script reply: {v:?}");
+        let rest = v.split_off(7);
+        let idle = if v[4].is_empty() {
+            String::new()
+        } else {
+            member(int(&v[4])?)
+        };
         Ok(Self {
             status: v[0].clone(),
-            sync: AgentSync {
-                agent: member(agent_id),
-                generation: v[1].clone(),
-                free: int(&v[2])?,
-                idle: v[3].clone(),
-            },
-            queues: parse_queues(&v[4])?,
-            changed: v[5] == "1",
+            agent: member(agent_id),
+            generation: v[1].clone(),
+            free_in: int(&v[2])?,
+            free_out: int(&v[3])?,
+            idle,
+            queues: parse_queues(&v[5])?,
+            changed: v[6] == "1",
             rest,
         })
     }
 
-    /// The same state as seen by a queue the agent no longer serves.
-    fn unavailable(&self) -> AgentSync {
-        AgentSync {
-            free: 0,
-            idle: "0".into(),
-            ..self.sync.clone()
+    fn free(&self, kind: TicketKind) -> i64 {
+        match kind {
+            TicketKind::Inbound => self.free_in,
+            TicketKind::Outbound => self.free_out,
         }
+    }
+
+    /// The agent's state as `queue_id` should see it: unavailable there if
+    /// the agent does not serve it (any more).
+    fn sync_for(&self, queue_id: QueueId) -> AgentSync {
+        let mut sync = AgentSync {
+            agent: self.agent.clone(),
+            generation: self.generation.clone(),
+            free_in: 0,
+            free_out: 0,
+            idle: String::new(),
+            ring: 0,
+            preference: None,
+        };
+        if let Some((_, ring)) = self.queues.iter().find(|(q, _)| *q == queue_id) {
+            sync.free_in = self.free_in;
+            sync.free_out = self.free_out;
+            sync.idle = self.idle.clone();
+            sync.ring = *ring;
+        }
+        sync
     }
 }
 
-/// `agent|version|deadline|rank` from a queue's `offers` hash.
+/// `agent|version|deadline|rank|kind|entered` from a queue's `offers` hash.
 fn parse_offer(queue_id: QueueId, ticket: &str, s: &str) -> anyhow::Result<Offer> {
     let parts: Vec<&str> = s.split('|').collect();
-    anyhow::ensure!(parts.len() == 4, "bad offer {s:?}");
+    anyhow::ensure!(parts.len() == 6, "bad offer {s:?}");
     Ok(Offer {
         ticket_id: unmember(ticket)?,
         queue_id,
         agent_id: unmember(parts[0])?,
+        kind: kind(parts[4])?,
         version: int(parts[1])?,
         deadline_ms: int(parts[2])?,
         rank_ms: int(parts[3])?,
+        entered_ms: int(parts[5])?,
     })
 }
 
@@ -210,12 +278,15 @@ fn parse_offer_pairs(queue_id: QueueId, v: &[String]) -> anyhow::Result<Vec<Offe
         .collect()
 }
 
-fn hold_value(queue_id: QueueId, version: u64) -> String {
-    format!("{queue_id}|{version}")
+/// An agent's `held` entry for an offer.
+fn hold_value(kind: TicketKind, queue_id: QueueId, version: u64) -> String {
+    format!("{}|{queue_id}|{version}", kind.code())
 }
 
+/// The queue and version of a `held` entry that came from an offer.
 fn parse_hold(s: &str) -> Option<(QueueId, u64)> {
-    let (q, v) = s.split_once('|')?;
+    let mut parts = s.split('|');
+    let (_kind, q, v) = (parts.next()?, parts.next()?, parts.next()?);
     Some((q.parse().ok()?, v.parse().ok()?))
 }
 
@@ -234,18 +305,28 @@ impl RedisRouting {
         }
     }
 
-    fn queue_keys(&self, queue_id: QueueId) -> [String; 8] {
+    fn queue_keys(&self, queue_id: QueueId) -> [String; 10] {
         let b = format!("{}:{{q:{}}}", self.prefix, queue_id);
         [
             format!("{b}:line"),
-            format!("{b}:ranks"),
+            format!("{b}:info"),
             format!("{b}:offers"),
             format!("{b}:deadlines"),
-            format!("{b}:agents"),
+            format!("{b}:avail_i"),
+            format!("{b}:avail_o"),
             format!("{b}:agstate"),
+            format!("{b}:prefs"),
             format!("{b}:version"),
             format!("{b}:tried"),
         ]
+    }
+
+    fn queue_script<'s>(&self, script: &'s Script, queue_id: QueueId) -> redis::ScriptInvocation<'s> {
+        let mut inv = script.prepare_invoke();
+        for k in self.queue_keys(queue_id) {
+            inv.key(k);
+        }
+        inv
     }
 
     fn agent_base(&self, agent_id: AgentId) -> String {
@@ -258,11 +339,11 @@ impl RedisRouting {
     }
 
     fn tombstone_key(&self, agent_id: AgentId, ticket_id: TicketId, hold: &str) -> String {
-        let (q, v) = hold.split_once('|').unwrap_or((hold, ""));
         format!(
-            "{}:gone:{}:{q}:{v}",
+            "{}:gone:{}:{}",
             self.agent_base(agent_id),
-            member(ticket_id)
+            member(ticket_id),
+            hold.replace('|', ":")
         )
     }
 
@@ -270,24 +351,29 @@ impl RedisRouting {
         self.conn.clone()
     }
 
-    /// One dispatch step on a queue (see `queue_step.lua`).
+    /// One dispatch step on a queue (see `queue_step.lua`): pairs a ticket
+    /// with an agent if `pair` is given, else only applies `syncs`.
     async fn step(
         &self,
         queue_id: QueueId,
-        deadline_ms: i64,
-        pair: bool,
+        pair: Option<&Pairing<'_>>,
         rollback: Option<(TicketId, AgentId, u64)>,
         syncs: &[AgentSync],
     ) -> anyhow::Result<Vec<String>> {
-        let mut inv = self.scripts.step.prepare_invoke();
-        for k in self.queue_keys(queue_id) {
-            inv.key(k);
-        }
-        inv.arg(deadline_ms).arg(if pair { "1" } else { "0" });
+        let mut inv = self.queue_script(&self.scripts.step, queue_id);
+        let ring_after_ms = pair.map_or(&[][..], |p| p.ring_after_ms);
+        match pair {
+            Some(p) => inv.arg(p.now_ms).arg(p.deadline_ms).arg("1"),
+            None => inv.arg(0).arg(0).arg("0"),
+        };
         match rollback {
             Some((t, a, v)) => inv.arg(member(t)).arg(member(a)).arg(v.to_string()),
             None => inv.arg("").arg("").arg(""),
         };
+        inv.arg(DISPATCH_WINDOW).arg(ring_after_ms.len());
+        for after in ring_after_ms {
+            inv.arg(*after);
+        }
         push_syncs(&mut inv, syncs);
         Ok(inv.invoke_async(&mut self.conn()).await?)
     }
@@ -296,7 +382,7 @@ impl RedisRouting {
     async fn send_syncs(&self, by_queue: BTreeMap<QueueId, Vec<AgentSync>>) -> anyhow::Result<()> {
         for (queue_id, syncs) in by_queue {
             if !syncs.is_empty() {
-                self.step(queue_id, 0, false, None, &syncs).await?;
+                self.step(queue_id, None, None, &syncs).await?;
             }
         }
         Ok(())
@@ -331,7 +417,7 @@ impl RedisRouting {
         let mut keys = Vec::new();
         let mut args = vec![settled.len().to_string()];
         for o in settled {
-            let hold = hold_value(o.queue_id, o.version);
+            let hold = hold_value(o.kind, o.queue_id, o.version);
             keys.push(self.tombstone_key(agent_id, o.ticket_id, &hold));
             args.push(member(o.ticket_id));
             args.push(hold);
@@ -341,62 +427,35 @@ impl RedisRouting {
             .await?;
         let mut queues = BTreeSet::new();
         if r.changed {
-            queues.extend(r.queues.iter().copied());
+            queues.extend(r.queues.iter().map(|(q, _)| *q));
         }
         for (o, flag) in settled.iter().zip(&r.rest) {
             if flag != "1" {
                 queues.insert(o.queue_id);
             }
         }
-        let by_queue = queues
-            .into_iter()
-            .map(|q| {
-                let s = if r.queues.contains(&q) {
-                    r.sync.clone()
-                } else {
-                    r.unavailable()
-                };
-                (q, vec![s])
-            })
-            .collect();
+        let by_queue = queues.into_iter().map(|q| (q, vec![r.sync_for(q)])).collect();
         self.send_syncs(by_queue).await
     }
 
-    /// Settle an offer as accepted or declined in its queue.
+    /// Settle an offer as accepted or declined in its queue: one script.
     async fn settle(
         &self,
         agent_id: AgentId,
+        queue_id: QueueId,
         ticket_id: TicketId,
         version: u64,
         mode: &str,
     ) -> anyhow::Result<Result<Offer, OfferGone>> {
-        let [_, held] = self.agent_keys(agent_id);
-        let hold: Option<String> = redis::cmd("HGET")
-            .arg(&held)
-            .arg(member(ticket_id))
-            .query_async(&mut self.conn())
-            .await?;
-        let Some((queue_id, _)) = hold.as_deref().and_then(parse_hold) else {
-            return Ok(Err(OfferGone::NoOffer));
-        };
-        let mut inv = self.scripts.settle.prepare_invoke();
-        for k in self.queue_keys(queue_id) {
-            inv.key(k);
-        }
-        inv.arg(member(ticket_id))
+        let ticket = member(ticket_id);
+        let mut inv = self.queue_script(&self.scripts.settle, queue_id);
+        inv.arg(&ticket)
             .arg(member(agent_id))
             .arg(version.to_string())
             .arg(mode);
         let v: Vec<String> = inv.invoke_async(&mut self.conn()).await?;
         match v.first().map(String::as_str) {
-            Some("ok") if v.len() == 5 => Ok(Ok(Offer {
-                ticket_id,
-                queue_id,
-                agent_id: unmember(&v[1])?,
-                version: int(&v[2])?,
-                deadline_ms: int(&v[3])?,
-                rank_ms: int(&v[4])?,
-            })),
+            Some("ok") if v.len() == 2 => Ok(Ok(parse_offer(queue_id, &ticket, &v[1])?)),
             Some("stale") => Ok(Err(OfferGone::StaleVersion)),
             Some("none") => Ok(Err(OfferGone::NoOffer)),
             _ => anyhow::bail!("bad settle reply from Redis: {v:?}"),
@@ -409,19 +468,22 @@ fn push_syncs(inv: &mut redis::ScriptInvocation<'_>, syncs: &[AgentSync]) {
     for s in syncs {
         inv.arg(&s.agent)
             .arg(&s.generation)
-            .arg(s.free)
-            .arg(&s.idle);
+            .arg(s.free_in)
+            .arg(s.free_out)
+            .arg(&s.idle)
+            .arg(s.ring)
+            .arg(s.preference.map(|p| p.to_string()).unwrap_or_default());
     }
 }
 
 #[async_trait]
 impl Routing for RedisRouting {
     async fn enqueue(&self, t: WaitingTicket) -> anyhow::Result<()> {
-        let mut inv = self.scripts.enqueue.prepare_invoke();
-        for k in self.queue_keys(t.queue_id) {
-            inv.key(k);
-        }
-        inv.arg(member(t.ticket_id)).arg(t.rank_ms);
+        let mut inv = self.queue_script(&self.scripts.enqueue, t.queue_id);
+        inv.arg(member(t.ticket_id))
+            .arg(t.rank_ms)
+            .arg(t.kind.code())
+            .arg(t.entered_ms);
         let _: i64 = inv.invoke_async(&mut self.conn()).await?;
         Ok(())
     }
@@ -434,11 +496,15 @@ impl Routing for RedisRouting {
             .arg(&held_key)
             .query_async(&mut self.conn())
             .await?;
-        let assigned: BTreeSet<String> = a.assigned.iter().map(|t| member(*t)).collect();
+        let assigned: BTreeMap<String, TicketKind> = a
+            .assigned
+            .iter()
+            .map(|(t, k)| (member(*t), *k))
+            .collect();
         let mut drop = Vec::new();
         let mut to_check: BTreeMap<QueueId, Vec<(String, String, u64)>> = BTreeMap::new();
         for (ticket, hold) in held {
-            if assigned.contains(&ticket) {
+            if assigned.contains_key(&ticket) {
                 continue;
             }
             match parse_hold(&hold) {
@@ -465,19 +531,17 @@ impl Routing for RedisRouting {
                 }
             }
         }
-        let queues_csv = a
-            .queues
-            .iter()
-            .map(|q| q.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
         let mut args = vec![
-            a.capacity.to_string(),
+            a.capacity_inbound.to_string(),
+            a.capacity_outbound.to_string(),
             a.idle_since_ms.to_string(),
-            queues_csv,
+            queues_field(&a.queues),
             assigned.len().to_string(),
         ];
-        args.extend(assigned);
+        for (t, k) in assigned {
+            args.push(t);
+            args.push(k.code().to_string());
+        }
         args.push(drop.len().to_string());
         for (t, h) in drop {
             args.push(t);
@@ -488,11 +552,13 @@ impl Routing for RedisRouting {
             .await?;
         let old = parse_queues(r.rest.first().map(String::as_str).unwrap_or(""))?;
         let mut by_queue: BTreeMap<QueueId, Vec<AgentSync>> = BTreeMap::new();
-        for q in old {
-            by_queue.insert(q, vec![r.unavailable()]);
+        for (q, _) in old {
+            by_queue.insert(q, vec![r.sync_for(q)]);
         }
-        for q in &r.queues {
-            by_queue.insert(*q, vec![r.sync.clone()]);
+        for q in &a.queues {
+            let mut sync = r.sync_for(q.queue_id);
+            sync.preference = Some(q.preference);
+            by_queue.insert(q.queue_id, vec![sync]);
         }
         self.send_syncs(by_queue).await
     }
@@ -514,17 +580,14 @@ impl Routing for RedisRouting {
             }
         }
         if r.changed {
-            for q in &r.queues {
-                by_queue.entry(*q).or_default().1.push(r.unavailable());
+            for (q, _) in &r.queues {
+                by_queue.entry(*q).or_default().1.push(r.sync_for(*q));
             }
         }
         let me = member(agent_id);
         let mut rescinded = Vec::new();
         for (queue_id, (tickets, syncs)) in by_queue {
-            let mut inv = self.scripts.rescind.prepare_invoke();
-            for k in self.queue_keys(queue_id) {
-                inv.key(k);
-            }
+            let mut inv = self.queue_script(&self.scripts.rescind, queue_id);
             inv.arg(&me).arg(tickets.len());
             for (t, v) in &tickets {
                 inv.arg(t).arg(v.to_string());
@@ -543,18 +606,24 @@ impl Routing for RedisRouting {
         queue_id: QueueId,
         now_ms: i64,
         offer_timeout_ms: i64,
+        ring_after_ms: &[i64],
     ) -> anyhow::Result<Vec<Offer>> {
         let deadline_ms = now_ms + offer_timeout_ms;
+        let pairing = Pairing {
+            now_ms,
+            deadline_ms,
+            ring_after_ms,
+        };
         let mut offers = Vec::new();
         let mut rollback = None;
         let mut syncs: Vec<AgentSync> = Vec::new();
         let mut refusals = 0;
         loop {
             let v = self
-                .step(queue_id, deadline_ms, true, rollback.take(), &syncs)
+                .step(queue_id, Some(&pairing), rollback.take(), &syncs)
                 .await?;
             syncs.clear();
-            let [ticket, agent, version, rank, more, hint] = v.as_slice() else {
+            let [ticket, agent, version, rank, code, entered, max_ring, more] = v.as_slice() else {
                 anyhow::ensure!(v.is_empty(), "bad dispatch step reply: {v:?}");
                 break;
             };
@@ -562,25 +631,29 @@ impl Routing for RedisRouting {
                 ticket_id: unmember(ticket)?,
                 queue_id,
                 agent_id: unmember(agent)?,
+                kind: kind(code)?,
                 version: int(version)?,
                 deadline_ms,
                 rank_ms: int(rank)?,
+                entered_ms: int(entered)?,
             };
-            let hold = hold_value(queue_id, offer.version);
+            let hold = hold_value(offer.kind, queue_id, offer.version);
             let tomb = self.tombstone_key(offer.agent_id, offer.ticket_id, &hold);
             let r = self
                 .agent_script(
                     &self.scripts.reserve,
                     offer.agent_id,
                     &[tomb],
-                    &[ticket.clone(), hold, queue_id.to_string()],
+                    &[
+                        ticket.clone(),
+                        hold,
+                        queue_id.to_string(),
+                        code.clone(),
+                        max_ring.clone(),
+                    ],
                 )
                 .await?;
-            let own = if r.queues.contains(&queue_id) {
-                r.sync.clone()
-            } else {
-                r.unavailable()
-            };
+            let own = r.sync_for(queue_id);
             if r.status != "ok" {
                 refusals += 1;
                 anyhow::ensure!(
@@ -594,22 +667,20 @@ impl Routing for RedisRouting {
             }
             refusals = 0;
             offers.push(offer);
-            if r.sync.free == 0 {
-                // Full now: its other queues need not try it.
+            if r.free(offer.kind) == 0 {
+                // Full for this kind now: its other queues need not try it.
                 let others = r
                     .queues
                     .iter()
-                    .filter(|q| **q != queue_id)
-                    .map(|q| (*q, vec![r.sync.clone()]))
+                    .filter(|(q, _)| *q != queue_id)
+                    .map(|(q, _)| (*q, vec![r.sync_for(*q)]))
                     .collect();
                 self.send_syncs(others).await?;
             }
             if more != "1" {
                 break;
             }
-            if r.sync.free < int::<i64>(hint)? {
-                syncs.push(own);
-            }
+            syncs.push(own);
         }
         Ok(offers)
     }
@@ -617,31 +688,45 @@ impl Routing for RedisRouting {
     async fn accept(
         &self,
         agent_id: AgentId,
+        queue_id: QueueId,
         ticket_id: TicketId,
         version: u64,
         _now_ms: i64,
     ) -> anyhow::Result<Result<Offer, OfferGone>> {
-        self.settle(agent_id, ticket_id, version, "accept").await
+        self.settle(agent_id, queue_id, ticket_id, version, "accept")
+            .await
     }
 
     async fn decline(
         &self,
         agent_id: AgentId,
+        queue_id: QueueId,
         ticket_id: TicketId,
         version: u64,
     ) -> anyhow::Result<Result<Offer, OfferGone>> {
-        let settled = self.settle(agent_id, ticket_id, version, "decline").await?;
+        let settled = self
+            .settle(agent_id, queue_id, ticket_id, version, "decline")
+            .await?;
         if let Ok(offer) = &settled {
             self.unhold(agent_id, std::slice::from_ref(offer)).await?;
         }
         Ok(settled)
     }
 
+    async fn set_preference(
+        &self,
+        agent_id: AgentId,
+        queue_id: QueueId,
+        preference: i64,
+    ) -> anyhow::Result<()> {
+        let mut inv = self.queue_script(&self.scripts.prefer, queue_id);
+        inv.arg(member(agent_id)).arg(preference);
+        let _: i64 = inv.invoke_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
     async fn expire(&self, queue_id: QueueId, now_ms: i64) -> anyhow::Result<Vec<Offer>> {
-        let mut inv = self.scripts.expire.prepare_invoke();
-        for k in self.queue_keys(queue_id) {
-            inv.key(k);
-        }
+        let mut inv = self.queue_script(&self.scripts.expire, queue_id);
         inv.arg(now_ms);
         let v: Vec<String> = inv.invoke_async(&mut self.conn()).await?;
         let mut expired = parse_offer_pairs(queue_id, &v)?;
@@ -674,7 +759,7 @@ impl Routing for RedisRouting {
             let by_queue = r
                 .queues
                 .iter()
-                .map(|q| (*q, vec![r.sync.clone()]))
+                .map(|(q, _)| (*q, vec![r.sync_for(*q)]))
                 .collect();
             self.send_syncs(by_queue).await?;
         }
@@ -686,10 +771,7 @@ impl Routing for RedisRouting {
         queue_id: QueueId,
         ticket_id: TicketId,
     ) -> anyhow::Result<Option<Offer>> {
-        let mut inv = self.scripts.cancel.prepare_invoke();
-        for k in self.queue_keys(queue_id) {
-            inv.key(k);
-        }
+        let mut inv = self.queue_script(&self.scripts.cancel, queue_id);
         inv.arg(member(ticket_id));
         let v: Option<String> = inv.invoke_async(&mut self.conn()).await?;
         let Some(v) = v else { return Ok(None) };
@@ -732,7 +814,7 @@ impl Routing for RedisRouting {
 
 #[cfg(test)]
 mod tests {
-    use super::{member, unmember};
+    use super::{member, parse_hold, parse_queues, unmember};
 
     #[test]
     fn members_sort_like_numbers() {
@@ -744,5 +826,14 @@ mod tests {
         for i in ids {
             assert_eq!(unmember(&member(i)).unwrap(), i);
         }
+    }
+
+    #[test]
+    fn agent_fields_parse() {
+        assert_eq!(parse_queues("3:0,-7:2").unwrap(), vec![(3, 0), (-7, 2)]);
+        assert!(parse_queues("").unwrap().is_empty());
+        assert!(parse_queues("3").is_err());
+        assert_eq!(parse_hold("o|12|7"), Some((12, 7)));
+        assert_eq!(parse_hold("i"), None);
     }
 }

@@ -14,6 +14,7 @@ pub struct AgentRouting {
     pub user_id: i64,
     pub state: AgentState,
     pub capacity_inbound: u32,
+    pub capacity_outbound: u32,
     pub state_since_ms: i64,
 }
 
@@ -206,7 +207,7 @@ impl Db {
 
     pub async fn agent_routing(&self, user_id: i64) -> StoreResult<AgentRouting> {
         let row = sqlx::query(
-            "SELECT user_id, state, capacity_inbound, state_since_ms FROM agents WHERE user_id = $1",
+            "SELECT user_id, state, capacity_inbound, capacity_outbound, state_since_ms FROM agents WHERE user_id = $1",
         )
         .bind(user_id)
         .fetch_optional(&self.pool)
@@ -216,6 +217,7 @@ impl Db {
             user_id,
             state: parse_state(&row.try_get::<String, _>("state")?),
             capacity_inbound: row.try_get::<i64, _>("capacity_inbound")? as u32,
+            capacity_outbound: row.try_get::<i64, _>("capacity_outbound")? as u32,
             state_since_ms: row.try_get("state_since_ms")?,
         })
     }

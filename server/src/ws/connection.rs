@@ -214,7 +214,9 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
                     Some(Outgoing::Event { seq, event }) = events.recv() => match seq {
                         Some(n) if n <= last => {}
                         Some(n) => {
-                            if n > last + 1 {
+                            // (A stream that did not exist when the connection
+                            // opened starts wherever its first number is.)
+                            if last != 0 && n > last + 1 {
                                 catch_up(&state, &user, socket_id, &mut sink, last, n).await?;
                             }
                             send(&mut sink, text_frame(n, &event)).await?;

@@ -172,7 +172,7 @@ pub async fn pending_on(socket: &mut Socket, id: i64) -> CompensationRequest {
     socket
         .until(|e| match e {
             ServerEvent::CompensationPending { request } if request.id == id => {
-                Some(request.clone())
+                Some((**request).clone())
             }
             _ => None,
         })
@@ -184,7 +184,7 @@ pub async fn decided_on(socket: &mut Socket, id: i64) -> CompensationRequest {
     socket
         .until(|e| match e {
             ServerEvent::CompensationDecided { request } if request.id == id => {
-                Some(request.clone())
+                Some((**request).clone())
             }
             _ => None,
         })

@@ -46,7 +46,7 @@ pub async fn center(storage: Storage, live: Live, start_ms: i64) -> Option<Cente
     let mut options = Options::new(storage, live);
     options.clock = Some(Arc::new(ManualClock::new(start_ms)));
     let app = spawn_with(options).await?;
-    let (queue, category) = app.queue("care", &[("care", 1)], 3600).await;
+    let (queue, category) = app.queue("care", &[("care", 1)], 600).await;
     let (agent_id, agent_token) = app.agent("vera", &[("care", 5)], 1).await;
     Some(Center {
         app,
@@ -210,9 +210,14 @@ impl Center {
         calls.into_iter().next().unwrap()
     }
 
-    /// The agent's console, available.
+    /// The agent's console, available (logged in now: tokens expire on the
+    /// test's clock).
     pub async fn console(&self) -> Socket {
-        let mut socket = self.app.socket(&self.agent_token).await;
+        let token = self.app.login("vera", crate::support::AGENT_PASSWORD).await["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        let mut socket = self.app.socket(&token).await;
         let reply = socket
             .command(Command::SetState {
                 state: AgentState::Available,
@@ -270,6 +275,8 @@ macro_rules! outbound_stories {
     ($start:expr; $($story:ident),* $(,)?) => {
         $(
             mod $story {
+                #[allow(unused_imports)]
+                use $crate::outbound_support::*;
                 use $crate::support::{Live, Storage};
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,6 @@ local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 local oldest = last + 1
 if first[2] then oldest = tonumber(first[2]) end
 if after + 1 < oldest then return {0} end
-local items = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. after, '+inf')
+local items = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')
 table.insert(items, 1, 1)
 return items

@@ -1,12 +1,13 @@
--- The agent is ready: replaces capacity, idle time and queues; held becomes
--- the assigned tickets plus the still pending offers.
--- ARGV: cap, idle_since_ms, queues, n, n x assigned ticket,
+-- The agent is ready: replaces capacities, idle time and queues; held
+-- becomes the assigned tickets plus the still pending offers.
+-- ARGV: cap_i, cap_o, idle_since_ms, queues ("queue:ring,..."),
+--       n, n x (assigned ticket, kind),
 --       m, m x (ticket, hold) entries to drop if unchanged (settled offers
 --       and tickets no longer assigned).
 -- Returns reply('ok') followed by the previous queues.
 local old_queues = redis.call('HGET', K_STATE, 'queues') or ''
-local n = tonumber(ARGV[4])
-local i = 5 + n
+local n = tonumber(ARGV[5])
+local i = 6 + 2 * n
 local m = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, m do
@@ -15,10 +16,11 @@ for _ = 1, m do
   end
   i = i + 2
 end
-for k = 5, 4 + n do
-  redis.call('HSETNX', K_HELD, ARGV[k], '')
+for k = 0, n - 1 do
+  redis.call('HSETNX', K_HELD, ARGV[6 + 2 * k], ARGV[7 + 2 * k])
 end
-redis.call('HSET', K_STATE, 'cap', ARGV[1], 'ready', '1', 'idle', ARGV[2], 'queues', ARGV[3])
+redis.call('HSET', K_STATE, 'cap_i', ARGV[1], 'cap_o', ARGV[2], 'ready', '1', 'idle', ARGV[3],
+  'queues', ARGV[4])
 bump()
 local out = reply('ok', nil)
 table.insert(out, old_queues)

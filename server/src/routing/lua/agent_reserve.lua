@@ -1,23 +1,35 @@
--- Count a tentative offer against the agent's capacity, if the agent is
--- ready for the offer's queue, has room, and the offer was not already
--- settled (tombstone).
--- KEYS[3]: the offer's tombstone. ARGV: ticket, "queue|version", queue.
+-- Count a tentative offer against the agent's capacity for its kind, if the
+-- agent is ready for the offer's queue at a ring open for the ticket, has
+-- room for that kind, and the offer was not already settled (tombstone).
+-- KEYS[3]: the offer's tombstone.
+-- ARGV: ticket, hold ("kind|queue|version"), queue, kind, max_ring.
 -- Returns reply('ok' | 'full' | 'gone').
 if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('DEL', KEYS[3])
   return reply('gone', nil)
 end
-local st = redis.call('HMGET', K_STATE, 'cap', 'ready', 'queues')
-if st[2] ~= '1' or not string.find(',' .. (st[3] or '') .. ',', ',' .. ARGV[3] .. ',', 1, true) then
+local st = redis.call('HMGET', K_STATE, 'cap_i', 'cap_o', 'ready', 'queues')
+local ring = ring_in(st[4], ARGV[3])
+if st[3] ~= '1' or not ring or ring > tonumber(ARGV[5]) then
   return reply('full', nil)
 end
-local held = redis.call('HLEN', K_HELD)
-local prev = redis.call('HGET', K_HELD, ARGV[1])
-if prev and prev ~= '' then
-  -- An earlier offer of the same ticket whose release is still on its way.
-  held = held - 1
+local kind = ARGV[4]
+local cap = tonumber(st[1]) or 0
+if kind == 'o' then
+  cap = tonumber(st[2]) or 0
 end
-if held >= (tonumber(st[1]) or 0) then
+local held = 0
+local entries = redis.call('HGETALL', K_HELD)
+for k = 1, #entries, 2 do
+  local t, v = entries[k], entries[k + 1]
+  -- An earlier offer of the same ticket whose release is still on its way
+  -- does not count.
+  local same = t == ARGV[1] and string.find(v, '|', 1, true)
+  if string.sub(v, 1, 1) == kind and not same then
+    held = held + 1
+  end
+end
+if held >= cap then
   return reply('full', nil)
 end
 redis.call('HSET', K_HELD, ARGV[1], ARGV[2])

@@ -1,7 +1,7 @@
 -- Stop counting settled offers (declined, expired, cancelled, rescinded).
 -- An offer not held (its reservation has not arrived yet) gets a tombstone
 -- so that the late reservation fails.
--- KEYS[2 + k]: tombstone of the k-th offer. ARGV: n, n x (ticket, "queue|version").
+-- KEYS[2 + k]: tombstone of the k-th offer. ARGV: n, n x (ticket, "kind|queue|version").
 -- Returns reply('ok') followed by '1' (was held) or '0' (tombstoned) per offer.
 local before = truth()
 local n = tonumber(ARGV[1])

@@ -6,9 +6,9 @@ for _, ticket in ipairs(due) do
   local cur = redis.call('HGET', K_OFFERS, ticket)
   redis.call('ZREM', K_DEADLINES, ticket)
   if cur then
-    local agent, _, _, rank = parse_offer(cur)
+    local agent, _, _, rank, kind, entered = parse_offer(cur)
     redis.call('HDEL', K_OFFERS, ticket)
-    back_after_offer(ticket, agent, rank)
+    back_after_offer(ticket, agent, rank, kind, entered)
     table.insert(out, ticket)
     table.insert(out, cur)
   end

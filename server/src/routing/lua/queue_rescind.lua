@@ -11,10 +11,10 @@ for _ = 1, n do
   i = i + 2
   local cur = redis.call('HGET', K_OFFERS, ticket)
   if cur then
-    local a, version, _, rank = parse_offer(cur)
+    local a, version, _, rank, kind, entered = parse_offer(cur)
     if a == agent and version == want then
       remove_offer(ticket)
-      back_after_offer(ticket, agent, rank)
+      back_after_offer(ticket, agent, rank, kind, entered)
       table.insert(out, ticket)
       table.insert(out, cur)
     end

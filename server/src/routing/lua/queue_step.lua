@@ -1,74 +1,130 @@
 -- One dispatch step: optionally roll back a tentative offer whose capacity
--- reservation failed, apply agent states, then (if asked) pair the head of the
--- line with the longest-idle available agent as a tentative offer.
+-- reservation failed, apply agent states, then (if asked) pair the first
+-- ticket of the line's first `window` tickets that some available agent may
+-- take with the agent who gets it, as a tentative offer.
 -- With pair = 0 and no rollback it only applies agent states.
--- ARGV: deadline_ms, pair (1/0), rollback ticket ('' for none), rollback
---       agent, rollback version, then the agent states (see apply_syncs).
--- Returns {} or {ticket, agent, version, rank, more, free_hint}.
-local rb = ARGV[3]
+-- ARGV: now_ms, deadline_ms, pair (1/0), rollback ticket ('' for none),
+--       rollback agent, rollback version, window, n, n x ring_after_ms
+--       (ascending), then the agent states (see apply_syncs).
+-- Returns {} or {ticket, agent, version, rank, kind, entered, max_ring, more}.
+local now = tonumber(ARGV[1])
+local rb = ARGV[4]
 if rb ~= '' then
   local cur = redis.call('HGET', K_OFFERS, rb)
   if cur then
-    local agent, version, _, rank = parse_offer(cur)
-    if agent == ARGV[4] and version == ARGV[5] then
+    local agent, version, _, rank, kind, entered = parse_offer(cur)
+    if agent == ARGV[5] and version == ARGV[6] then
       remove_offer(rb)
-      back_in_line(rb, rank)
+      back_in_line(rb, rank, kind, entered)
     end
   end
 end
-apply_syncs(6)
-if ARGV[2] ~= '1' then
+local window = tonumber(ARGV[7])
+local n_rings = tonumber(ARGV[8])
+local ring_after = {}
+for k = 1, n_rings do
+  ring_after[k] = tonumber(ARGV[8 + k])
+end
+apply_syncs(9 + n_rings)
+if ARGV[3] ~= '1' then
   return {}
 end
-local head = redis.call('ZRANGE', K_LINE, 0, 0)
-if #head == 0 then
+
+-- The highest ring open for a ticket that entered at `entered`.
+local function max_ring(entered)
+  local waited = now - tonumber(entered)
+  local r = 0
+  for k = 1, n_rings do
+    if waited >= ring_after[k] then
+      r = k
+    else
+      break
+    end
+  end
+  return r
+end
+
+local BATCH = 16
+
+-- The first ticket of the window some available agent may take, that
+-- agent (the first in (preference, idle, id) order whose ring is open,
+-- preferring agents who have not tried the ticket) and the ticket's
+-- highest open ring.
+local function find_pair()
+  local ring_of = {}
+  local heads = redis.call('ZRANGE', K_LINE, 0, window - 1)
+  for _, ticket in ipairs(heads) do
+    local _, kind, entered = ticket_info(ticket)
+    local top = max_ring(entered)
+    local tried = {}
+    for a in string.gmatch(redis.call('HGET', K_TRIED, ticket) or '', '[^,]+') do
+      tried[a] = true
+    end
+    local key = avail_key(kind)
+    local fallback = nil
+    local start = 0
+    while true do
+      local batch = redis.call('ZRANGE', key, start, start + BATCH - 1)
+      for _, m in ipairs(batch) do
+        local agent = string.sub(m, 21)
+        local ring = ring_of[agent]
+        if ring == nil then
+          local st = redis.call('HGET', K_AGSTATE, agent)
+          ring = false
+          if st then
+            local _, _, _, _, r = parse_agstate(st)
+            ring = tonumber(r) or false
+          end
+          ring_of[agent] = ring
+        end
+        if ring and ring <= top then
+          if not tried[agent] then
+            return ticket, agent, top
+          end
+          if not fallback then
+            fallback = agent
+          end
+        end
+      end
+      if #batch < BATCH then
+        break
+      end
+      start = start + BATCH
+    end
+    if fallback then
+      return ticket, fallback, top
+    end
+  end
+  return nil
+end
+
+local ticket, agent, top = find_pair()
+if not ticket then
   return {}
 end
-local ticket = head[1]
--- The longest-idle agent who has not tried this ticket; if all available
--- agents have, the longest-idle of them. Only the first (tried + 1) agents
--- can be needed.
-local tried = {}
-local n_tried = 0
-for a in string.gmatch(redis.call('HGET', K_TRIED, ticket) or '', '[^,]+') do
-  tried[a] = true
-  n_tried = n_tried + 1
-end
-local candidates = redis.call('ZRANGE', K_AGENTS, 0, n_tried)
-if #candidates == 0 then
-  return {}
-end
-local agent = candidates[1]
-for _, a in ipairs(candidates) do
-  if not tried[a] then
-    agent = a
-    break
+local rank, kind, entered = ticket_info(ticket)
+local version = tostring(redis.call('INCR', K_VERSION))
+redis.call('ZREM', K_LINE, ticket)
+redis.call('HDEL', K_INFO, ticket)
+redis.call('HSET', K_OFFERS, ticket, offer_value(agent, version, ARGV[2], rank, kind, entered))
+redis.call('ZADD', K_DEADLINES, ARGV[2], ticket)
+-- Count the offer against the agent's free capacity hint right away.
+local gen, free_i, free_o, idle, ring = parse_agstate(redis.call('HGET', K_AGSTATE, agent))
+free_i, free_o = tonumber(free_i), tonumber(free_o)
+if kind == 'o' then
+  free_o = math.max(free_o - 1, 0)
+  if free_o == 0 then
+    redis.call('ZREM', K_AVAIL_O, idle .. agent)
+  end
+else
+  free_i = math.max(free_i - 1, 0)
+  if free_i == 0 then
+    redis.call('ZREM', K_AVAIL_I, idle .. agent)
   end
 end
-local version = tostring(redis.call('INCR', K_VERSION))
-local deadline = ARGV[1]
-local rank = redis.call('HGET', K_RANKS, ticket)
-if not rank then
-  rank = redis.call('ZSCORE', K_LINE, ticket)
-end
-redis.call('ZREM', K_LINE, ticket)
-redis.call('HDEL', K_RANKS, ticket)
-redis.call('HSET', K_OFFERS, ticket, agent .. '|' .. version .. '|' .. deadline .. '|' .. rank)
-redis.call('ZADD', K_DEADLINES, deadline, ticket)
--- Count the offer against the agent's free capacity hint right away.
-local gen, free = '0', 1
-local st = redis.call('HGET', K_AGSTATE, agent)
-if st then
-  gen, free = string.match(st, '^([^|]*)|([^|]*)$')
-  free = tonumber(free)
-end
-free = free - 1
-redis.call('HSET', K_AGSTATE, agent, gen .. '|' .. free)
-if free <= 0 then
-  redis.call('ZREM', K_AGENTS, agent)
-end
+redis.call('HSET', K_AGSTATE, agent, table.concat({gen, free_i, free_o, idle, ring}, '|'))
 local more = '0'
-if redis.call('ZCARD', K_LINE) > 0 and redis.call('ZCARD', K_AGENTS) > 0 then
+if find_pair() then
   more = '1'
 end
-return {ticket, agent, version, rank, more, tostring(free)}
+return {ticket, agent, version, rank, kind, entered, tostring(top), more}

@@ -1,0 +1,347 @@
+//! Routing rules as a call center sets them per queue, end to end over HTTP
+//! and real consoles: priority with aging, wrap-up, missed offers, agents who
+//! drop and do not come back, overflow, cancellation, and a lost Redis.
+
+mod support;
+
+use callcenter_proto::AgentState;
+use callcenter_proto::http::TicketHistory;
+use callcenter_proto::ws::{Command, OfferDetails, ReplyResult, ServerEvent};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::TestApp;
+use support::ws::Socket;
+
+on_every_backend!(
+    a_gold_customer_is_served_first_until_an_older_ticket_has_waited_longer,
+    wrap_up_pauses_offers_until_it_is_over,
+    an_agent_who_misses_offers_in_a_row_goes_on_break,
+    an_absent_agents_ticket_returns_to_the_front_after_the_grace_period,
+    a_cancelled_ticket_withdraws_its_offer,
+    a_ticket_waiting_too_long_overflows_to_another_queue,
+    a_lost_live_state_is_rebuilt_and_nothing_is_lost,
+);
+
+/// A queue with routing rules; returns (queue id, category id).
+async fn queue_with(app: &TestApp, name: &str, rules: Value) -> (i64, i64) {
+    let mut body = json!({ "name": name, "service_level_seconds": 60, "offer_timeout_seconds": 30 });
+    for (k, v) in rules.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let queue = app.post("/api/admin/queues", &app.admin_token, &body).await;
+    assert_eq!(queue.status, StatusCode::CREATED, "{}", queue.body);
+    let queue_id = queue.body["id"].as_i64().unwrap();
+    let category = app
+        .post("/api/admin/categories", &app.admin_token, &json!({ "name": format!("{name} issues"), "queue_id": queue_id }))
+        .await;
+    (queue_id, category.body["id"].as_i64().unwrap())
+}
+
+async fn customer(app: &TestApp, external_id: &str, tier: &str) -> i64 {
+    let reply = app
+        .post("/api/customers", &app.admin_token, &json!({ "external_id": external_id, "name": external_id, "tier": tier }))
+        .await;
+    reply.body["id"].as_i64().unwrap()
+}
+
+async fn available(socket: &mut Socket) {
+    let r = socket
+        .command(Command::SetState {
+            state: AgentState::Available,
+            reason: None,
+        })
+        .await;
+    assert_eq!(r, ReplyResult::Ok { ticket: None });
+}
+
+async fn offer_of(socket: &mut Socket) -> OfferDetails {
+    socket
+        .until(|e| match e {
+            ServerEvent::Offer(o) => Some(o.clone()),
+            _ => None,
+        })
+        .await
+}
+
+/// Wait for the agent's state to become `wanted`; returns the reason given.
+async fn state_becomes(socket: &mut Socket, wanted: AgentState) -> Option<String> {
+    socket
+        .until(|e| match e {
+            ServerEvent::AgentStateChanged { state, reason } if *state == wanted => Some(reason.clone()),
+            _ => None,
+        })
+        .await
+}
+
+async fn file(app: &TestApp, key: &str, customer: i64, category: i64) -> i64 {
+    let r = app.complain(&app.admin_token, key, customer, category, key).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body["id"].as_i64().unwrap()
+}
+
+async fn history(app: &TestApp, ticket: i64) -> Vec<String> {
+    let h: TicketHistory = app.get(&format!("/api/tickets/{ticket}/history"), &app.admin_token).await.json();
+    h.events.into_iter().map(|e| e.kind).collect()
+}
+
+async fn accept_and_resolve(socket: &mut Socket, offer: &OfferDetails) {
+    let r = socket
+        .command(Command::Accept {
+            ticket_id: offer.ticket.id,
+            version: offer.version,
+        })
+        .await;
+    assert!(matches!(r, ReplyResult::Ok { .. }), "{r:?}");
+    let r = socket
+        .command(Command::Resolve {
+            ticket_id: offer.ticket.id,
+            outcome: callcenter_proto::http::Outcome {
+                code: "fixed".into(),
+                resolved: true,
+                note: String::new(),
+            },
+        })
+        .await;
+    assert!(matches!(r, ReplyResult::Ok { .. }), "{r:?}");
+}
+
+async fn a_gold_customer_is_served_first_until_an_older_ticket_has_waited_longer(app: TestApp) {
+    let (_q, category) = queue_with(&app, "care", json!({ "priority": { "tier_head_start_seconds": { "gold": 120 } } })).await;
+    let standard = customer(&app, "std", "standard").await;
+    let gold = customer(&app, "gld", "gold").await;
+    let (_a, token) = app.agent("olga", &[], 1).await;
+
+    // Standard at t, gold 10 s later: gold's 120 s head start puts it first.
+    let older = file(&app, "s-1", standard, category).await;
+    app.clock.advance_ms(10_000);
+    let golden = file(&app, "g-1", gold, category).await;
+    let mut desk = app.socket(&token).await;
+    available(&mut desk).await;
+    let first = offer_of(&mut desk).await;
+    assert_eq!(first.ticket.id, golden);
+    accept_and_resolve(&mut desk, &first).await;
+    let second = offer_of(&mut desk).await;
+    assert_eq!(second.ticket.id, older);
+    accept_and_resolve(&mut desk, &second).await;
+
+    // A standard ticket that has waited 200 s outranks a gold one just in: aging.
+    let r = desk
+        .command(Command::SetState {
+            state: AgentState::Break,
+            reason: Some("coffee".into()),
+        })
+        .await;
+    assert_eq!(r, ReplyResult::Ok { ticket: None });
+    let waited = file(&app, "s-2", standard, category).await;
+    app.clock.advance_ms(200_000);
+    let fresh_gold = file(&app, "g-2", gold, category).await;
+    available(&mut desk).await;
+    let next = offer_of(&mut desk).await;
+    assert_eq!(next.ticket.id, waited);
+    accept_and_resolve(&mut desk, &next).await;
+    assert_eq!(offer_of(&mut desk).await.ticket.id, fresh_gold);
+}
+
+async fn wrap_up_pauses_offers_until_it_is_over(app: TestApp) {
+    let (_q, category) = queue_with(&app, "care", json!({ "wrap_up_seconds": 30 })).await;
+    let who = customer(&app, "c-1", "standard").await;
+    let (_a, token) = app.agent("boris", &[], 1).await;
+    let mut desk = app.socket(&token).await;
+    available(&mut desk).await;
+    file(&app, "w-1", who, category).await;
+    let offer = offer_of(&mut desk).await;
+    accept_and_resolve(&mut desk, &offer).await;
+    assert_eq!(state_becomes(&mut desk, AgentState::WrapUp).await.as_deref(), Some("wrap-up"));
+
+    // A ticket filed during wrap-up waits for it to end.
+    let waiting = file(&app, "w-2", who, category).await;
+    app.clock.advance_ms(29_000);
+    // The agent cannot start wrap-up by hand, and the ticket is still waiting.
+    let refused = desk
+        .command(Command::SetState {
+            state: AgentState::WrapUp,
+            reason: None,
+        })
+        .await;
+    assert!(matches!(refused, ReplyResult::Error(_)));
+    let ticket = app.get(&format!("/api/tickets/{waiting}"), &app.admin_token).await;
+    assert_eq!(ticket.body["status"], "queued");
+    app.clock.advance_ms(1_000);
+    state_becomes(&mut desk, AgentState::Available).await;
+    assert_eq!(offer_of(&mut desk).await.ticket.id, waiting);
+}
+
+async fn an_agent_who_misses_offers_in_a_row_goes_on_break(app: TestApp) {
+    let (_q, category) = queue_with(&app, "care", json!({ "missed_offers_limit": 2, "offer_timeout_seconds": 10 })).await;
+    let who = customer(&app, "c-2", "standard").await;
+    let (_a, token) = app.agent("vera", &[], 1).await;
+    let mut desk = app.socket(&token).await;
+    available(&mut desk).await;
+    let ticket = file(&app, "m-1", who, category).await;
+    assert_eq!(offer_of(&mut desk).await.ticket.id, ticket);
+    app.clock.advance_ms(10_001);
+    // Missed once: offered again (the only agent).
+    let again = offer_of(&mut desk).await;
+    assert_eq!(again.ticket.id, ticket);
+    app.clock.advance_ms(10_001);
+    let reason = state_becomes(&mut desk, AgentState::Break).await;
+    assert_eq!(reason.as_deref(), Some("missed offers"));
+    let t = app.get(&format!("/api/tickets/{ticket}"), &app.admin_token).await;
+    assert_eq!(t.body["status"], "queued");
+}
+
+async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app: TestApp) {
+    let (_q, category) = queue_with(&app, "care", json!({ "reconnect_grace_seconds": 60 })).await;
+    let who = customer(&app, "c-3", "standard").await;
+    let (_a, token_a) = app.agent("anna", &[], 1).await;
+    let (_b, token_b) = app.agent("gleb", &[], 1).await;
+    let mut desk_a = app.socket(&token_a).await;
+    available(&mut desk_a).await;
+    let held = file(&app, "r-1", who, category).await;
+    let offer = offer_of(&mut desk_a).await;
+    let r = desk_a.command(Command::Accept { ticket_id: held, version: offer.version }).await;
+    assert!(matches!(r, ReplyResult::Ok { .. }));
+
+    // Anna's network drops; she is back within the grace period: still hers.
+    let last = desk_a.last_seq();
+    desk_a.drop_connection().await;
+    app.clock.advance_ms(30_000);
+    let back = Socket::connect_from(&app.ws_url(), &token_a, Some(last)).await;
+    app.clock.advance_ms(40_000);
+    let t = app.get(&format!("/api/tickets/{held}"), &app.admin_token).await;
+    assert_eq!(t.body["status"], "assigned");
+
+    // She drops again and stays away past the grace period: the ticket goes
+    // back to the front of the queue, ahead of one that was waiting.
+    back.drop_connection().await;
+    let waiting = file(&app, "r-2", who, category).await;
+    let mut desk_b = app.socket(&token_b).await;
+    available(&mut desk_b).await;
+    let first = offer_of(&mut desk_b).await;
+    assert_eq!(first.ticket.id, waiting, "Gleb takes the waiting ticket first");
+    let r = desk_b.command(Command::Accept { ticket_id: waiting, version: first.version }).await;
+    assert!(matches!(r, ReplyResult::Ok { .. }));
+    let third = file(&app, "r-3", who, category).await;
+    app.clock.advance_ms(61_000);
+    // Anna is gone for good: her ticket returns ahead of r-3, which waited.
+    let (_c, token_c) = app.agent("dina", &[], 1).await;
+    let mut desk_c = app.socket(&token_c).await;
+    // Wait until the ticket is back in the queue before Dina goes available.
+    loop {
+        if history(&app, held).await.contains(&"returned_to_queue".to_string()) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    available(&mut desk_c).await;
+    let returned = offer_of(&mut desk_c).await;
+    assert_eq!(returned.ticket.id, held);
+    let t = app.get(&format!("/api/tickets/{third}"), &app.admin_token).await;
+    assert_eq!(t.body["status"], "queued");
+    assert!(history(&app, held).await.contains(&"returned_to_queue".to_string()));
+}
+
+async fn a_cancelled_ticket_withdraws_its_offer(app: TestApp) {
+    let (_q, category) = queue_with(&app, "care", json!({})).await;
+    let who = customer(&app, "c-4", "standard").await;
+    let (_a, token) = app.agent("egor", &[], 1).await;
+    let mut desk = app.socket(&token).await;
+    available(&mut desk).await;
+    let ticket = file(&app, "x-1", who, category).await;
+    let offer = offer_of(&mut desk).await;
+    let (_s, supervisor) = app.user("sofia", "supervisor").await;
+    let cancelled = app.post(&format!("/api/tickets/{ticket}/cancel"), &supervisor, &json!({ "reason": "duplicate" })).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    let rescinded = desk
+        .until(|e| match e {
+            ServerEvent::OfferRescinded { ticket_id, reason, .. } => Some((*ticket_id, reason.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(rescinded, (ticket, "cancelled".to_string()));
+    let late = desk.command(Command::Accept { ticket_id: ticket, version: offer.version }).await;
+    assert!(matches!(late, ReplyResult::Error(_)));
+    let again = app.post(&format!("/api/tickets/{ticket}/cancel"), &supervisor, &json!({ "reason": "again" })).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let by_agent = app.post(&format!("/api/tickets/{ticket}/cancel"), &token, &json!({ "reason": "mine" })).await;
+    assert_eq!(by_agent.status, StatusCode::FORBIDDEN);
+    assert_eq!(history(&app, ticket).await.last().map(String::as_str), Some("cancelled"));
+}
+
+async fn a_ticket_waiting_too_long_overflows_to_another_queue(app: TestApp) {
+    let (backup, _) = queue_with(&app, "backup", json!({})).await;
+    let (_q, category) = queue_with(
+        &app,
+        "experts",
+        json!({ "required_skills": [{ "skill": "warranty", "level": 8 }],
+                "overflow": [{ "after_seconds": 45, "overflow_queue_id": backup }] }),
+    )
+    .await;
+    let who = customer(&app, "c-5", "standard").await;
+    let (_a, token) = app.agent("fedor", &[], 1).await; // no warranty skill: only the backup queue
+    let mut desk = app.socket(&token).await;
+    available(&mut desk).await;
+    let ticket = file(&app, "o-1", who, category).await;
+    app.clock.advance_ms(44_000);
+    let t = app.get(&format!("/api/tickets/{ticket}"), &app.admin_token).await;
+    assert_eq!(t.body["status"], "queued");
+    app.clock.advance_ms(2_000);
+    let offer = offer_of(&mut desk).await;
+    assert_eq!(offer.ticket.id, ticket);
+    assert_eq!(offer.ticket.queue_id, backup);
+    assert!(history(&app, ticket).await.contains(&"overflowed".to_string()));
+}
+
+async fn a_lost_live_state_is_rebuilt_and_nothing_is_lost(app: TestApp) {
+    let (_q, category) = queue_with(&app, "care", json!({})).await;
+    let who = customer(&app, "c-6", "standard").await;
+    let (_a, token) = app.agent("kira", &[], 1).await;
+    let mut desk = app.socket(&token).await;
+    available(&mut desk).await;
+    let mut tickets = Vec::new();
+    for i in 0..3 {
+        tickets.push(file(&app, &format!("l-{i}"), who, category).await);
+    }
+    let first = offer_of(&mut desk).await;
+
+    // Redis loses everything this deployment kept there.
+    let Some((url, prefix)) = app.redis.clone() else {
+        // In-process live state cannot be lost without losing the process.
+        return;
+    };
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.unwrap();
+    assert!(!keys.is_empty());
+    let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+
+    // The old offer is gone; the tickets come back and are served one by one.
+    let late = desk.command(Command::Accept { ticket_id: first.ticket.id, version: first.version }).await;
+    let mut served = Vec::new();
+    if matches!(late, ReplyResult::Ok { .. }) {
+        // The accept raced the rebuild and won: the ticket is the agent's.
+        let r = desk
+            .command(Command::Resolve {
+                ticket_id: first.ticket.id,
+                outcome: callcenter_proto::http::Outcome { code: "fixed".into(), resolved: true, note: String::new() },
+            })
+            .await;
+        assert!(matches!(r, ReplyResult::Ok { .. }));
+        served.push(first.ticket.id);
+    }
+    while served.len() < tickets.len() {
+        let offer = offer_of(&mut desk).await;
+        if served.contains(&offer.ticket.id) {
+            continue;
+        }
+        accept_and_resolve(&mut desk, &offer).await;
+        served.push(offer.ticket.id);
+    }
+    served.sort_unstable();
+    assert_eq!(served, tickets);
+    for t in &tickets {
+        let ticket = app.get(&format!("/api/tickets/{t}"), &app.admin_token).await;
+        assert_eq!(ticket.body["status"], "resolved");
+    }
+}
