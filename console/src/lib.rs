@@ -43,16 +43,20 @@ mod tests {
 
     #[test]
     fn every_module_the_page_imports_is_embedded() {
-        for asset in ASSETS.iter().filter(|a| a.content_type == JS) {
-            let text = std::str::from_utf8(asset.body).expect("utf-8");
+        for module in ASSETS.iter().filter(|a| a.content_type == JS) {
+            let text = std::str::from_utf8(module.body).expect("utf-8");
             for line in text.lines().filter(|l| l.starts_with("import ")) {
                 let target = line
                     .rsplit_once("from '")
                     .and_then(|(_, rest)| rest.split_once('\''))
                     .map(|(path, _)| path)
-                    .unwrap_or_else(|| panic!("{}: unreadable import {line}", asset.path));
+                    .unwrap_or_else(|| panic!("{}: unreadable import {line}", module.path));
                 let absolute = format!("/js/{}", target.trim_start_matches("./"));
-                assert!(asset(&absolute).is_some(), "{} imports {target}, which is not embedded", asset.path);
+                assert!(
+                    asset(&absolute).is_some(),
+                    "{} imports {target}, which is not embedded",
+                    module.path
+                );
             }
         }
     }

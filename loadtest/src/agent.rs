@@ -27,10 +27,20 @@ const WELCOME_WAIT: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Debug)]
 enum Action {
-    Accept { ticket: i64, version: u64 },
-    Decline { ticket: i64, version: u64 },
-    Note { ticket: i64 },
-    Resolve { ticket: i64 },
+    Accept {
+        ticket: i64,
+        version: u64,
+    },
+    Decline {
+        ticket: i64,
+        version: u64,
+    },
+    Note {
+        ticket: i64,
+    },
+    Resolve {
+        ticket: i64,
+    },
     /// Back to available after the server took the agent away (missed
     /// offers in a row, a disconnect seen late).
     Available,
@@ -254,7 +264,11 @@ impl Agent {
         }
     }
 
-    async fn session(&mut self, ws: &mut Ws, stop: &mut tokio::sync::watch::Receiver<bool>) -> Ended {
+    async fn session(
+        &mut self,
+        ws: &mut Ws,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Ended {
         loop {
             if let Err(e) = self.flush(ws).await {
                 return Ended::Reconnect(format!("send: {e}"));
@@ -353,7 +367,8 @@ impl Agent {
                 if self.held.remove(&ticket) {
                     lock(&self.shared.tickets).released(ticket, self.id());
                     self.shared.action("resolve");
-                    let solved = self.rng.random::<f64>() >= self.shared.behaviour.unresolved_fraction;
+                    let solved =
+                        self.rng.random::<f64>() >= self.shared.behaviour.unresolved_fraction;
                     self.command(Command::Resolve {
                         ticket_id: ticket,
                         outcome: Outcome {
@@ -432,7 +447,13 @@ impl Agent {
             ServerEvent::Reply { request_id, result } => self.on_reply(&request_id, result),
             ServerEvent::AgentStateChanged { state, .. } => {
                 let asking = self.pending.values().any(|p| {
-                    matches!(p.command, Command::SetState { state: AgentState::Available, .. })
+                    matches!(
+                        p.command,
+                        Command::SetState {
+                            state: AgentState::Available,
+                            ..
+                        }
+                    )
                 });
                 if state != AgentState::Available && !asking {
                     self.shared.error(format!("taken_away:{}", state.as_str()));
@@ -449,7 +470,11 @@ impl Agent {
         let wall = now_ms();
         let ticket = details.ticket.id;
         if self.held.contains(&ticket) || self.offers.contains_key(&ticket) {
-            if self.offers.get(&ticket).is_none_or(|o| o.0 != details.version) {
+            if self
+                .offers
+                .get(&ticket)
+                .is_none_or(|o| o.0 != details.version)
+            {
                 self.offers
                     .insert(ticket, (details.version, details.deadline_ms));
             }
@@ -506,7 +531,11 @@ impl Agent {
     }
 
     fn on_snapshot(&mut self, snapshot: Snapshot) {
-        let offered: HashSet<i64> = snapshot.pending_offers.iter().map(|o| o.ticket.id).collect();
+        let offered: HashSet<i64> = snapshot
+            .pending_offers
+            .iter()
+            .map(|o| o.ticket.id)
+            .collect();
         let gone: Vec<i64> = self
             .offers
             .keys()
@@ -557,10 +586,7 @@ impl Agent {
             }
             Command::Accept { ticket_id, .. } => match error {
                 None => {
-                    record(
-                        &mut lock(&self.shared.stats).accept_rtt,
-                        now - pending.sent,
-                    );
+                    record(&mut lock(&self.shared.stats).accept_rtt, now - pending.sent);
                     lock(&self.shared.accepts).push(now);
                     if let crate::checks::Verdict::Double(what) =
                         lock(&self.shared.tickets).accepted(ticket_id, self.id())
@@ -577,8 +603,7 @@ impl Agent {
                         self.schedule(handle / 2, Action::Note { ticket: ticket_id });
                     }
                     self.schedule(handle, Action::Resolve { ticket: ticket_id });
-                    if !self.shared.draining()
-                        && self.rng.random::<f64>() < b.compensation_fraction
+                    if !self.shared.draining() && self.rng.random::<f64>() < b.compensation_fraction
                     {
                         let amount = if self.rng.random::<f64>() < 0.33 {
                             crate::compensation::AGENT_LIMIT_MINOR * 3

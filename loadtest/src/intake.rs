@@ -72,7 +72,9 @@ impl Intake {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
-            report.max_behind = report.max_behind.max(Instant::now().saturating_duration_since(next));
+            report.max_behind = report
+                .max_behind
+                .max(Instant::now().saturating_duration_since(next));
             n += 1;
             let mut pick = rng.random_range(0..total_weight);
             let mut category = this.categories[0].0;

@@ -99,10 +99,7 @@ impl LocalNodes {
             }
             Some(url) => url.clone(),
         };
-        nodes.redis = args
-            .redis_url
-            .as_ref()
-            .map(|u| (u.clone(), unique("lt")));
+        nodes.redis = args.redis_url.as_ref().map(|u| (u.clone(), unique("lt")));
         let exe = std::env::current_exe().context("the harness's own executable")?;
         for i in 0..args.spawn_nodes {
             let mut cmd = Command::new(&exe);

@@ -128,7 +128,10 @@ pub fn html(s: &Summary) -> String {
         .as_ref()
         .map(|r| {
             chart(
-                &format!("Ramp: p99 offer latency per rate step (bound {} ms)", r.p99_bound_ms),
+                &format!(
+                    "Ramp: p99 offer latency per rate step (bound {} ms)",
+                    r.p99_bound_ms
+                ),
                 "ms",
                 &[(
                     "p99 per step",
@@ -138,7 +141,8 @@ pub fn html(s: &Summary) -> String {
             )
         })
         .unwrap_or_default();
-    let row = |k: &str, v: String| format!("<tr><th>{}</th><td>{}</td></tr>\n", escape(k), escape(&v));
+    let row =
+        |k: &str, v: String| format!("<tr><th>{}</th><td>{}</td></tr>\n", escape(k), escape(&v));
     let opt = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "n/a".into());
     let p = |p: &crate::stats::Percentiles| {
         format!(
@@ -147,7 +151,14 @@ pub fn html(s: &Summary) -> String {
         )
     };
     let mut table = String::new();
-    table.push_str(&row("verdict", if s.passed { "PASSED".into() } else { "FAILED".into() }));
+    table.push_str(&row(
+        "verdict",
+        if s.passed {
+            "PASSED".into()
+        } else {
+            "FAILED".into()
+        },
+    ));
     table.push_str(&row(
         "backend",
         format!(
@@ -185,7 +196,10 @@ pub fn html(s: &Summary) -> String {
     table.push_str(&row("accept round trip (ms)", p(&s.accept_rtt_ms)));
     table.push_str(&row(
         "board lag (ms)",
-        s.board_lag_ms.as_ref().map(p).unwrap_or_else(|| "no boards received".into()),
+        s.board_lag_ms
+            .as_ref()
+            .map(p)
+            .unwrap_or_else(|| "no boards received".into()),
     ));
     table.push_str(&row(
         "cost per ticket",
@@ -198,7 +212,13 @@ pub fn html(s: &Summary) -> String {
     table.push_str(&row(
         "server memory",
         s.server_rss_bytes
-            .map(|b| format!("{:.1} MiB RSS, {} connections", b as f64 / 1048576.0, s.connections))
+            .map(|b| {
+                format!(
+                    "{:.1} MiB RSS, {} connections",
+                    b as f64 / 1048576.0,
+                    s.connections
+                )
+            })
             .unwrap_or_else(|| "n/a (remote nodes)".into()),
     ));
     if let Some(r) = &s.routing {
@@ -215,7 +235,11 @@ pub fn html(s: &Summary) -> String {
     let errors: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     table.push_str(&row(
         "errors",
-        if errors.is_empty() { "none".into() } else { errors.join(", ") },
+        if errors.is_empty() {
+            "none".into()
+        } else {
+            errors.join(", ")
+        },
     ));
     let violations: String = s
         .violation_examples

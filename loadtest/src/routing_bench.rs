@@ -64,7 +64,10 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
         let errors = errors.clone();
         tasks.push(tokio::spawn(async move {
             while let Some((ticket, version)) = rx.recv().await {
-                let ok = match routing.accept(agent_id, QUEUE, ticket, version, now_ms()).await {
+                let ok = match routing
+                    .accept(agent_id, QUEUE, ticket, version, now_ms())
+                    .await
+                {
                     Ok(Ok(_)) => routing.release(agent_id, ticket, now_ms()).await.is_ok(),
                     _ => false,
                 };
@@ -181,7 +184,12 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
         machine: crate::summary::machine(),
         backend: Backend {
             database: "none".into(),
-            live: if args.redis_url.is_some() { "redis" } else { "memory" }.into(),
+            live: if args.redis_url.is_some() {
+                "redis"
+            } else {
+                "memory"
+            }
+            .into(),
             nodes: 0,
             local: true,
         },
@@ -191,7 +199,12 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
         redis_commands: redis.unwrap_or_default(),
         errors: errors_by_kind,
         routing: Some(RoutingFigures {
-            backend: if args.redis_url.is_some() { "redis" } else { "memory" }.into(),
+            backend: if args.redis_url.is_some() {
+                "redis"
+            } else {
+                "memory"
+            }
+            .into(),
             agents,
             dispatchers: args.routing_dispatchers.max(1),
             completed: done,

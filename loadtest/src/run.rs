@@ -44,7 +44,12 @@ impl Target {
                 pg_url,
                 backend: Backend {
                     database: nodes.database_kind().into(),
-                    live: if nodes.redis.is_some() { "redis" } else { "memory" }.into(),
+                    live: if nodes.redis.is_some() {
+                        "redis"
+                    } else {
+                        "memory"
+                    }
+                    .into(),
                     nodes: nodes.urls.len(),
                     local: true,
                 },
@@ -201,8 +206,7 @@ pub async fn load(args: &LoadArgs, target: &Target) -> anyhow::Result<Summary> {
                 Mode::Ramp => Duration::from_secs(args.ramp_step_seconds * 3),
                 _ => planned,
             };
-            load_starts
-                + span.mul_f64(0.1 + 0.8 * (i as f64 + 0.5) / reconnecting.max(1) as f64)
+            load_starts + span.mul_f64(0.1 + 0.8 * (i as f64 + 0.5) / reconnecting.max(1) as f64)
         });
         let agent = Agent::new(
             shared.clone(),
@@ -393,9 +397,10 @@ pub async fn load(args: &LoadArgs, target: &Target) -> anyhow::Result<Summary> {
             .take(5)
             .map(|t| t.to_string())
             .collect();
-        summary
-            .violation_examples
-            .push(format!("{lost} ticket(s) never ended, e.g. {}", open.join(", ")));
+        summary.violation_examples.push(format!(
+            "{lost} ticket(s) never ended, e.g. {}",
+            open.join(", ")
+        ));
     }
     summary.passed = summary.violations() == 0;
     Ok(summary)

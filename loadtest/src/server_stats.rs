@@ -79,7 +79,12 @@ pub fn commandstats_delta(
     after
         .iter()
         .filter(|(name, _)| name.as_str() != "info")
-        .map(|(name, n)| (name.clone(), n - before.get(name).copied().unwrap_or(0).min(*n)))
+        .map(|(name, n)| {
+            (
+                name.clone(),
+                n - before.get(name).copied().unwrap_or(0).min(*n),
+            )
+        })
         .filter(|(_, n)| *n > 0)
         .collect()
 }

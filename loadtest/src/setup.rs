@@ -62,7 +62,10 @@ impl Api {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
         let status = response.status();
         let text = response.text().await?;
         if !status.is_success() {
@@ -252,7 +255,9 @@ pub async fn build(api: &Api, admin: &str, plan: &Plan<'_>) -> anyhow::Result<Wo
         .await;
     let customers = customers.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
 
-    let agent_names = (0..plan.agents).map(|i| format!("{run}-agent-{i}")).collect();
+    let agent_names = (0..plan.agents)
+        .map(|i| format!("{run}-agent-{i}"))
+        .collect();
     let agents = users(api, admin, agent_names, Role::Agent).await?;
     let skills: Vec<SkillLevel> = (0..queues.len())
         .map(|q| SkillLevel {

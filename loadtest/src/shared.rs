@@ -80,11 +80,16 @@ impl Shared {
     /// The description of complaint `n` of this run; the agents read `n` back
     /// from the offer to time it.
     pub fn description(&self, n: u64) -> String {
-        format!("{}#{n} The parcel arrived damaged and support never called back", self.run)
+        format!(
+            "{}#{n} The parcel arrived damaged and support never called back",
+            self.run
+        )
     }
 
     pub fn complaint_number(&self, description: &str) -> Option<u64> {
-        let rest = description.strip_prefix(self.run.as_str())?.strip_prefix('#')?;
+        let rest = description
+            .strip_prefix(self.run.as_str())?
+            .strip_prefix('#')?;
         rest.split(' ').next()?.parse().ok()
     }
 

@@ -35,7 +35,9 @@ fn reachable(what: &str, url: &str) -> bool {
             panic!("{what} is required (REQUIRE_SERVICES=1) but unreachable at {address}: {e}")
         }
         Err(e) => {
-            eprintln!("SKIPPED: {what} unreachable at {address} ({e}); set REQUIRE_SERVICES=1 to make this a failure");
+            eprintln!(
+                "SKIPPED: {what} unreachable at {address} ({e}); set REQUIRE_SERVICES=1 to make this a failure"
+            );
             false
         }
     }
@@ -43,10 +45,7 @@ fn reachable(what: &str, url: &str) -> bool {
 
 /// Run the harness with `extra` arguments; returns its summary and exit code.
 fn harness(name: &str, extra: &[&str]) -> (Summary, Option<i32>) {
-    let dir = std::env::temp_dir().join(format!(
-        "loadtest-{name}-{}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("loadtest-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let json = dir.join("summary.json");
     let report = dir.join("report.html");
@@ -97,12 +96,22 @@ fn harness(name: &str, extra: &[&str]) -> (Summary, Option<i32>) {
 
 fn assert_clean(summary: &Summary, code: Option<i32>) {
     assert!(summary.tickets_created > 20, "{summary:#?}");
-    assert_eq!(summary.tickets_resolved, summary.tickets_created, "{summary:#?}");
+    assert_eq!(
+        summary.tickets_resolved, summary.tickets_created,
+        "{summary:#?}"
+    );
     assert_eq!(summary.lost, 0, "{:?}", summary.violation_examples);
     assert_eq!(summary.double_offers, 0, "{:?}", summary.violation_examples);
-    assert_eq!(summary.capacity_violations, 0, "{:?}", summary.violation_examples);
+    assert_eq!(
+        summary.capacity_violations, 0,
+        "{:?}",
+        summary.violation_examples
+    );
     assert_eq!(summary.resume_gaps, 0, "{:?}", summary.violation_examples);
-    assert!(summary.reconnects >= 2, "two of six agents dropped and came back");
+    assert!(
+        summary.reconnects >= 2,
+        "two of six agents dropped and came back"
+    );
     assert!(summary.offer_latency_ms.count > 0 && summary.offer_latency_ms.p99 > 0.0);
     assert!(summary.throughput_per_s > 0.0);
     assert!(summary.passed);
@@ -126,7 +135,14 @@ fn postgres_and_redis_with_two_nodes_run_clean() {
     }
     let (summary, code) = harness(
         "shared",
-        &["--spawn-nodes", "2", "--database-url", &pg, "--redis-url", &redis],
+        &[
+            "--spawn-nodes",
+            "2",
+            "--database-url",
+            &pg,
+            "--redis-url",
+            &redis,
+        ],
     );
     assert_eq!(summary.backend.database, "postgres");
     assert_eq!(summary.backend.live, "redis");
@@ -142,7 +158,16 @@ fn the_bare_routing_path_completes_jobs_in_memory() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let json = dir.join("summary.json");
     let status = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args(["--mode", "routing", "--duration", "1", "--routing-agents", "8", "--quiet", "--json"])
+        .args([
+            "--mode",
+            "routing",
+            "--duration",
+            "1",
+            "--routing-agents",
+            "8",
+            "--quiet",
+            "--json",
+        ])
         .arg(&json)
         .status()
         .expect("run loadtest");

@@ -308,6 +308,8 @@ wire! {
         pub shared_dates: Vec<SharedDate>,
         pub tickets: Vec<TicketHistory>,
         pub outbound_calls: Vec<OutboundCall>,
+        /// Compensation asked for or granted (the ledger's entries follow them).
+        pub compensation_requests: Vec<crate::compensation::CompensationRequest>,
     }
 }
 

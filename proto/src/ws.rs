@@ -117,6 +117,9 @@ pub struct ServerFrame {
 /// What the server tells a client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// Events are built once and shared by reference (`Arc`) between the sockets
+// they go to, so the size of the largest variant costs nothing per socket.
+#[allow(clippy::large_enum_variant)]
 pub enum ServerEvent {
     /// Answer to a valid hello. `resumed` tells whether the missed events
     /// follow (true) or a snapshot does (false).

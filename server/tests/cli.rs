@@ -32,20 +32,32 @@ fn run(args: &[&str], database_url: &str, password: Option<&str>) -> (bool, Stri
     (out.status.success(), text)
 }
 
-/// Start the server; returns the child, its base URL and everything it printed
-/// before listening.
-fn start(database_url: &str) -> (Child, String, Vec<String>) {
-    let mut child = Command::new(BIN)
-        .env("DATABASE_URL", database_url)
-        .env("CALLCENTER_LISTEN", "127.0.0.1:0")
-        .env_remove("CALLCENTER_ADMIN_PASSWORD")
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+/// A running server process, killed (and reaped) when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start the server; returns the process, its base URL and everything it
+/// printed before listening.
+fn start(database_url: &str) -> (Server, String, Vec<String>) {
+    let mut child = Server(
+        Command::new(BIN)
+            .env("DATABASE_URL", database_url)
+            .env("CALLCENTER_LISTEN", "127.0.0.1:0")
+            .env_remove("CALLCENTER_ADMIN_PASSWORD")
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut lines = Vec::new();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
     let mut reader = BufReader::new(stdout);
     loop {
         let mut line = String::new();
@@ -112,7 +124,7 @@ async fn first_start_prints_a_password_that_logs_in_and_sigterm_stops_cleanly() 
     let (migrated, text) = run(&["migrate"], &db, None);
     assert!(migrated, "{text}");
 
-    let (mut child, url, lines) = start(&db);
+    let (child, url, lines) = start(&db);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let password = one_time_password(&lines);
     assert!(password.len() >= 16);
@@ -128,7 +140,7 @@ async fn first_start_prints_a_password_that_logs_in_and_sigterm_stops_cleanly() 
     assert_eq!(health.status(), 200);
 
     // SIGTERM: the server stops accepting and exits successfully.
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -136,20 +148,23 @@ async fn first_start_prints_a_password_that_logs_in_and_sigterm_stops_cleanly() 
             .unwrap()
             .success()
     );
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let (status, child) = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        (child.0.wait(), child)
+    })
+    .await
+    .unwrap();
+    let status = status.unwrap();
+    drop(child);
     assert!(status.success(), "{status:?}");
 
     // A second start creates no second admin and prints no password.
-    let (mut again, _url, lines) = start(&db);
+    let (again, _url, lines) = start(&db);
     assert!(
         !lines.iter().any(|l| l.contains("one-time password")),
         "{lines:?}"
     );
-    again.kill().unwrap();
-    let _ = again.wait();
+    drop(again);
 }
 
 #[test]

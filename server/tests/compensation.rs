@@ -92,6 +92,30 @@ async fn grants_within_authority_and_live_approval_above_it(app: TestApp) {
         [pending.id]
     );
 
+    // A supervisor of another team neither lists nor decides it.
+    let (tom_id, tom_token) = app.user("tom", "supervisor").await;
+    let billing = app
+        .put(
+            &format!("/api/admin/supervisors/{tom_id}/teams"),
+            &app.admin_token,
+            &json!({ "teams": ["billing"] }),
+        )
+        .await;
+    assert_eq!(billing.status, StatusCode::OK, "{}", billing.body);
+    let toms: Vec<CompensationRequest> = app
+        .get("/api/compensation/approvals", &tom_token)
+        .await
+        .json();
+    assert!(toms.is_empty(), "{toms:?}");
+    let by_tom = app
+        .post(
+            &format!("/api/compensation/requests/{}/decision", pending.id),
+            &tom_token,
+            &json!({ "approve": true }),
+        )
+        .await;
+    assert_eq!(by_tom.status, StatusCode::FORBIDDEN, "{}", by_tom.body);
+
     // An agent cannot decide; Sam approves on the live channel; Olga is told.
     let by_agent = app
         .post(
@@ -281,6 +305,7 @@ async fn grants_within_authority_and_live_approval_above_it(app: TestApp) {
             "compensation_requested",
             "compensation_decided",
             "compensation_requested",
+            "compensation_expired",
             "compensation_requested",
             "compensation_decided",
             "compensation_reversed",
@@ -400,6 +425,31 @@ async fn policies_are_validated_versioned_and_dry_run(app: TestApp) {
     assert_eq!(forbidden.status, CompensationStatus::Refused);
     assert_eq!(forbidden.rule, "forbidden_category");
     assert_eq!(forbidden.policy_version, 3);
+
+    // The API and the live channel's schema describe it.
+    let openapi = app.get("/api/openapi.json", &app.admin_token).await;
+    for path in [
+        "/api/admin/compensation/policies",
+        "/api/admin/compensation/dry-run",
+        "/api/compensation/allowance",
+        "/api/compensation/requests",
+        "/api/compensation/requests/{id}/decision",
+        "/api/admin/compensation/ledger/verify",
+    ] {
+        assert!(
+            openapi.body["paths"][path].is_object(),
+            "{path} is not described"
+        );
+    }
+    let schema = app.get("/api/ws-schema.json", &app.admin_token).await;
+    let schema = schema.body.to_string();
+    for name in [
+        "decide_compensation",
+        "compensation_pending",
+        "compensation_decided",
+    ] {
+        assert!(schema.contains(name), "{name} is not in the socket schema");
+    }
 }
 
 async fn retried_grant_is_decided_once(app: TestApp) {

@@ -186,6 +186,63 @@ async fn grants_reach_the_webhook_signed_and_retried(storage: Storage) {
     );
 }
 
+/// Two nodes deliver from one outbox: every event reaches the receiver once.
+async fn two_nodes_deliver_each_event_once(storage: Storage) {
+    let (url, mut calls) = start_receiver(0).await;
+    let mut options = Options::new(storage, Live::Memory);
+    options.webhook = Some((url.clone(), SECRET.into()));
+    let Some(app) = spawn_with(options).await else {
+        return;
+    };
+    let mut joining = Options::new(storage, Live::Memory);
+    joining.join = Some((app.database_url.clone(), app.redis.clone()));
+    joining.clock = Some(app.clock.clone());
+    joining.webhook = Some((url, SECRET.into()));
+    let node2 = spawn_with(joining).await.expect("second node");
+    publish(&app, &app.admin_token, &policy()).await;
+    let (category, customer) = care_desk(&app).await;
+    let olga = agent_holding_ticket(&app, "olga", customer, category).await;
+    const GRANTS: usize = 10;
+    for i in 0..GRANTS {
+        let node = if i % 2 == 0 { &app } else { &node2 };
+        let r = asked(
+            node,
+            &olga.token,
+            &format!("n-{i}"),
+            &credit(olga.ticket_id, 100),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            callcenter_proto::compensation::CompensationStatus::Granted
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < GRANTS {
+        let event = verify(&next(&mut calls).await);
+        assert!(
+            seen.insert(event.event_id.clone()),
+            "{} arrived twice",
+            event.event_id
+        );
+    }
+    let log = deliveries(&app, &app.admin_token, GRANTS).await;
+    assert_eq!(log.len(), GRANTS, "{log:?}");
+    assert!(log.iter().all(|d| d.ok && d.attempt == 1));
+    assert!(calls.try_recv().is_err(), "an event was delivered twice");
+    node2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_sqlite() {
+    two_nodes_deliver_each_event_once(Storage::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_postgres() {
+    two_nodes_deliver_each_event_once(Storage::Postgres).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_on_sqlite() {
     grants_reach_the_webhook_signed_and_retried(Storage::Sqlite).await

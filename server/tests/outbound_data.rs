@@ -5,7 +5,7 @@
 mod outbound_support;
 mod support;
 
-use callcenter_proto::outbound::{CallStatus, CustomerExport, ImportReport};
+use callcenter_proto::outbound::{CallStatus, ContactPolicy, CustomerExport, ImportReport};
 use outbound_support::*;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -14,6 +14,7 @@ use support::Reply;
 outbound_stories!(monday_morning();
     csv_import_keeps_valid_rows_and_names_bad_ones,
     customer_data_is_exported_then_erased,
+    outbound_routes_are_authorized_and_validated,
 );
 
 async fn import(c: &Center, kind: &str, csv: &str) -> Reply {
@@ -262,4 +263,172 @@ async fn customer_data_is_exported_then_erased(mut c: Center) {
     // The old external id is free for a new customer record.
     let again = c.customer("anna", "Europe/Moscow").await;
     assert_ne!(again, anna);
+}
+
+async fn outbound_routes_are_authorized_and_validated(c: Center) {
+    let admin = &c.app.admin_token;
+    let agent = &c.agent_token;
+    let anna = c.customer("anna", "Europe/Moscow").await;
+    let journey = json!({ "name": "check-in", "trigger": "purchase", "category_id": c.category,
+                          "steps": [{ "days": 3, "purpose": "Check-in", "script": "Ask." }] });
+
+    // Roles.
+    let cases = [
+        c.app.get("/api/outbound/calls", agent).await,
+        c.app.post("/api/admin/journeys", agent, &journey).await,
+        c.app
+            .put(
+                "/api/admin/contact-policy",
+                agent,
+                &ContactPolicy::default(),
+            )
+            .await,
+        c.app
+            .post("/api/admin/outbound/run", agent, &json!({}))
+            .await,
+        c.app
+            .get(&format!("/api/customers/{anna}/export"), agent)
+            .await,
+        c.app
+            .put(
+                &format!("/api/customers/{anna}/contact"),
+                agent,
+                &json!({ "account_status": "frozen", "source": "console" }),
+            )
+            .await,
+    ];
+    for reply in &cases {
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    }
+    let unauthenticated = c
+        .app
+        .send(c.app.http.get(c.app.url("/api/outbound/calls")))
+        .await;
+    assert_eq!(unauthenticated.status, StatusCode::UNAUTHORIZED);
+    // An agent records what the customer says about consent, with the source.
+    let by_agent = c
+        .app
+        .put(
+            &format!("/api/customers/{anna}/contact"),
+            agent,
+            &json!({ "do_not_call": true, "source": "phone" }),
+        )
+        .await;
+    assert_eq!(by_agent.status, StatusCode::OK, "{}", by_agent.body);
+    assert_eq!(
+        by_agent.body["consent_history"][1]["actor_user_id"],
+        c.agent_id
+    );
+
+    // Validation: problem+json naming the field, nothing stored.
+    let fields = |reply: &Reply| -> Vec<String> {
+        reply.body["errors"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .map(|f| f["field"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let no_steps = c
+        .app
+        .post(
+            "/api/admin/journeys",
+            admin,
+            &json!({ "name": "empty", "trigger": "purchase", "category_id": c.category, "steps": [] }),
+        )
+        .await;
+    assert_eq!(no_steps.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&no_steps), vec!["steps"]);
+    let no_category = c
+        .app
+        .post(
+            "/api/admin/journeys",
+            admin,
+            &json!({ "name": "lost", "trigger": "purchase", "category_id": 999,
+                     "steps": [{ "days": 1, "purpose": "x", "script": "y" }] }),
+        )
+        .await;
+    assert_eq!(fields(&no_category), vec!["category_id"]);
+    let listed = c.app.get("/api/admin/journeys", admin).await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(0));
+
+    let bad_policy = c
+        .app
+        .put(
+            "/api/admin/contact-policy",
+            admin,
+            &ContactPolicy {
+                call_from: "21:00".into(),
+                call_until: "09:00".into(),
+                default_timezone: "Nowhere/City".into(),
+                weekdays: vec![0, 8],
+                ..ContactPolicy::default()
+            },
+        )
+        .await;
+    assert_eq!(bad_policy.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        fields(&bad_policy),
+        vec!["weekdays", "call_until", "default_timezone"]
+    );
+    let policy: ContactPolicy = c.app.get("/api/admin/contact-policy", admin).await.json();
+    assert_eq!(policy, ContactPolicy::default());
+
+    let bad_query = c
+        .app
+        .get("/api/outbound/reports/outcomes?from_ms=soon", admin)
+        .await;
+    assert_eq!(bad_query.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad_query
+            .content_type()
+            .starts_with("application/problem+json")
+    );
+
+    // Memberships: unknown customer, idempotent retry, conflicting retry.
+    let membership = json!({ "external_id": "plan-1", "product": "Care plan", "ends_at_ms": c.now() + 30 * DAY });
+    let unknown = c
+        .app
+        .post("/api/customers/999/memberships", admin, &membership)
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let first = c
+        .app
+        .post(
+            &format!("/api/customers/{anna}/memberships"),
+            admin,
+            &membership,
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let retry = c
+        .app
+        .post(
+            &format!("/api/customers/{anna}/memberships"),
+            admin,
+            &membership,
+        )
+        .await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert_eq!(retry.body["id"], first.body["id"]);
+    let changed = c
+        .app
+        .post(
+            &format!("/api/customers/{anna}/memberships"),
+            admin,
+            &json!({ "external_id": "plan-1", "product": "Other plan", "ends_at_ms": c.now() }),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::CONFLICT);
+    let bad_date = c
+        .app
+        .post(
+            &format!("/api/customers/{anna}/dates"),
+            admin,
+            &json!({ "external_id": "d-1", "label": "birthday", "month": 2, "day": 30 }),
+        )
+        .await;
+    assert_eq!(bad_date.status, StatusCode::UNPROCESSABLE_ENTITY);
 }

@@ -188,6 +188,10 @@ conformance!(
     cancel_removes_waiting_and_rescinds_offered,
     agent_ready_replaces_readiness,
     agents_who_passed_on_a_ticket_get_it_last,
+    capacity_is_counted_per_kind,
+    preference_orders_the_agents,
+    bullseye_rings_open_with_waiting_time,
+    an_offer_is_settled_in_its_own_queue_only,
     concurrent_stress,
 );
 
@@ -219,6 +223,51 @@ fn agent(agent_id: AgentId, queues: &[QueueId], capacity: u32, idle_since_ms: i6
 
 fn inbound(tickets: &[TicketId]) -> Vec<(TicketId, TicketKind)> {
     tickets.iter().map(|t| (*t, TicketKind::Inbound)).collect()
+}
+
+fn outbound_ticket(ticket_id: TicketId, queue_id: QueueId, rank_ms: i64) -> WaitingTicket {
+    WaitingTicket {
+        kind: TicketKind::Outbound,
+        ..ticket(ticket_id, queue_id, rank_ms)
+    }
+}
+
+/// A queue served at `ring` with `preference`.
+fn seat(queue_id: QueueId, ring: u8, preference: i64) -> AgentQueue {
+    AgentQueue {
+        queue_id,
+        ring,
+        preference,
+    }
+}
+
+/// An agent with its seats and a capacity per kind.
+fn agent_with(
+    agent_id: AgentId,
+    seats: &[AgentQueue],
+    (capacity_inbound, capacity_outbound): (u32, u32),
+    idle_since_ms: i64,
+) -> ReadyAgent {
+    ReadyAgent {
+        agent_id,
+        queues: seats.to_vec(),
+        capacity_inbound,
+        capacity_outbound,
+        assigned: Vec::new(),
+        idle_since_ms,
+    }
+}
+
+async fn accept_and_release(r: &R, offers: &[Offer], now_ms: i64) {
+    for o in offers {
+        assert_eq!(
+            r.accept(o.agent_id, o.queue_id, o.ticket_id, o.version, now_ms)
+                .await
+                .unwrap(),
+            Ok(*o)
+        );
+        r.release(o.agent_id, o.ticket_id, now_ms).await.unwrap();
+    }
 }
 
 fn pairs(offers: &[Offer]) -> Vec<(TicketId, AgentId)> {
@@ -367,7 +416,9 @@ async fn capacity_holds_across_queues(r: R) {
     // Accepted tickets keep counting; a release frees exactly one place.
     let o = pending[0];
     assert_eq!(
-        r.accept(1, o.queue_id, o.ticket_id, o.version, NOW).await.unwrap(),
+        r.accept(1, o.queue_id, o.ticket_id, o.version, NOW)
+            .await
+            .unwrap(),
         Ok(o)
     );
     for q in queues {
@@ -387,7 +438,10 @@ async fn accept_settles_once(r: R) {
     r.agent_ready(agent(1, &[q], 1, NOW)).await.unwrap();
     r.enqueue(ticket(1, q, 1)).await.unwrap();
     let o = one_offer(&r, q, NOW).await;
-    assert_eq!(r.accept(1, o.queue_id, 1, o.version, NOW).await.unwrap(), Ok(o));
+    assert_eq!(
+        r.accept(1, o.queue_id, 1, o.version, NOW).await.unwrap(),
+        Ok(o)
+    );
     assert!(r.offers(q).await.unwrap().is_empty());
     assert!(r.waiting(q).await.unwrap().is_empty());
     assert_eq!(
@@ -411,7 +465,9 @@ async fn late_accept_after_expiry_finds_no_offer(r: R) {
     let o = one_offer(&r, q, NOW).await;
     assert_eq!(r.expire(q, o.deadline_ms).await.unwrap(), vec![o]);
     assert_eq!(
-        r.accept(1, o.queue_id, 1, o.version, o.deadline_ms + 1).await.unwrap(),
+        r.accept(1, o.queue_id, 1, o.version, o.deadline_ms + 1)
+            .await
+            .unwrap(),
         Err(OfferGone::NoOffer)
     );
     assert_eq!(
@@ -429,7 +485,9 @@ async fn accept_with_a_wrong_version_is_stale(r: R) {
     r.enqueue(ticket(1, q, 1)).await.unwrap();
     let o1 = one_offer(&r, q, NOW).await;
     assert_eq!(
-        r.accept(1, o1.queue_id, 1, o1.version + 1, NOW).await.unwrap(),
+        r.accept(1, o1.queue_id, 1, o1.version + 1, NOW)
+            .await
+            .unwrap(),
         Err(OfferGone::StaleVersion)
     );
     assert_eq!(
@@ -442,11 +500,15 @@ async fn accept_with_a_wrong_version_is_stale(r: R) {
     assert_eq!((o2.ticket_id, o2.agent_id), (1, 1));
     assert!(o2.version > o1.version);
     assert_eq!(
-        r.accept(1, o1.queue_id, 1, o1.version, NOW + TIMEOUT).await.unwrap(),
+        r.accept(1, o1.queue_id, 1, o1.version, NOW + TIMEOUT)
+            .await
+            .unwrap(),
         Err(OfferGone::StaleVersion)
     );
     assert_eq!(
-        r.accept(1, o2.queue_id, 1, o2.version, NOW + TIMEOUT).await.unwrap(),
+        r.accept(1, o2.queue_id, 1, o2.version, NOW + TIMEOUT)
+            .await
+            .unwrap(),
         Ok(o2)
     );
 }
@@ -468,7 +530,10 @@ async fn accept_by_another_agent_finds_no_offer(r: R) {
         Err(OfferGone::NoOffer)
     );
     assert_eq!(r.offers(q).await.unwrap(), vec![o]);
-    assert_eq!(r.accept(1, o.queue_id, 1, o.version, NOW).await.unwrap(), Ok(o));
+    assert_eq!(
+        r.accept(1, o.queue_id, 1, o.version, NOW).await.unwrap(),
+        Ok(o)
+    );
 }
 
 /// A declined ticket goes back to its original place in the line.
@@ -479,7 +544,10 @@ async fn decline_puts_the_ticket_back_at_its_rank(r: R) {
     let o1 = one_offer(&r, q, NOW).await;
     assert_eq!(o1.ticket_id, 1);
     assert_eq!(r.waiting(q).await.unwrap(), vec![2, 3]);
-    assert_eq!(r.decline(1, o1.queue_id, 1, o1.version).await.unwrap(), Ok(o1));
+    assert_eq!(
+        r.decline(1, o1.queue_id, 1, o1.version).await.unwrap(),
+        Ok(o1)
+    );
     assert_eq!(r.waiting(q).await.unwrap(), vec![1, 2, 3]);
     assert!(r.offers(q).await.unwrap().is_empty());
     assert_eq!(
@@ -529,7 +597,9 @@ async fn agent_away_rescinds_and_requeues_offers(r: R) {
     assert_eq!(tickets(&in1), vec![11, 12]);
     assert_eq!(tickets(&in2), vec![21]);
     assert_eq!(
-        r.accept(1, in1[0].queue_id, 11, in1[0].version, NOW).await.unwrap(),
+        r.accept(1, in1[0].queue_id, 11, in1[0].version, NOW)
+            .await
+            .unwrap(),
         Ok(in1[0])
     );
 
@@ -543,7 +613,9 @@ async fn agent_away_rescinds_and_requeues_offers(r: R) {
     assert_eq!(r.waiting(1).await.unwrap(), vec![12, 14]);
     assert!(r.dispatch(1, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
     assert_eq!(
-        r.accept(1, in1[1].queue_id, 12, in1[1].version, NOW).await.unwrap(),
+        r.accept(1, in1[1].queue_id, 12, in1[1].version, NOW)
+            .await
+            .unwrap(),
         Err(OfferGone::NoOffer)
     );
     assert!(r.agent_away(1).await.unwrap().is_empty());
@@ -634,7 +706,12 @@ async fn agent_ready_replaces_readiness(r: R) {
     // Ready again for both queues while the offer is pending: still full.
     r.agent_ready(agent(1, &[1, 2], 1, NOW)).await.unwrap();
     assert!(r.dispatch(1, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
-    assert_eq!(r.accept(1, o21.queue_id, 21, o21.version, NOW).await.unwrap(), Ok(o21));
+    assert_eq!(
+        r.accept(1, o21.queue_id, 21, o21.version, NOW)
+            .await
+            .unwrap(),
+        Ok(o21)
+    );
 
     // The record says ticket 21 is no longer assigned: the place is free.
     r.agent_ready(agent(1, &[1, 2], 1, NOW)).await.unwrap();
@@ -649,7 +726,12 @@ async fn agent_ready_replaces_readiness(r: R) {
     r.enqueue(ticket(22, 2, 2)).await.unwrap();
     assert!(r.dispatch(1, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
     assert!(r.dispatch(2, NOW, TIMEOUT, &[]).await.unwrap().is_empty());
-    assert_eq!(r.accept(1, o11.queue_id, 11, o11.version, NOW).await.unwrap(), Ok(o11));
+    assert_eq!(
+        r.accept(1, o11.queue_id, 11, o11.version, NOW)
+            .await
+            .unwrap(),
+        Ok(o11)
+    );
 }
 
 /// An agent who declined, missed or was away for a ticket's offer gets that
@@ -664,7 +746,12 @@ async fn agents_who_passed_on_a_ticket_get_it_last(r: R) {
     // Declined by 1, missed by 2, 3 away: then back to the longest idle.
     let o = one_offer(&r, q, NOW).await;
     assert_eq!(o.agent_id, 1);
-    assert!(r.decline(1, o.queue_id, 1, o.version).await.unwrap().is_ok());
+    assert!(
+        r.decline(1, o.queue_id, 1, o.version)
+            .await
+            .unwrap()
+            .is_ok()
+    );
     let o = one_offer(&r, q, NOW).await;
     assert_eq!(o.agent_id, 2);
     assert_eq!(r.expire(q, o.deadline_ms).await.unwrap(), vec![o]);
@@ -678,11 +765,19 @@ async fn agents_who_passed_on_a_ticket_get_it_last(r: R) {
     r.enqueue(ticket(2, q, 2)).await.unwrap();
     let o2 = one_offer(&r, q, NOW).await;
     assert_eq!((o2.ticket_id, o2.agent_id), (2, 2));
-    assert!(r.decline(2, o2.queue_id, 2, o2.version).await.unwrap().is_ok());
+    assert!(
+        r.decline(2, o2.queue_id, 2, o2.version)
+            .await
+            .unwrap()
+            .is_ok()
+    );
     assert!(r.cancel(q, 2).await.unwrap().is_none());
     // Agent 1 accepts ticket 1, releases it later: agent 1 is now the one
     // idle the shortest, and ticket 2 (cancelled: forgotten) goes to 2.
-    assert_eq!(r.accept(1, o.queue_id, 1, o.version, NOW).await.unwrap(), Ok(o));
+    assert_eq!(
+        r.accept(1, o.queue_id, 1, o.version, NOW).await.unwrap(),
+        Ok(o)
+    );
     r.release(1, 1, NOW).await.unwrap();
     r.enqueue(ticket(2, q, 2)).await.unwrap();
     let o2 = one_offer(&r, q, NOW).await;
@@ -691,9 +786,255 @@ async fn agents_who_passed_on_a_ticket_get_it_last(r: R) {
     r.enqueue(ticket(1, q, 1)).await.unwrap();
     let o1 = one_offer(&r, q, NOW).await;
     assert_eq!((o1.ticket_id, o1.agent_id), (1, 3));
-    assert!(r.decline(3, o1.queue_id, 1, o1.version).await.unwrap().is_ok());
+    assert!(
+        r.decline(3, o1.queue_id, 1, o1.version)
+            .await
+            .unwrap()
+            .is_ok()
+    );
     let o1 = one_offer(&r, q, NOW).await;
     assert_eq!((o1.ticket_id, o1.agent_id), (1, 1));
+}
+
+/// Capacity is counted per kind: complaints (inbound) and service calls
+/// (outbound) each up to the agent's capacity for that kind, across queues;
+/// assigned tickets count against their own kind.
+async fn capacity_is_counted_per_kind(r: R) {
+    let q = 1;
+    r.agent_ready(agent_with(1, &[seat(q, 0, 0)], (1, 2), NOW))
+        .await
+        .unwrap();
+    r.enqueue(ticket(1, q, 1)).await.unwrap();
+    r.enqueue(ticket(2, q, 2)).await.unwrap();
+    for t in 3..=5 {
+        r.enqueue(outbound_ticket(t, q, t)).await.unwrap();
+    }
+    let offers = r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap();
+    assert_eq!(pairs(&offers), vec![(1, 1), (3, 1), (4, 1)]);
+    assert_eq!(
+        offers.iter().map(|o| o.kind).collect::<Vec<_>>(),
+        [
+            TicketKind::Inbound,
+            TicketKind::Outbound,
+            TicketKind::Outbound
+        ]
+    );
+    assert_eq!(r.waiting(q).await.unwrap(), vec![2, 5]);
+
+    // An agent without outbound capacity takes the complaint, not the call.
+    r.agent_ready(agent(2, &[q], 1, NOW)).await.unwrap();
+    assert_eq!(
+        pairs(&r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap()),
+        vec![(2, 2)]
+    );
+    assert_eq!(r.waiting(q).await.unwrap(), vec![5]);
+
+    // Releasing a call frees a place for a call.
+    accept_and_release(&r, &offers[1..2], NOW + 1).await;
+    assert_eq!(
+        pairs(&r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap()),
+        vec![(5, 1)]
+    );
+
+    // An assigned call counts against outbound only: agent 3 takes the
+    // complaint behind the call it has no room for.
+    let mut busy = agent_with(3, &[seat(q, 0, 0)], (1, 1), NOW);
+    busy.assigned = vec![(100, TicketKind::Outbound)];
+    r.agent_ready(busy).await.unwrap();
+    r.enqueue(outbound_ticket(6, q, 6)).await.unwrap();
+    r.enqueue(ticket(7, q, 7)).await.unwrap();
+    assert_eq!(
+        pairs(&r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap()),
+        vec![(7, 3)]
+    );
+    assert_eq!(r.waiting(q).await.unwrap(), vec![6]);
+
+    // Per kind across queues too, with queues dispatching at once.
+    let queues = [11, 12, 13];
+    let seats: Vec<AgentQueue> = queues.iter().map(|q| seat(*q, 0, 0)).collect();
+    r.agent_ready(agent_with(4, &seats, (1, 1), NOW))
+        .await
+        .unwrap();
+    for q in queues {
+        r.enqueue(outbound_ticket(q * 10 + 1, q, 1)).await.unwrap();
+        r.enqueue(outbound_ticket(q * 10 + 2, q, 2)).await.unwrap();
+        r.enqueue(ticket(q * 10 + 3, q, 3)).await.unwrap();
+    }
+    let (a, b, c) = tokio::join!(
+        r.dispatch(11, NOW, TIMEOUT, &[]),
+        r.dispatch(12, NOW, TIMEOUT, &[]),
+        r.dispatch(13, NOW, TIMEOUT, &[]),
+    );
+    let mut offered: Vec<Offer> = [a.unwrap(), b.unwrap(), c.unwrap()].concat();
+    for q in queues {
+        offered.extend(r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap());
+    }
+    let mut kinds: Vec<TicketKind> = offered.iter().map(|o| o.kind).collect();
+    kinds.sort();
+    assert_eq!(kinds, [TicketKind::Inbound, TicketKind::Outbound]);
+}
+
+/// Among the agents who may take a ticket, the lowest preference goes first,
+/// then the longest idle; `set_preference` changes one agent in one queue
+/// only; agents who passed on a ticket still come after everyone else.
+async fn preference_orders_the_agents(r: R) {
+    let (q, other) = (1, 2);
+    // Best skill: the preference is minus the level. Agent 1 idles longest
+    // but has the lowest level.
+    r.agent_ready(agent_with(
+        1,
+        &[seat(q, 0, -1), seat(other, 0, 0)],
+        (1, 0),
+        100,
+    ))
+    .await
+    .unwrap();
+    r.agent_ready(agent_with(2, &[seat(q, 0, -3)], (1, 0), 300))
+        .await
+        .unwrap();
+    r.agent_ready(agent_with(
+        3,
+        &[seat(q, 0, -3), seat(other, 0, 0)],
+        (1, 0),
+        200,
+    ))
+    .await
+    .unwrap();
+    enqueue_all(&r, q, &[(11, 1), (12, 2), (13, 3)]).await;
+    let offers = r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap();
+    assert_eq!(pairs(&offers), vec![(11, 3), (12, 2), (13, 1)]);
+
+    // Fewest today: after their tickets (all released at the same time),
+    // agent 2 has taken the fewest in q. Agent 3's preference changes in
+    // the other queue only.
+    accept_and_release(&r, &offers, NOW).await;
+    r.set_preference(2, q, -10).await.unwrap();
+    r.set_preference(3, other, -20).await.unwrap();
+    r.set_preference(99, q, -50).await.unwrap();
+    enqueue_all(&r, q, &[(14, 4), (15, 5), (16, 6)]).await;
+    let offers = r.dispatch(q, NOW, TIMEOUT, &[]).await.unwrap();
+    assert_eq!(pairs(&offers), vec![(14, 2), (15, 3), (16, 1)]);
+
+    // In the other queue agent 3 now comes before agent 1.
+    accept_and_release(&r, &offers, NOW + 10).await;
+    r.enqueue(ticket(21, other, 1)).await.unwrap();
+    let o = one_offer(&r, other, NOW).await;
+    assert_eq!(o.agent_id, 3);
+
+    // Having passed on a ticket weighs more than the preference.
+    r.enqueue(ticket(17, q, 7)).await.unwrap();
+    let o = one_offer(&r, q, NOW).await;
+    assert_eq!(o.agent_id, 2);
+    assert_eq!(r.decline(2, q, 17, o.version).await.unwrap(), Ok(o));
+    let o = one_offer(&r, q, NOW).await;
+    assert_eq!(o.agent_id, 1);
+
+    // A new readiness sets the preference again.
+    r.agent_ready(agent_with(2, &[seat(q, 0, 50)], (2, 0), 0))
+        .await
+        .unwrap();
+    r.agent_ready(agent_with(3, &[seat(q, 0, 40)], (2, 0), 0))
+        .await
+        .unwrap();
+    r.enqueue(ticket(18, q, 8)).await.unwrap();
+    let o = one_offer(&r, q, NOW).await;
+    assert_eq!((o.ticket_id, o.agent_id), (18, 3));
+}
+
+/// Bullseye: agents of an outer ring get a ticket only once it has waited
+/// that ring's time in its queue. A head ticket nobody may take yet does not
+/// hold up a later one that waited long enough, and a declined ticket keeps
+/// its waiting time.
+async fn bullseye_rings_open_with_waiting_time(r: R) {
+    let q = 1;
+    let rings = [10_000, 20_000];
+    r.agent_ready(agent_with(1, &[seat(q, 1, 0)], (1, 0), 100))
+        .await
+        .unwrap();
+    r.agent_ready(agent_with(2, &[seat(q, 2, 0)], (1, 0), 200))
+        .await
+        .unwrap();
+    r.enqueue(ticket(1, q, NOW)).await.unwrap();
+    assert!(
+        r.dispatch(q, NOW, TIMEOUT, &rings)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        r.dispatch(q, NOW + 9_999, TIMEOUT, &rings)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Without relaxation steps only ring 0 is open.
+    assert!(
+        r.dispatch(q, NOW + 60_000, TIMEOUT, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let o = one_offer_ringed(&r, q, NOW + 10_000, &rings).await;
+    assert_eq!((o.ticket_id, o.agent_id, o.entered_ms), (1, 1, NOW));
+    assert_eq!(r.decline(1, q, 1, o.version).await.unwrap(), Ok(o));
+    // Agent 1 passed on it, so ring 2 (now open) goes first.
+    let o = one_offer_ringed(&r, q, NOW + 20_000, &rings).await;
+    assert_eq!((o.ticket_id, o.agent_id, o.entered_ms), (1, 2, NOW));
+
+    // Another queue: 15 fresh tickets with the best ranks, then one that
+    // has waited a minute; only a ring-1 agent is free.
+    let q = 2;
+    r.agent_ready(agent_with(3, &[seat(q, 1, 0)], (1, 0), 100))
+        .await
+        .unwrap();
+    let later = NOW + 60_000;
+    for t in 1..=15 {
+        r.enqueue(WaitingTicket {
+            entered_ms: later,
+            ..ticket(20 + t, q, t)
+        })
+        .await
+        .unwrap();
+    }
+    r.enqueue(WaitingTicket {
+        entered_ms: NOW,
+        ..ticket(99, q, 100)
+    })
+    .await
+    .unwrap();
+    let o = one_offer_ringed(&r, q, later, &[10_000]).await;
+    assert_eq!((o.ticket_id, o.agent_id), (99, 3));
+    // A ring-0 agent takes the head of the line.
+    r.agent_ready(agent_with(4, &[seat(q, 0, 0)], (1, 0), 100))
+        .await
+        .unwrap();
+    let o = one_offer_ringed(&r, q, later, &[10_000]).await;
+    assert_eq!((o.ticket_id, o.agent_id), (21, 4));
+}
+
+async fn one_offer_ringed(r: &R, queue_id: QueueId, now_ms: i64, rings: &[i64]) -> Offer {
+    let offers = r.dispatch(queue_id, now_ms, TIMEOUT, rings).await.unwrap();
+    assert_eq!(offers.len(), 1, "expected one offer, got {offers:?}");
+    offers[0]
+}
+
+/// Accept and decline name the offer's queue; in another queue there is no
+/// such offer, and the real one is untouched.
+async fn an_offer_is_settled_in_its_own_queue_only(r: R) {
+    r.agent_ready(agent(1, &[1, 2], 2, NOW)).await.unwrap();
+    r.enqueue(ticket(1, 1, 1)).await.unwrap();
+    let o = one_offer(&r, 1, NOW).await;
+    assert_eq!(
+        r.accept(1, 2, 1, o.version, NOW).await.unwrap(),
+        Err(OfferGone::NoOffer)
+    );
+    assert_eq!(
+        r.decline(1, 2, 1, o.version).await.unwrap(),
+        Err(OfferGone::NoOffer)
+    );
+    assert_eq!(r.offers(1).await.unwrap(), vec![o]);
+    assert!(r.waiting(2).await.unwrap().is_empty());
+    assert_eq!(r.accept(1, 1, 1, o.version, NOW).await.unwrap(), Ok(o));
 }
 
 /// Many tasks race dispatch, accept, decline, release, expiry and away/ready
@@ -790,7 +1131,10 @@ async fn concurrent_stress(r: R) {
                     let now = s.clock.load(Ordering::Relaxed);
                     let choice = rng.below(10);
                     if choice < 7 {
-                        let settled = r.accept(a, o.queue_id, o.ticket_id, o.version, now).await.unwrap();
+                        let settled = r
+                            .accept(a, o.queue_id, o.ticket_id, o.version, now)
+                            .await
+                            .unwrap();
                         if settled.is_ok() {
                             {
                                 let mut acc = s.accepted.lock().unwrap();
@@ -805,7 +1149,10 @@ async fn concurrent_stress(r: R) {
                             );
                         }
                     } else if choice < 9 {
-                        let _ = r.decline(a, o.queue_id, o.ticket_id, o.version).await.unwrap();
+                        let _ = r
+                            .decline(a, o.queue_id, o.ticket_id, o.version)
+                            .await
+                            .unwrap();
                     }
                 }
                 if !mine.is_empty() && rng.below(3) == 0 {
@@ -1017,6 +1364,141 @@ async fn redis_routing_is_reachable() {
     if let Some(b) = RedisBackend::on(cluster_redis().await).await {
         b.routing.ping().await.unwrap();
     }
+}
+
+// ---------------------------------------------------------------------------
+// Redis commands per operation
+
+/// Counts the commands sent to a Redis server that name keys under a
+/// prefix, through MONITOR (script-internal commands are not counted).
+struct CommandCounter {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>,
+    conn: redis_conn::RedisConn,
+    prefix: String,
+    marks: u32,
+}
+
+impl CommandCounter {
+    async fn start(url: &str, conn: redis_conn::RedisConn, prefix: &str) -> Self {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let info = redis::Client::open(url)
+            .unwrap()
+            .get_connection_info()
+            .clone();
+        let redis::ConnectionAddr::Tcp(host, port) = info.addr else {
+            panic!("the command count needs a TCP Redis URL");
+        };
+        let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .unwrap();
+        stream.write_all(b"MONITOR\r\n").await.unwrap();
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("+OK"));
+        Self {
+            lines,
+            conn,
+            prefix: prefix.to_string(),
+            marks: 0,
+        }
+    }
+
+    /// The commands seen since the last call: a marker command is sent and
+    /// the stream read up to it (MONITOR shows commands in execution order).
+    async fn count(&mut self) -> usize {
+        self.marks += 1;
+        let mark = format!("{}:mark:{}", self.prefix, self.marks);
+        let _: String = redis::cmd("ECHO")
+            .arg(&mark)
+            .query_async(&mut self.conn)
+            .await
+            .unwrap();
+        let mut n = 0;
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(5), self.lines.next_line())
+                .await
+                .expect("MONITOR went quiet")
+                .unwrap()
+                .expect("MONITOR closed");
+            if line.contains(&mark) {
+                return n;
+            }
+            if line.contains(&self.prefix) && !line.contains(" lua]") {
+                n += 1;
+            }
+        }
+    }
+}
+
+/// The full lifecycle of a ticket (enqueue, dispatch, accept, release) for
+/// an agent of one queue costs 6 Redis commands (the budget is 8); decline
+/// 3 and set_preference 1. Counted on the single Redis, scripts loaded.
+#[tokio::test]
+async fn redis_commands_per_operation() {
+    let Some(url) = single_redis().await else {
+        return;
+    };
+    let b = RedisBackend::on(Some(url.clone())).await.unwrap();
+    let r = b.routing.clone();
+    let q = 1;
+    r.agent_ready(agent(1, &[q], 1, NOW)).await.unwrap();
+    // Load every script once (a first EVALSHA may miss).
+    for t in [1, 2] {
+        r.enqueue(ticket(t, q, t)).await.unwrap();
+        let o = one_offer(&r, q, NOW).await;
+        if t == 1 {
+            r.decline(1, q, t, o.version).await.unwrap().unwrap();
+            let o = one_offer(&r, q, NOW).await;
+            r.accept(1, q, o.ticket_id, o.version, NOW)
+                .await
+                .unwrap()
+                .unwrap();
+            r.release(1, o.ticket_id, NOW).await.unwrap();
+        } else {
+            r.accept(1, q, t, o.version, NOW).await.unwrap().unwrap();
+            r.release(1, t, NOW).await.unwrap();
+        }
+    }
+    r.set_preference(1, q, 0).await.unwrap();
+
+    let mut counter = CommandCounter::start(&url, b.conn.clone(), &b.prefix).await;
+    let mut costs = Vec::new();
+    r.enqueue(ticket(3, q, 3)).await.unwrap();
+    costs.push(("enqueue", counter.count().await));
+    let o = one_offer(&r, q, NOW).await;
+    costs.push(("dispatch", counter.count().await));
+    r.decline(1, q, 3, o.version).await.unwrap().unwrap();
+    costs.push(("decline", counter.count().await));
+    let o = one_offer(&r, q, NOW).await;
+    counter.count().await;
+    r.accept(1, q, 3, o.version, NOW).await.unwrap().unwrap();
+    costs.push(("accept", counter.count().await));
+    r.release(1, 3, NOW).await.unwrap();
+    costs.push(("release", counter.count().await));
+    r.set_preference(1, q, 5).await.unwrap();
+    costs.push(("set_preference", counter.count().await));
+    eprintln!("Redis commands per operation: {costs:?}");
+    assert_eq!(
+        costs,
+        [
+            ("enqueue", 1),
+            ("dispatch", 2),
+            ("decline", 3),
+            ("accept", 1),
+            ("release", 2),
+            ("set_preference", 1),
+        ]
+    );
+    let lifecycle: usize = costs
+        .iter()
+        .filter(|(op, _)| ["enqueue", "dispatch", "accept", "release"].contains(op))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        lifecycle <= 8,
+        "a ticket's lifecycle costs {lifecycle} commands"
+    );
+    drop(counter);
+    b.cleanup().await;
 }
 
 // ---------------------------------------------------------------------------

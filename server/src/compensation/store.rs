@@ -307,23 +307,39 @@ impl Db {
         .collect()
     }
 
-    /// Deny every pending request past its deadline; each is returned once,
-    /// to the one node whose conditional update took it.
+    /// Deny every pending request past its deadline (and note it in each
+    /// ticket's history); each is returned once, to the one node whose
+    /// conditional update took it.
     pub async fn expire_compensation_requests(
         &self,
         now_ms: i64,
     ) -> StoreResult<Vec<CompensationRequest>> {
-        sqlx::query(&format!(
+        let mut tx = self.pool().begin().await?;
+        let expired = sqlx::query(&format!(
             "UPDATE compensation_requests SET status = 'expired', decided_at_ms = $1, \
                  decision_note = 'not decided in time' \
              WHERE status = 'pending' AND expires_at_ms <= $1 RETURNING {REQUEST_COLUMNS}"
         ))
         .bind(now_ms)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(request_from_row)
-        .collect()
+        .collect::<StoreResult<Vec<_>>>()?;
+        for r in &expired {
+            let data = serde_json::json!({ "compensation_id": r.id, "status": "expired" });
+            sqlx::query(
+                "INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
+                 VALUES ($1, $2, NULL, 'compensation_expired', $3)",
+            )
+            .bind(r.ticket_id)
+            .bind(now_ms)
+            .bind(data.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(expired)
     }
 
     /// A user's teams: agents' teams and the teams a supervisor decides for.

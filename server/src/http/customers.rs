@@ -100,10 +100,12 @@ pub async fn add_purchase(
     check.done()?;
     let at = req.purchased_at_ms.unwrap_or_else(|| state.clock.now_ms());
     let (purchase, created) = state.db.add_purchase(id, &req, at).await?;
-    if created {
-        // Plans the `purchase` journeys' calls (check-ins after days of silence).
-        state.desk.purchase_recorded(id, purchase.id, at).await;
-    }
+    // Plans the `purchase` journeys' calls (check-ins after days of silence);
+    // idempotent, so a retry also completes a planning that failed before.
+    state
+        .desk
+        .purchase_recorded(id, purchase.id, purchase.purchased_at_ms)
+        .await;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::http::Check;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post, put};
@@ -55,6 +56,11 @@ pub fn router() -> Router<AppState> {
 
 const INTAKE: &[Role] = &[Role::Integration, Role::Admin];
 const WATCHERS: &[Role] = &[Role::Supervisor, Role::Admin];
+
+/// A query string that does not parse, as problem+json.
+fn bad_query(rejection: QueryRejection) -> ApiError {
+    ApiError::field("query", rejection.body_text())
+}
 
 fn created(new: bool) -> StatusCode {
     if new {
@@ -270,16 +276,15 @@ pub async fn add_membership(
             state.clock.now_ms(),
         )
         .await?;
-    if new {
-        state
-            .desk
-            .journeys_on(Trigger::MembershipEnd {
-                customer_id: id,
-                membership_id: m.id,
-                ends_at_ms: m.ends_at_ms,
-            })
-            .await?;
-    }
+    // Planning is idempotent: a retry also completes one that failed before.
+    state
+        .desk
+        .journeys_on(Trigger::MembershipEnd {
+            customer_id: id,
+            membership_id: m.id,
+            ends_at_ms: m.ends_at_ms,
+        })
+        .await?;
     Ok((created(new), ApiJson(m)))
 }
 
@@ -316,18 +321,17 @@ pub async fn add_shared_date(
             state.clock.now_ms(),
         )
         .await?;
-    if new {
-        state
-            .desk
-            .journeys_on(Trigger::SharedDate {
-                customer_id: id,
-                date_id: d.id,
-                month: d.month,
-                day: d.day,
-                year: None,
-            })
-            .await?;
-    }
+    // Planning is idempotent: a retry also completes one that failed before.
+    state
+        .desk
+        .journeys_on(Trigger::SharedDate {
+            customer_id: id,
+            date_id: d.id,
+            month: d.month,
+            day: d.day,
+            year: None,
+        })
+        .await?;
     Ok((created(new), ApiJson(d)))
 }
 
@@ -450,9 +454,10 @@ pub struct CallsQuery {
 pub async fn list_calls(
     State(state): State<AppState>,
     user: AuthUser,
-    Query(q): Query<CallsQuery>,
+    q: Result<Query<CallsQuery>, QueryRejection>,
 ) -> ApiResult<ApiJson<Vec<OutboundCall>>> {
     user.require(WATCHERS)?;
+    let Query(q) = q.map_err(bad_query)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::field("limit", "1 to 500"));
@@ -495,9 +500,10 @@ pub struct ReportQuery {
 pub async fn outcome_report(
     State(state): State<AppState>,
     user: AuthUser,
-    Query(q): Query<ReportQuery>,
+    q: Result<Query<ReportQuery>, QueryRejection>,
 ) -> ApiResult<ApiJson<OutcomeReport>> {
     user.require(WATCHERS)?;
+    let Query(q) = q.map_err(bad_query)?;
     if q.to_ms <= q.from_ms {
         return Err(ApiError::field("to_ms", "must be after from_ms"));
     }

@@ -236,7 +236,7 @@ impl Desk {
         })
     }
 
-    /// After a greeting fired, plan next year's.
+    /// When a greeting falls due, plan next year's.
     pub(crate) async fn plan_next_greeting(
         &self,
         call: &super::store::CallRow,

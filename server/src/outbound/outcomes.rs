@@ -5,7 +5,7 @@
 //! same chain, planned under the contact policy like any other.
 
 use super::policy::rule;
-use super::store::{NewCall, decide};
+use super::store::{Decision, NewCall, decide};
 use crate::desk::Desk;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Check;
@@ -124,17 +124,15 @@ impl Desk {
                         "retry",
                     ))
                 } else {
-                    decide(
-                        &mut tx,
-                        call.id,
-                        now,
-                        "outcome",
-                        "stop",
-                        Some(rule::ATTEMPTS_EXHAUSTED),
-                        None,
-                        &format!("no answer after {} attempts", call.attempt),
-                    )
-                    .await?;
+                    let detail = format!("no answer after {} attempts", call.attempt);
+                    let d = Decision {
+                        phase: "outcome",
+                        action: "stop",
+                        rule: Some(rule::ATTEMPTS_EXHAUSTED),
+                        until_ms: None,
+                        detail: &detail,
+                    };
+                    decide(&mut tx, call.id, now, &d).await?;
                     None
                 }
             }
@@ -167,17 +165,15 @@ impl Desk {
             let due = new.due_at_ms;
             if let Some(next_id) = self.plan_call(new).await? {
                 let mut tx = self.db.pool().begin().await?;
-                decide(
-                    &mut tx,
-                    call.id,
-                    now,
-                    "outcome",
+                let detail = format!("call {next_id}");
+                let d = Decision {
+                    phase: "outcome",
                     action,
-                    None,
-                    Some(due),
-                    &format!("call {next_id}"),
-                )
-                .await?;
+                    rule: None,
+                    until_ms: Some(due),
+                    detail: &detail,
+                };
+                decide(&mut tx, call.id, now, &d).await?;
                 tx.commit().await.map_err(anyhow::Error::from)?;
             }
         }

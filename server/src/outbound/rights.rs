@@ -96,6 +96,20 @@ impl Desk {
                 events: self.db.ticket_events(id).await?,
             });
         }
+        let request_ids: Vec<i64> =
+            sqlx::query("SELECT id FROM compensation_requests WHERE customer_id = $1 ORDER BY id")
+                .bind(customer_id)
+                .fetch_all(self.db.pool())
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(|r| r.try_get("id"))
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+        let mut compensation_requests = Vec::with_capacity(request_ids.len());
+        for id in request_ids {
+            compensation_requests.push(self.db.compensation_request(id).await?);
+        }
         Ok(CustomerExport {
             exported_at_ms: self.clock.now_ms(),
             customer,
@@ -104,20 +118,22 @@ impl Desk {
             shared_dates: self.db.shared_dates(customer_id).await?,
             tickets,
             outbound_calls: self.db.outbound_calls(Some(customer_id), 10_000).await?,
+            compensation_requests,
         })
     }
 
     /// Erase one customer's personal data, in one transaction. Kept: ids,
     /// tier and value, purchase amounts, ticket kinds, times and outcome
     /// codes, consent history (the proof of what was allowed), and the
-    /// compensation ledger, which is not touched at all. Planned calls are
+    /// compensation ledger, which is not touched at all (free-text notes of
+    /// compensation requests are replaced). Planned calls are
     /// stopped with the rule `erased`.
     pub async fn erase_customer(&self, customer_id: i64, actor: i64) -> ApiResult<()> {
         let now = self.clock.now_ms();
         self.db.customer(customer_id).await?;
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         // (statement, whether it takes the time as $2)
-        let statements: [(&str, bool); 7] = [
+        let statements: [(&str, bool); 8] = [
             (
                 "UPDATE customers SET external_id = 'erased-' || CAST(id AS TEXT), name = '[erased]', \
                  email = NULL, phone = NULL, timezone = NULL, updated_at_ms = $2 WHERE id = $1",
@@ -132,6 +148,14 @@ impl Desk {
                 false,
             ),
             ("DELETE FROM shared_dates WHERE customer_id = $1", false),
+            // Free text of compensation requests (the append-only ledger
+            // itself is never touched: its hash chain must stay whole).
+            (
+                "UPDATE compensation_requests SET note = '[erased]', decision_note = \
+                     CASE WHEN decision_note IS NULL THEN NULL ELSE '[erased]' END \
+                 WHERE customer_id = $1",
+                false,
+            ),
             (
                 "UPDATE tickets SET description = '[erased]', outcome_note = CASE WHEN outcome_note IS NULL \
                  THEN NULL ELSE '[erased]' END, updated_at_ms = $2 WHERE customer_id = $1",

@@ -15,7 +15,7 @@
 //! from the record when a node starts.
 
 use super::policy::{self, CallingHours, Phase, Verdict};
-use super::store::{CallRow, NewCall, decide, purposes_json};
+use super::store::{CallRow, Decision, NewCall, decide, purposes_json};
 use crate::desk::Desk;
 use crate::redis_conn::RedisConn;
 use crate::routing::{TicketKind, WaitingTicket};
@@ -41,10 +41,13 @@ pub trait DueIndex: Send + Sync + 'static {
     async fn claim_due(&self, now_ms: i64, limit: usize) -> anyhow::Result<Vec<i64>>;
 }
 
+/// (due ms, call id) in due order, and each call's due time.
+type DueTimes = (BTreeSet<(i64, i64)>, HashMap<i64, i64>);
+
 /// The in-process twin (one node).
 #[derive(Default)]
 pub struct MemoryDueIndex {
-    inner: Mutex<(BTreeSet<(i64, i64)>, HashMap<i64, i64>)>,
+    inner: Mutex<DueTimes>,
 }
 
 #[async_trait]
@@ -225,7 +228,7 @@ impl Desk {
         let due = match self.judge_call(&p, &call, phase, call.due_at_ms).await? {
             Verdict::Skip { rule, detail } => {
                 self.db
-                    .settle_call(&call, phase.as_str(), true, rule, None, &detail, now)
+                    .settle_call(&call, &Decision::skip(phase, rule, &detail), now)
                     .await?;
                 return Ok(Some(id));
             }
@@ -235,15 +238,7 @@ impl Desk {
                 detail,
             } if until_ms != call.due_at_ms => {
                 self.db
-                    .settle_call(
-                        &call,
-                        phase.as_str(),
-                        false,
-                        rule,
-                        Some(until_ms),
-                        &detail,
-                        now,
-                    )
+                    .settle_call(&call, &Decision::defer(phase, rule, until_ms, &detail), now)
                     .await?;
                 until_ms
             }
@@ -323,12 +318,17 @@ impl Desk {
             self.due_index.add(id, call.due_at_ms).await?;
             return Ok(());
         }
+        if call.source_kind == "shared_date" {
+            // Next year's greeting, whatever becomes of this one (planning
+            // is idempotent, so a node that loses the race does no harm).
+            self.plan_next_greeting(&call).await?;
+        }
         let phase = Phase::Due;
         match self.judge_call(p, &call, phase, now).await? {
             Verdict::Skip { rule, detail } => {
                 if self
                     .db
-                    .settle_call(&call, phase.as_str(), true, rule, None, &detail, now)
+                    .settle_call(&call, &Decision::skip(phase, rule, &detail), now)
                     .await?
                 {
                     run.skipped += 1;
@@ -341,15 +341,7 @@ impl Desk {
             } => {
                 if self
                     .db
-                    .settle_call(
-                        &call,
-                        phase.as_str(),
-                        false,
-                        rule,
-                        Some(until_ms),
-                        &detail,
-                        now,
-                    )
+                    .settle_call(&call, &Decision::defer(phase, rule, until_ms, &detail), now)
                     .await?
                 {
                     run.deferred += 1;
@@ -432,17 +424,15 @@ impl Desk {
                         purposes.push(purpose);
                     }
                 }
-                decide(
-                    &mut tx,
-                    other_id,
-                    now,
-                    "due",
-                    "merge",
-                    None,
-                    None,
-                    &format!("joined call {} for the same customer", call.id),
-                )
-                .await?;
+                let detail = format!("joined call {} for the same customer", call.id);
+                let d = Decision {
+                    phase: "due",
+                    action: "merge",
+                    rule: None,
+                    until_ms: None,
+                    detail: &detail,
+                };
+                decide(&mut tx, other_id, now, &d).await?;
                 merged.push(other_id);
             }
         }
@@ -493,10 +483,14 @@ impl Desk {
             ),
             None => ("fire", format!("ticket {ticket_id}")),
         };
-        decide(
-            &mut tx, call.id, now, "due", action, route_rule, None, &detail,
-        )
-        .await?;
+        let d = Decision {
+            phase: "due",
+            action,
+            rule: route_rule,
+            until_ms: None,
+            detail: &detail,
+        };
+        decide(&mut tx, call.id, now, &d).await?;
         tx.commit().await?;
 
         self.metrics.tickets_created.inc();
@@ -513,9 +507,6 @@ impl Desk {
             })
             .await?;
         self.dispatch(queue_id).await?;
-        if call.source_kind == "shared_date" {
-            self.plan_next_greeting(call).await?;
-        }
         Ok(Some(merged.len() as u32))
     }
 
@@ -547,4 +538,26 @@ fn describe(purposes: &[CallPurpose], attempt: i64) -> String {
         text.push_str(&format!(" (attempt {attempt})"));
     }
     text.chars().take(4000).collect()
+}
+
+impl<'a> Decision<'a> {
+    fn skip(phase: Phase, rule: &'a str, detail: &'a str) -> Self {
+        Decision {
+            phase: phase.as_str(),
+            action: "skip",
+            rule: Some(rule),
+            until_ms: None,
+            detail,
+        }
+    }
+
+    fn defer(phase: Phase, rule: &'a str, until_ms: i64, detail: &'a str) -> Self {
+        Decision {
+            phase: phase.as_str(),
+            action: "defer",
+            rule: Some(rule),
+            until_ms: Some(until_ms),
+            detail,
+        }
+    }
 }

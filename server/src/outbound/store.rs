@@ -98,16 +98,22 @@ pub(crate) fn purposes_json(purposes: &[CallPurpose]) -> String {
     serde_json::to_string(purposes).unwrap_or_else(|_| "[]".into())
 }
 
-/// One policy decision on a call, inside the caller's transaction.
+/// One policy decision on a call: which rule did what, until when.
+pub(crate) struct Decision<'a> {
+    /// `scheduled`, `due` or `outcome`.
+    pub phase: &'a str,
+    pub action: &'a str,
+    pub rule: Option<&'a str>,
+    pub until_ms: Option<i64>,
+    pub detail: &'a str,
+}
+
+/// Record a decision, inside the caller's transaction.
 pub(crate) async fn decide(
     tx: &mut Transaction<'static, Any>,
     call_id: i64,
     at_ms: i64,
-    phase: &str,
-    action: &str,
-    rule: Option<&str>,
-    until_ms: Option<i64>,
-    detail: &str,
+    d: &Decision<'_>,
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO outbound_decisions (call_id, at_ms, phase, action, rule, until_ms, detail) \
@@ -115,11 +121,11 @@ pub(crate) async fn decide(
     )
     .bind(call_id)
     .bind(at_ms)
-    .bind(phase)
-    .bind(action)
-    .bind(rule)
-    .bind(until_ms)
-    .bind(detail)
+    .bind(d.phase)
+    .bind(d.action)
+    .bind(d.rule)
+    .bind(d.until_ms)
+    .bind(d.detail)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -533,28 +539,26 @@ impl Db {
         .collect()
     }
 
-    /// A decision that does not fire the call: move it (defer) or stop it
-    /// (skip), only if nobody else moved it since it was read.
-    pub async fn settle_call(
+    /// A decision that does not fire the call: move it (`defer`, to
+    /// `until_ms`) or stop it (`skip`), only if nobody else moved it since it
+    /// was read.
+    pub(crate) async fn settle_call(
         &self,
         call: &CallRow,
-        phase: &str,
-        verdict_skip: bool,
-        rule: &str,
-        until_ms: Option<i64>,
-        detail: &str,
+        d: &Decision<'_>,
         now_ms: i64,
     ) -> StoreResult<bool> {
+        let skip = d.action == "skip";
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE outbound_calls SET status = $1, due_at_ms = $2, stopped_by = $3, \
                  stopped_until_ms = $4, updated_at_ms = $5 \
              WHERE id = $6 AND status = 'scheduled' AND due_at_ms = $7",
         )
-        .bind(if verdict_skip { "skipped" } else { "scheduled" })
-        .bind(until_ms.unwrap_or(call.due_at_ms))
-        .bind(rule)
-        .bind(until_ms)
+        .bind(if skip { "skipped" } else { "scheduled" })
+        .bind(d.until_ms.unwrap_or(call.due_at_ms))
+        .bind(d.rule)
+        .bind(d.until_ms)
         .bind(now_ms)
         .bind(call.id)
         .bind(call.due_at_ms)
@@ -563,18 +567,7 @@ impl Db {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        let action = if verdict_skip { "skip" } else { "defer" };
-        decide(
-            &mut tx,
-            call.id,
-            now_ms,
-            phase,
-            action,
-            Some(rule),
-            until_ms,
-            detail,
-        )
-        .await?;
+        decide(&mut tx, call.id, now_ms, d).await?;
         tx.commit().await?;
         Ok(true)
     }

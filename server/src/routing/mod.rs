@@ -151,7 +151,10 @@ impl ReadyAgent {
 /// closes every later ring).
 pub fn allowed_ring(ring_after_ms: &[i64], entered_ms: i64, now_ms: i64) -> u32 {
     let waited = now_ms.saturating_sub(entered_ms);
-    ring_after_ms.iter().take_while(|after| waited >= **after).count() as u32
+    ring_after_ms
+        .iter()
+        .take_while(|after| waited >= **after)
+        .count() as u32
 }
 
 /// Why an accept or decline found no offer to settle.

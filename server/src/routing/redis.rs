@@ -8,13 +8,19 @@
 //! # Key layout
 //! Per queue (hash tag `{q:<queue_id>}`), `<prefix>:{q:<id>}:` followed by
 //! - `line`: ZSET ticket -> rank_ms, the waiting line;
-//! - `ranks`: HASH ticket -> rank_ms, exact (a ZSET score is a double);
-//! - `offers`: HASH ticket -> `agent|version|deadline_ms|rank_ms`;
+//! - `info`: HASH ticket -> `rank_ms|kind|entered_ms` of a waiting ticket
+//!   (exact: a ZSET score is a double; kind `i` or `o`);
+//! - `offers`: HASH ticket -> `agent|version|deadline_ms|rank_ms|kind|entered_ms`;
 //! - `deadlines`: ZSET ticket -> deadline_ms of its offer;
-//! - `agents`: ZSET agent -> idle_since_ms, the agents this queue believes
-//!   ready with free capacity (longest idle first);
-//! - `agstate`: HASH agent -> `gen|free`, the newest agent state this queue
-//!   has seen and its free capacity hint;
+//! - `avail_i`, `avail_o`: ZSET `<idle member><agent member>` -> preference:
+//!   the agents this queue believes ready with free inbound (outbound)
+//!   capacity, in the order they are offered tickets (preference, then
+//!   longest idle, then lowest id: the member sorts ties);
+//! - `agstate`: HASH agent -> `gen|free_i|free_o|idle|ring`, the newest agent
+//!   state this queue has seen, its free capacity hints per kind, the idle
+//!   part of its member and its ring in this queue;
+//! - `prefs`: HASH agent -> `gen|preference` (set by a readiness of
+//!   generation `gen`, or by `set_preference`, which keeps the gen);
 //! - `version`: the offer version counter (INCR; versions are unique per queue
 //!   and strictly increase);
 //! - `tried`: HASH ticket -> comma-separated agents who declined or missed
@@ -22,54 +28,73 @@
 //!   available; cleared when it is accepted or cancelled.
 //!
 //! Per agent (hash tag `{a:<agent_id>}`), `<prefix>:{a:<id>}:` followed by
-//! - `state`: HASH cap, ready, idle, gen, queues;
-//! - `held`: HASH ticket -> `queue|version` of its offer (kept once accepted,
-//!   until released) or empty for a ticket assigned before `agent_ready`;
-//! - `gone:<ticket>:<queue>:<version>`: short-lived tombstone of an offer
-//!   settled before its capacity reservation arrived.
+//! - `state`: HASH cap_i, cap_o, ready, idle, gen, queues (`queue:ring,...`);
+//! - `held`: HASH ticket -> `kind|queue|version` of its offer (kept once
+//!   accepted, until released) or `kind` for a ticket assigned before
+//!   `agent_ready`;
+//! - `gone:<ticket>:<kind>:<queue>:<version>`: short-lived tombstone of an
+//!   offer settled before its capacity reservation arrived.
 //!
 //! Tickets and agents are stored as 20-digit members (the id with its sign bit
 //! flipped, zero-padded), so byte order is numeric order and ZSET ties sort by
-//! the lowest id, as in memory.
+//! the lowest id, as in memory. (This layout replaced one without kinds,
+//! rings and preferences; a Redis holding the old one is rebuilt from the
+//! database like an empty one, after deleting the routing keys.)
 //!
 //! # Who decides what
 //! The queue slot decides everything about a ticket (waiting, offered,
-//! settled, version); the agent slot decides capacity (`held` < `cap` and
-//! ready). A dispatch step pairs the head ticket with the longest-idle agent
-//! of the queue's `agents` set (preferring agents who have not tried the
-//! ticket, as in memory) as a tentative offer; the agent slot then
-//! reserves capacity; if it refuses, the next step puts the ticket back at its
-//! rank and records the agent's state, then tries the next agent. Only
-//! reserved offers are returned. Every agent-slot change that can make an
-//! agent available again (ready, release, settled offers) sends the agent's
-//! state with its generation to its queues; a queue keeps the newest
+//! settled, version); the agent slot decides capacity (`held` of the kind <
+//! its cap, and ready) and the agent's ring. A dispatch step looks at the
+//! first [`DISPATCH_WINDOW`] tickets of the line and pairs the first one
+//! some agent of the queue's availability set of its kind may take (ring
+//! open for it; preferring agents who have not tried the ticket, as in
+//! memory) as a tentative offer; the agent slot then reserves capacity,
+//! checking kind, ring and readiness; if it refuses, the next step puts the
+//! ticket back at its rank and records the agent's state, then tries again.
+//! Only reserved offers are returned. Every agent-slot change that can make
+//! an agent available again (ready, release, settled offers) sends the
+//! agent's state with its generation to its queues; a queue keeps the newest
 //! generation only, so late messages do no harm. A queue's view can only be
 //! too optimistic, never too pessimistic: a too optimistic view costs a
-//! refused reservation, which corrects it.
+//! refused reservation, which corrects it. The preference is the one thing
+//! only the queue slot keeps (the order of eligible agents, not a limit): a
+//! readiness sets it, `set_preference` changes it in one command.
 //!
 //! # Redis commands per operation (agent ready for one queue)
-//! - `enqueue`: 1. `waiting`, `offers`, `ping`: 1.
+//! - `enqueue`: 1. `set_preference`: 1. `waiting`, `offers`, `ping`: 1.
 //! - `dispatch`: 1 per offer + 1 reservation per offer (+1 per refused
-//!   reservation); a dispatch that finds nothing to pair costs 1; for an agent
-//!   of several queues that becomes full, +1 per other queue.
-//! - `accept`: 2 (find the offer's queue in the agent slot, settle).
-//! - `decline`, `cancel` of an offer: 4. `cancel` of a waiting ticket: 1.
+//!   reservation); a dispatch that finds nothing to pair costs 1 (the step
+//!   that makes an offer also tells whether another pair is possible, so no
+//!   empty step follows); for an agent of several queues that becomes full
+//!   for a kind, +1 per other queue.
+//! - `accept`: 1 (the settle script in the queue slot; the ticket stays
+//!   held in the agent slot until released).
+//! - `decline`: 3 (settle, unhold, the agent's queue learns it is free);
+//!   `cancel` of an offer: 3; `cancel` of a waiting ticket: 1.
 //! - `release`: 2 (agent slot, then the agent's queue).
 //! - `expire`: 1 + 2 per agent whose offers expired.
 //! - `agent_ready`: 3 (+1 per queue of a pending offer to check);
 //!   `agent_away`: 2, +1 when it rescinds offers.
 //!
-//! A full ticket lifecycle (enqueue, dispatch, accept, release) is 7.
+//! A full ticket lifecycle (enqueue, dispatch, accept, release) is 6,
+//! measured by `redis_commands_per_operation` in
+//! `server/tests/routing_conformance.rs`.
 //!
 //! # Limits
 //! `rank_ms` and `deadline_ms` order through double scores: exact up to
-//! 2^53. `offers` may show an offer whose reservation is still under way
-//! (for the milliseconds of a dispatch); if a dispatch is interrupted between
-//! the two, its tentative offer expires like any other.
+//! 2^53; so do preferences. `offers` may show an offer whose reservation is
+//! still under way (for the milliseconds of a dispatch); if a dispatch is
+//! interrupted between the two, its tentative offer expires like any other.
+//! A dispatch step walks a kind's availability set past agents whose ring
+//! is not open yet or who tried the ticket: O(agents) in the worst case
+//! (a ticket every available agent has passed on).
+//! A readiness's preference that reaches a queue after a later
+//! `set_preference` of the same agent there wins (both are the caller's
+//! truth of the moment; the next readiness or `set_preference` corrects it).
 
 use super::{
-    AgentId, AgentQueue, DISPATCH_WINDOW, Offer, OfferGone, QueueId, ReadyAgent, Routing,
-    TicketId, TicketKind, WaitingTicket,
+    AgentId, AgentQueue, DISPATCH_WINDOW, Offer, OfferGone, QueueId, ReadyAgent, Routing, TicketId,
+    TicketKind, WaitingTicket,
 };
 use crate::redis_conn::RedisConn;
 use anyhow::Context;
@@ -321,7 +346,11 @@ impl RedisRouting {
         ]
     }
 
-    fn queue_script<'s>(&self, script: &'s Script, queue_id: QueueId) -> redis::ScriptInvocation<'s> {
+    fn queue_script<'s>(
+        &self,
+        script: &'s Script,
+        queue_id: QueueId,
+    ) -> redis::ScriptInvocation<'s> {
         let mut inv = script.prepare_invoke();
         for k in self.queue_keys(queue_id) {
             inv.key(k);
@@ -434,7 +463,10 @@ impl RedisRouting {
                 queues.insert(o.queue_id);
             }
         }
-        let by_queue = queues.into_iter().map(|q| (q, vec![r.sync_for(q)])).collect();
+        let by_queue = queues
+            .into_iter()
+            .map(|q| (q, vec![r.sync_for(q)]))
+            .collect();
         self.send_syncs(by_queue).await
     }
 
@@ -496,11 +528,8 @@ impl Routing for RedisRouting {
             .arg(&held_key)
             .query_async(&mut self.conn())
             .await?;
-        let assigned: BTreeMap<String, TicketKind> = a
-            .assigned
-            .iter()
-            .map(|(t, k)| (member(*t), *k))
-            .collect();
+        let assigned: BTreeMap<String, TicketKind> =
+            a.assigned.iter().map(|(t, k)| (member(*t), *k)).collect();
         let mut drop = Vec::new();
         let mut to_check: BTreeMap<QueueId, Vec<(String, String, u64)>> = BTreeMap::new();
         for (ticket, hold) in held {

@@ -265,7 +265,7 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
                 Ok(Message::Text(text)) => text,
                 Ok(Message::Close(_)) | Err(_) => break,
                 Ok(Message::Binary(_)) => {
-                    if reply_tx.send(ToWriter::Frame(bad_frame("frames are JSON text"))).await.is_err() {
+                    if reply_tx.send(ToWriter::Frame(Box::new(bad_frame("frames are JSON text")))).await.is_err() {
                         break;
                     }
                     continue;
@@ -304,7 +304,7 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
                     None => bad_frame(&format!("not a valid frame: {e}")),
                 },
             };
-            if reply_tx.send(ToWriter::Frame(reply)).await.is_err() {
+            if reply_tx.send(ToWriter::Frame(Box::new(reply))).await.is_err() {
                 break;
             }
         }
@@ -328,7 +328,7 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
 
 /// What the reader hands the writer: a frame, or the end of the connection.
 enum ToWriter {
-    Frame(ServerEvent),
+    Frame(Box<ServerEvent>),
     Close(u16, String),
 }
 
