@@ -199,7 +199,7 @@ impl Agent {
                 Err(e) => {
                     attempt += 1;
                     self.shared.error("connect");
-                    if e.to_string().contains("1008") || attempt % 3 == 0 {
+                    if e.to_string().contains("1008") || attempt.is_multiple_of(3) {
                         match self.api.refresh(&self.login.refresh_token).await {
                             Ok(pair) => {
                                 self.login.access_token = pair.access_token;
@@ -434,11 +434,9 @@ impl Agent {
             ServerEvent::Offer(details) => self.on_offer(details, true),
             ServerEvent::OfferRescinded {
                 ticket_id, version, ..
-            } => {
-                if self.offers.get(&ticket_id).is_some_and(|o| o.0 == version) {
-                    self.offers.remove(&ticket_id);
-                    lock(&self.shared.tickets).released(ticket_id, self.id());
-                }
+            } if self.offers.get(&ticket_id).is_some_and(|o| o.0 == version) => {
+                self.offers.remove(&ticket_id);
+                lock(&self.shared.tickets).released(ticket_id, self.id());
             }
             ServerEvent::Snapshot(snapshot) => {
                 self.last_seq = Some(frame.seq);

@@ -130,11 +130,12 @@ impl Supervisor {
                     note: "Approved: the parcel was very late".into(),
                 });
             }
-            ServerEvent::Reply { result, .. } => {
-                if let callcenter_proto::ws::ReplyResult::Error(e) = result {
-                    self.shared
-                        .error(format!("subscribe:{:?}", e.code).to_lowercase());
-                }
+            ServerEvent::Reply {
+                result: callcenter_proto::ws::ReplyResult::Error(e),
+                ..
+            } => {
+                self.shared
+                    .error(format!("command:{:?}", e.code).to_lowercase());
             }
             _ => {}
         }

@@ -10,13 +10,14 @@ use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
-use crate::routing::{AgentQueue, Offer, OfferGone, ReadyAgent, Routing, TicketKind, WaitingTicket};
+use crate::routing::{Offer, OfferGone, ReadyAgent, Routing, TicketKind, WaitingTicket};
 use crate::store::{Db, IdempotencyKey, NewComplaint};
 use callcenter_proto::http::{ComplaintCreate, Outcome, Ticket};
 use callcenter_proto::ws::{OfferDetails, ServerEvent};
 use callcenter_proto::{AgentState, TicketStatus};
 use std::sync::Arc;
 
+mod eligibility;
 mod rules;
 pub use rules::{FRONT_OF_QUEUE_RANK, head_start_ms};
 
@@ -125,9 +126,10 @@ impl Desk {
     pub async fn dispatch(&self, queue_id: i64) -> anyhow::Result<()> {
         let queue = self.db.queue(queue_id).await?;
         let timeout_ms = i64::from(queue.spec.offer_timeout_seconds) * 1000;
+        let rings = eligibility::ring_after_ms(&queue);
         let offers = self
             .routing
-            .dispatch(queue_id, self.now(), timeout_ms, &[])
+            .dispatch(queue_id, self.now(), timeout_ms, &rings)
             .await?;
         for offer in offers {
             self.deliver_offer(offer).await?;
@@ -211,20 +213,23 @@ impl Desk {
         match state {
             AgentState::Available => {
                 let agent = self.db.agent_routing(agent_id).await?;
-                let queues = self.db.queues_for_agent(agent_id).await?;
-                let assigned = self.db.assigned_tickets(agent_id).await?;
+                let queues = self.agent_queues(agent_id).await?;
+                let assigned = self.db.assigned_tickets_with_kind(agent_id).await?;
                 self.routing
                     .agent_ready(ReadyAgent {
                         agent_id,
-                        queues: queues.iter().copied().map(AgentQueue::plain).collect(),
+                        queues: queues.clone(),
                         capacity_inbound: agent.capacity_inbound,
                         capacity_outbound: agent.capacity_outbound,
-                        assigned: assigned.into_iter().map(|t| (t, TicketKind::Inbound)).collect(),
+                        assigned: assigned
+                            .into_iter()
+                            .map(|(t, kind)| (t, eligibility::kind_of(&kind)))
+                            .collect(),
                         idle_since_ms: now,
                     })
                     .await?;
                 for q in queues {
-                    self.dispatch(q).await?;
+                    self.dispatch(q.queue_id).await?;
                 }
             }
             AgentState::Break | AgentState::Offline | AgentState::WrapUp => {
@@ -383,9 +388,9 @@ impl Desk {
                     .enqueue(WaitingTicket {
                         ticket_id: t.id,
                         queue_id: t.queue_id,
-                        kind: TicketKind::Inbound,
+                        kind: eligibility::kind_of(t.kind),
                         rank_ms: t.rank_ms,
-                        entered_ms: t.rank_ms,
+                        entered_ms: t.created_at_ms,
                     })
                     .await?;
                 queued += 1;

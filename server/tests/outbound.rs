@@ -82,6 +82,18 @@ async fn check_in_waits_for_days_of_silence_then_reaches_an_agent(mut c: Center)
     assert_eq!(call.status, CallStatus::Done);
     assert_eq!(call.outcome, Some(CallResult::Reached));
     assert_eq!(call.ticket_id, Some(offer.ticket.id));
+    // An outcome is recorded once.
+    let twice = console
+        .command(Command::CallOutcome {
+            ticket_id: offer.ticket.id,
+            outcome: no_answer(),
+        })
+        .await;
+    let ReplyResult::Error(error) = twice else {
+        panic!("a second outcome was accepted: {twice:?}")
+    };
+    assert_eq!(error.code, WsErrorCode::Conflict);
+    assert_eq!(c.only_call(anna).await.outcome, Some(CallResult::Reached));
     let history = c
         .app
         .get(

@@ -1053,7 +1053,26 @@ async fn concurrent_stress(r: R) {
         inbox: Mutex<HashMap<AgentId, Vec<Offer>>>,
         accepted: Mutex<HashMap<TicketId, u32>>,
     }
+    // Every fourth ticket is a service call; odd agents take one at a time
+    // besides their complaints, even agents none.
+    let kind_of = |t: TicketId| {
+        if t % 4 == 0 {
+            TicketKind::Outbound
+        } else {
+            TicketKind::Inbound
+        }
+    };
     let capacity = |a: AgentId| 1 + (a % 3) as u32;
+    let capacity_of = move |a: AgentId, kind: TicketKind| match kind {
+        TicketKind::Inbound => capacity(a),
+        TicketKind::Outbound => (a % 2) as u32,
+    };
+    let ready = move |a: AgentId, queues: &[QueueId], idle: i64, assigned: &[TicketId]| {
+        let mut ready = agent(a, queues, capacity(a), idle);
+        ready.capacity_outbound = capacity_of(a, TicketKind::Outbound);
+        ready.assigned = assigned.iter().map(|t| (*t, kind_of(*t))).collect();
+        ready
+    };
     let queues_of = |a: AgentId| {
         let first = QUEUES[(a % 3) as usize];
         if a % 2 == 0 {
@@ -1069,15 +1088,18 @@ async fn concurrent_stress(r: R) {
         accepted: Mutex::new(HashMap::new()),
     });
     for a in 1..=AGENTS {
-        r.agent_ready(agent(a, &queues_of(a), capacity(a), NOW - a))
+        r.agent_ready(ready(a, &queues_of(a), NOW - a, &[]))
             .await
             .unwrap();
     }
     let queue_of = |t: TicketId| QUEUES[(t % 3) as usize];
     for t in 1..=TICKETS {
-        r.enqueue(ticket(t, queue_of(t), (t * 7919) % 1009))
-            .await
-            .unwrap();
+        r.enqueue(WaitingTicket {
+            kind: kind_of(t),
+            ..ticket(t, queue_of(t), (t * 7919) % 1009)
+        })
+        .await
+        .unwrap();
     }
 
     let mut tasks = Vec::new();
@@ -1121,7 +1143,6 @@ async fn concurrent_stress(r: R) {
     for a in 1..=AGENTS {
         let (r, s) = (r.clone(), shared.clone());
         let queues = queues_of(a);
-        let cap = capacity(a);
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(1000 + a as u64);
             let mut mine: Vec<TicketId> = Vec::new();
@@ -1143,9 +1164,12 @@ async fn concurrent_stress(r: R) {
                                 assert_eq!(*n, 1, "ticket {} accepted twice", o.ticket_id);
                             }
                             mine.push(o.ticket_id);
+                            let same = mine.iter().filter(|t| kind_of(**t) == o.kind).count();
+                            assert_eq!(o.kind, kind_of(o.ticket_id));
                             assert!(
-                                mine.len() as u32 <= cap,
-                                "agent {a} holds {mine:?} over capacity {cap}"
+                                same as u32 <= capacity_of(a, o.kind),
+                                "agent {a} holds {mine:?}: over capacity for {:?}",
+                                o.kind
                             );
                         }
                     } else if choice < 9 {
@@ -1164,9 +1188,7 @@ async fn concurrent_stress(r: R) {
                     r.agent_away(a).await.unwrap();
                     tokio::task::yield_now().await;
                     let now = s.clock.load(Ordering::Relaxed);
-                    let mut back = agent(a, &queues, cap, now);
-                    back.assigned = inbound(&mine);
-                    r.agent_ready(back).await.unwrap();
+                    r.agent_ready(ready(a, &queues, now, &mine)).await.unwrap();
                 }
                 tokio::task::yield_now().await;
             }
@@ -1198,7 +1220,7 @@ async fn concurrent_stress(r: R) {
         acc.keys().copied().collect()
     };
     let mut seen: BTreeMap<TicketId, &str> = BTreeMap::new();
-    let mut per_agent: HashMap<AgentId, usize> = HashMap::new();
+    let mut per_agent: HashMap<(AgentId, TicketKind), usize> = HashMap::new();
     for q in QUEUES {
         for t in r.waiting(q).await.unwrap() {
             assert_eq!(queue_of(t), q);
@@ -1213,7 +1235,7 @@ async fn concurrent_stress(r: R) {
                 "ticket {} in two places",
                 o.ticket_id
             );
-            *per_agent.entry(o.agent_id).or_default() += 1;
+            *per_agent.entry((o.agent_id, o.kind)).or_default() += 1;
         }
     }
     for t in &accepted {
@@ -1228,11 +1250,14 @@ async fn concurrent_stress(r: R) {
         "tickets lost"
     );
     for a in 1..=AGENTS {
-        let total = per_agent.get(&a).copied().unwrap_or(0) + held[&a].len();
-        assert!(
-            total as u32 <= capacity(a),
-            "agent {a} over capacity: {total}"
-        );
+        for kind in [TicketKind::Inbound, TicketKind::Outbound] {
+            let offered = per_agent.get(&(a, kind)).copied().unwrap_or(0);
+            let assigned = held[&a].iter().filter(|t| kind_of(**t) == kind).count();
+            assert!(
+                (offered + assigned) as u32 <= capacity_of(a, kind),
+                "agent {a} over {kind:?} capacity: {offered} offered, {assigned} assigned"
+            );
+        }
     }
     eprintln!(
         "stress: {} accepted during the race, {} offers pending",

@@ -346,7 +346,7 @@ function eventDetail(e) {
   const parts = [];
   if (d.text) parts.push(d.text);
   if (d.reason) parts.push(words(d.reason));
-  if (d.outcome?.code) parts.push(`${words(d.outcome.code)}${d.outcome.resolved ? ' (solved)' : ''}`);
-  if (d.code) parts.push(words(d.code));
+  if (d.code) parts.push(`${words(d.code)}${d.resolved ? ' (solved)' : ''}`);
+  if (d.note) parts.push(d.note);
   return parts.length ? `: ${parts.join(' · ')}` : '';
 }

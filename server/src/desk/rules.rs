@@ -4,7 +4,7 @@
 
 use super::Desk;
 use crate::error::{ApiError, ApiResult};
-use crate::routing::{Offer, TicketKind, WaitingTicket};
+use crate::routing::{Offer, WaitingTicket};
 use callcenter_proto::http::{Customer, PriorityRule, Queue, Ticket};
 use callcenter_proto::ws::ServerEvent;
 use callcenter_proto::{AgentState, TicketStatus};
@@ -43,9 +43,10 @@ impl Desk {
     /// and gets no offer until it is over (or until they end it themselves).
     pub(super) async fn after_ticket(&self, agent_id: i64, queue: &Queue) -> anyhow::Result<()> {
         let now = self.now();
+        self.update_preferences(agent_id).await?;
         if queue.spec.wrap_up_seconds == 0 {
-            for q in self.db.queues_for_agent(agent_id).await? {
-                self.dispatch(q).await?;
+            for q in self.agent_queues(agent_id).await? {
+                self.dispatch(q.queue_id).await?;
             }
             return Ok(());
         }
@@ -96,14 +97,15 @@ impl Desk {
                 .return_to_queue(held.ticket_id, held.agent_id, FRONT_OF_QUEUE_RANK, "agent did not reconnect", now)
                 .await?;
             if returned {
+                let kind = super::eligibility::kind_of(&self.db.ticket(held.ticket_id).await?.kind);
                 self.routing.release(held.agent_id, held.ticket_id, now).await?;
                 self.routing
                     .enqueue(WaitingTicket {
                         ticket_id: held.ticket_id,
                         queue_id: held.queue_id,
-                        kind: TicketKind::Inbound,
+                        kind,
                         rank_ms: FRONT_OF_QUEUE_RANK,
-                        entered_ms: FRONT_OF_QUEUE_RANK,
+                        entered_ms: now,
                     })
                     .await?;
                 self.dispatch(held.queue_id).await?;
@@ -121,14 +123,15 @@ impl Desk {
             let mut moved = false;
             for (ticket_id, rank_ms) in self.db.waiting_since(queue.id, since).await? {
                 if self.db.move_to_queue(ticket_id, queue.id, to, now).await? {
+                    let ticket = self.db.ticket(ticket_id).await?;
                     self.routing.cancel(queue.id, ticket_id).await?;
                     self.routing
                         .enqueue(WaitingTicket {
                             ticket_id,
                             queue_id: to,
-                            kind: TicketKind::Inbound,
+                            kind: super::eligibility::kind_of(&ticket.kind),
                             rank_ms,
-                            entered_ms: rank_ms,
+                            entered_ms: ticket.created_at_ms,
                         })
                         .await?;
                     moved = true;

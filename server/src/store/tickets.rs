@@ -33,6 +33,9 @@ pub struct IdempotencyKey<'a> {
 pub struct LiveTicket {
     pub id: i64,
     pub queue_id: i64,
+    /// `inbound` or `outbound`.
+    pub kind: &'static str,
+    pub created_at_ms: i64,
     pub rank_ms: i64,
     pub status: TicketStatus,
     pub assigned_agent_id: Option<i64>,
@@ -430,10 +433,31 @@ impl Db {
         .collect::<Result<_, _>>()?)
     }
 
+    /// Tickets the agent holds now, with their kind (`inbound`/`outbound`).
+    pub async fn assigned_tickets_with_kind(&self, agent_id: i64) -> StoreResult<Vec<(i64, String)>> {
+        sqlx::query("SELECT id, kind FROM tickets WHERE assigned_agent_id = $1 AND status = 'assigned' ORDER BY id")
+            .bind(agent_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("kind")?)))
+            .collect()
+    }
+
+    /// How many tickets the agent has taken since a moment (for "fewest today").
+    pub async fn taken_since(&self, agent_id: i64, since_ms: i64) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM assignments WHERE agent_id = $1 AND started_at_ms >= $2")
+            .bind(agent_id)
+            .bind(since_ms)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
     /// Every ticket not yet ended, for rebuilding the live routing state.
     pub async fn live_tickets(&self) -> StoreResult<Vec<LiveTicket>> {
         sqlx::query(
-            "SELECT id, queue_id, rank_ms, status, assigned_agent_id FROM tickets \
+            "SELECT id, queue_id, kind, created_at_ms, rank_ms, status, assigned_agent_id FROM tickets \
              WHERE status IN ('queued', 'offered', 'assigned') ORDER BY id",
         )
         .fetch_all(&self.pool)
@@ -441,9 +465,12 @@ impl Db {
         .iter()
         .map(|r| {
             let status: String = r.try_get("status")?;
+            let kind: String = r.try_get("kind")?;
             Ok(LiveTicket {
                 id: r.try_get("id")?,
                 queue_id: r.try_get("queue_id")?,
+                kind: if kind == "outbound" { "outbound" } else { "inbound" },
+                created_at_ms: r.try_get("created_at_ms")?,
                 rank_ms: r.try_get("rank_ms")?,
                 status: TicketStatus::parse(&status).ok_or(StoreError::NotFound("status"))?,
                 assigned_agent_id: r.try_get("assigned_agent_id")?,
