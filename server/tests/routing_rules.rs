@@ -345,3 +345,84 @@ async fn a_lost_live_state_is_rebuilt_and_nothing_is_lost(app: TestApp) {
         assert_eq!(ticket.body["status"], "resolved");
     }
 }
+
+on_every_backend!(
+    best_skill_picks_the_most_skilled_free_agent,
+    fewest_today_picks_the_agent_with_the_fewest_tickets,
+    bullseye_widens_the_ring_after_the_ticket_waits,
+);
+
+async fn best_skill_picks_the_most_skilled_free_agent(app: TestApp) {
+    let (_q, category) = queue_with(
+        &app,
+        "billing",
+        json!({ "strategy": "best_skill", "required_skills": [{ "skill": "billing", "level": 2 }] }),
+    )
+    .await;
+    let who = customer(&app, "c-7", "standard").await;
+    let (_n, novice) = app.agent("novice", &[("billing", 3)], 1).await;
+    let (expert_id, expert) = app.agent("expert", &[("billing", 9)], 1).await;
+    let mut desk_n = app.socket(&novice).await;
+    available(&mut desk_n).await; // idle longest
+    app.clock.advance_ms(60_000);
+    let mut desk_e = app.socket(&expert).await;
+    available(&mut desk_e).await;
+    let ticket = file(&app, "b-1", who, category).await;
+    let offer = offer_of(&mut desk_e).await;
+    assert_eq!(offer.ticket.id, ticket);
+    let r = desk_e.command(Command::Accept { ticket_id: ticket, version: offer.version }).await;
+    assert!(matches!(r, ReplyResult::Ok { ticket: Some(ref t) } if t.assigned_agent_id == Some(expert_id)));
+    // With the expert busy, the novice gets the next one.
+    let next = file(&app, "b-2", who, category).await;
+    assert_eq!(offer_of(&mut desk_n).await.ticket.id, next);
+}
+
+async fn fewest_today_picks_the_agent_with_the_fewest_tickets(app: TestApp) {
+    let (_q, category) = queue_with(&app, "care", json!({ "strategy": "fewest_today" })).await;
+    let who = customer(&app, "c-8", "standard").await;
+    let (_a, busy) = app.agent("busy", &[], 1).await;
+    let (fresh_id, fresh) = app.agent("fresh", &[], 1).await;
+    let mut desk_a = app.socket(&busy).await;
+    available(&mut desk_a).await;
+    for i in 0..2 {
+        file(&app, &format!("f-{i}"), who, category).await;
+        let offer = offer_of(&mut desk_a).await;
+        accept_and_resolve(&mut desk_a, &offer).await;
+    }
+    // "busy" has been idle since their last ticket; "fresh" arrives later but
+    // has taken nothing today: fresh gets the next ticket.
+    app.clock.advance_ms(1_000);
+    let mut desk_b = app.socket(&fresh).await;
+    available(&mut desk_b).await;
+    let ticket = file(&app, "f-3", who, category).await;
+    let offer = offer_of(&mut desk_b).await;
+    assert_eq!(offer.ticket.id, ticket);
+    let r = desk_b.command(Command::Accept { ticket_id: ticket, version: offer.version }).await;
+    assert!(matches!(r, ReplyResult::Ok { ticket: Some(ref t) } if t.assigned_agent_id == Some(fresh_id)));
+}
+
+async fn bullseye_widens_the_ring_after_the_ticket_waits(app: TestApp) {
+    let (_q, category) = queue_with(
+        &app,
+        "warranty",
+        json!({ "required_skills": [{ "skill": "warranty", "level": 8 }],
+                "overflow": [{ "after_seconds": 30, "required_skills": [{ "skill": "warranty", "level": 4 }] }] }),
+    )
+    .await;
+    let who = customer(&app, "c-9", "standard").await;
+    let (_a, token) = app.agent("junior", &[("warranty", 5)], 1).await;
+    let mut desk = app.socket(&token).await;
+    available(&mut desk).await;
+    let ticket = file(&app, "e-1", who, category).await;
+    app.clock.advance_ms(29_000);
+    let t = app.get(&format!("/api/tickets/{ticket}"), &app.admin_token).await;
+    assert_eq!(t.body["status"], "queued", "not offered to the outer ring before 30 s");
+    app.clock.advance_ms(1_500);
+    assert_eq!(offer_of(&mut desk).await.ticket.id, ticket);
+    // An agent with too little skill for every ring never gets it.
+    let (_b, token_b) = app.agent("trainee", &[("warranty", 2)], 1).await;
+    let mut trainee = app.socket(&token_b).await;
+    available(&mut trainee).await;
+    let snapshot = trainee.snapshot.clone().unwrap();
+    assert!(snapshot.pending_offers.is_empty());
+}
