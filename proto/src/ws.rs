@@ -211,6 +211,8 @@ pub struct QueueFigures {
 pub struct TeamFigures {
     pub team: String,
     pub agents: Vec<AgentFigure>,
+    /// Compensation requests of the team's agents waiting for a supervisor.
+    pub pending_approvals: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -4,6 +4,8 @@
 //! coalesced figures.
 
 mod support;
+#[path = "compensation_fixtures/mod.rs"]
+mod compensation_fixtures;
 
 use callcenter_proto::AgentState;
 use callcenter_proto::http::TicketHistory;
@@ -444,4 +446,33 @@ async fn a_console_resumes_on_another_node() {
     let _ = first;
     b.stop().await;
     a.stop().await;
+}
+
+#[tokio::test]
+async fn a_board_counts_the_teams_pending_approvals() {
+    use compensation_fixtures as comp;
+    let app = support::spawn_app(Storage::Sqlite, Live::Memory).await.unwrap();
+    comp::publish(&app, &app.admin_token, &comp::policy()).await;
+    let (category, customer) = comp::care_desk(&app).await;
+    let (_s, supervisor) = comp::supervisor(&app, "sofia").await;
+    let holder = comp::agent_holding_ticket(&app, "olga", customer, category).await;
+    let mut board = app.socket(&supervisor).await;
+    let r = board.command(Command::Subscribe { queues: vec![], teams: vec!["care".into()] }).await;
+    assert_eq!(r, ReplyResult::Ok { ticket: None });
+    board
+        .until(|e| match e {
+            ServerEvent::Board(b) if b.teams[0].pending_approvals == 0 => Some(()),
+            _ => None,
+        })
+        .await;
+    // 50.00 is above an agent's 20.00 per grant: it waits for a supervisor.
+    let asked = comp::ask(&app, &holder.token, "above-limit", &comp::credit(holder.ticket_id, 5000)).await;
+    assert!(asked.status.is_success(), "{}", asked.body);
+    assert_eq!(asked.body["status"], "pending", "{}", asked.body);
+    board
+        .until(|e| match e {
+            ServerEvent::Board(b) if b.teams[0].pending_approvals == 1 => Some(()),
+            _ => None,
+        })
+        .await;
 }

@@ -68,9 +68,18 @@ impl Db {
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
+        let pending = sqlx::query(
+            "SELECT COUNT(*) AS n FROM compensation_requests r \
+             JOIN agent_teams m ON m.user_id = r.requested_by \
+             WHERE m.team = $1 AND r.status = 'pending'",
+        )
+        .bind(team)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(TeamFigures {
             team: team.to_string(),
             agents,
+            pending_approvals: pending.try_get::<i64, _>("n")? as u64,
         })
     }
 }
