@@ -222,6 +222,8 @@ pub struct AgentFigure {
     pub state: AgentState,
     /// Tickets held now.
     pub tickets: u64,
+    /// Available but at capacity: no further offers until a ticket ends.
+    pub busy: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -411,11 +411,21 @@ async fn a_board_gets_coalesced_figures_during_a_burst() {
     assert!(boards <= bound, "{boards} board messages in {elapsed:?}");
     assert!(boards < 50, "{boards} board messages for 300 changes");
 
-    // The agent going available shows on the board.
+    // The agent going available shows on the board; with an offer pending
+    // at capacity 1 they show as busy.
     desk.command(set_state(AgentState::Available, None)).await;
+    let offer = desk
+        .until(|e| match e {
+            ServerEvent::Offer(o) => Some(o.clone()),
+            _ => None,
+        })
+        .await;
+    desk.command(Command::Accept { ticket_id: offer.ticket.id, version: offer.version }).await;
     board
         .until(|e| match e {
-            ServerEvent::Board(b) if b.teams[0].agents[0].state == AgentState::Available => Some(()),
+            ServerEvent::Board(b) if b.teams[0].agents[0].state == AgentState::Available && b.teams[0].agents[0].busy => {
+                Some(())
+            }
             _ => None,
         })
         .await;

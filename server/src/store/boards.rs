@@ -49,7 +49,7 @@ impl Db {
     /// A team's agents, their states and how many tickets each holds.
     pub async fn team_figures(&self, team: &str) -> StoreResult<TeamFigures> {
         let agents = sqlx::query(
-            "SELECT u.id, u.display_name, a.state, \
+            "SELECT u.id, u.display_name, a.state, a.capacity_inbound, \
                  (SELECT COUNT(*) FROM tickets t WHERE t.assigned_agent_id = u.id AND t.status = 'assigned') AS tickets \
              FROM agent_teams m JOIN agents a ON a.user_id = m.user_id JOIN users u ON u.id = m.user_id \
              WHERE m.team = $1 ORDER BY u.display_name, u.id",
@@ -60,11 +60,14 @@ impl Db {
         .iter()
         .map(|r| {
             let state: String = r.try_get("state")?;
+            let tickets = r.try_get::<i64, _>("tickets")?;
+            let state = AgentState::parse(&state);
             Ok(AgentFigure {
                 agent_id: r.try_get("id")?,
                 name: r.try_get("display_name")?,
-                state: AgentState::parse(&state),
-                tickets: r.try_get::<i64, _>("tickets")? as u64,
+                busy: state == AgentState::Available && tickets >= r.try_get::<i64, _>("capacity_inbound")?,
+                state,
+                tickets: tickets as u64,
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
