@@ -15,8 +15,7 @@
 
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const [base, adminPassword, artifacts = 'test-artifacts/console'] = process.argv.slice(2);
@@ -69,11 +68,11 @@ const complain = (description) => call('POST', '/api/complaints', admin,
   { 'Idempotency-Key': `console-e2e-${++complaints}` });
 
 // ---------------------------------------------------------------- the browser
-const profile = mkdtempSync(join(tmpdir(), 'cc-chromium-'));
+// launch() gives the browser a fresh, temporary user-data-dir of its own.
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`],
+    '--disable-component-update', '--disable-sync'],
 });
 const problems = [];
 async function screen(name, viewport) {
@@ -222,5 +221,4 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-  rmSync(profile, { recursive: true, force: true });
 }

@@ -61,10 +61,19 @@ impl TicketKind {
         }
     }
 
+    /// The word the record (the `tickets.kind` column) uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketKind::Inbound => "inbound",
+            TicketKind::Outbound => "outbound",
+        }
+    }
+
+    /// A kind from its one-letter code or the record's word.
     pub fn from_code(code: &str) -> Option<Self> {
         match code {
-            "i" => Some(TicketKind::Inbound),
-            "o" => Some(TicketKind::Outbound),
+            "i" | "inbound" => Some(TicketKind::Inbound),
+            "o" | "outbound" => Some(TicketKind::Outbound),
             _ => None,
         }
     }
@@ -251,4 +260,28 @@ pub trait Routing: Send + Sync + 'static {
 
     /// Whether the live state is reachable (for `/readyz`).
     async fn ping(&self) -> anyhow::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TicketKind, allowed_ring};
+
+    #[test]
+    fn kinds_read_from_codes_and_the_record() {
+        for kind in [TicketKind::Inbound, TicketKind::Outbound] {
+            assert_eq!(TicketKind::from_code(kind.code()), Some(kind));
+            assert_eq!(TicketKind::from_code(kind.as_str()), Some(kind));
+        }
+        assert_eq!(TicketKind::from_code("x"), None);
+    }
+
+    #[test]
+    fn rings_open_in_order() {
+        let steps = [10_000, 30_000];
+        assert_eq!(allowed_ring(&steps, 0, 9_999), 0);
+        assert_eq!(allowed_ring(&steps, 0, 10_000), 1);
+        assert_eq!(allowed_ring(&steps, 0, 30_000), 2);
+        assert_eq!(allowed_ring(&[], 0, i64::MAX), 0);
+        assert_eq!(allowed_ring(&steps, i64::MAX, i64::MIN), 0);
+    }
 }
