@@ -11,12 +11,12 @@ use crate::routing::memory::MemoryRouting;
 use crate::store::Db;
 use crate::ws::hub::Hub;
 use axum::Router;
-use axum::serve::ListenerExt;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use callcenter_proto::Role;
 use callcenter_proto::ws::CLOSE_GOING_AWAY;
 use std::future::Future;
@@ -237,7 +237,10 @@ pub async fn run(
     stop.cancel();
     hub.close_all(CLOSE_GOING_AWAY, "server shutting down");
     state.connections.close();
-    if tokio::time::timeout(Duration::from_secs(10), state.connections.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), state.connections.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not finish closing");
     }
     for agent in hub.agents() {
@@ -299,7 +302,7 @@ fn spawn_background(
                             tracing::warn!(error = %e, "routing tick failed");
                         }
                     },
-                    _ = reconcile.tick() => if let Err(e) = state.desk.reconcile().await {
+                    _ = reconcile.tick() => if let Err(e) = state.desk.reconcile_quiet().await {
                         tracing::warn!(error = %e, "reconcile failed");
                     },
                 }
@@ -321,10 +324,17 @@ async fn rebuild_if_lost(state: &AppState, seen: &mut Option<String>) -> anyhow:
     *seen = Some(epoch);
     if lost {
         let queued = state.desk.reconcile().await?;
-        tracing::warn!(queued, "the live state was lost; rebuilt it from the database");
+        tracing::warn!(
+            queued,
+            "the live state was lost; rebuilt it from the database"
+        );
         for agent in state.hub.agents() {
-            if state.db.agent_routing(agent).await?.state == callcenter_proto::AgentState::Available {
-                state.desk.set_state(agent, callcenter_proto::AgentState::Available, None).await?;
+            if state.db.agent_routing(agent).await?.state == callcenter_proto::AgentState::Available
+            {
+                state
+                    .desk
+                    .set_state(agent, callcenter_proto::AgentState::Available, None)
+                    .await?;
             }
         }
     }

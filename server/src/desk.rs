@@ -19,6 +19,10 @@ use std::sync::Arc;
 
 mod eligibility;
 mod rules;
+
+/// How long a ticket must have been unchanged before the periodic reconcile
+/// touches it.
+pub const RECONCILE_QUIET_MS: i64 = 10_000;
 pub use rules::{FRONT_OF_QUEUE_RANK, head_start_ms};
 
 pub struct Desk {
@@ -83,7 +87,12 @@ impl Desk {
             .map_err(|_| ApiError::field("category_id", "no category has this id"))?;
         let now = self.now();
         let rank_ms = self
-            .rank_for(category.spec.queue_id, category.spec.base_priority, customer_id, now)
+            .rank_for(
+                category.spec.queue_id,
+                category.spec.base_priority,
+                customer_id,
+                now,
+            )
             .await?;
         let scope = format!("complaint:{}", actor.user_id);
         let (ticket, created) = self
@@ -147,7 +156,13 @@ impl Desk {
             return Ok(());
         }
         self.db
-            .mark_offered(offer.ticket_id, offer.agent_id, offer.version, offer.deadline_ms, now)
+            .mark_offered(
+                offer.ticket_id,
+                offer.agent_id,
+                offer.version,
+                offer.deadline_ms,
+                now,
+            )
             .await?;
         let details = self.offer_details(&offer, ticket).await?;
         self.metrics.offers.inc();
@@ -156,7 +171,11 @@ impl Desk {
     }
 
     /// What an agent is shown of an offer: the ticket, the customer card.
-    pub async fn offer_details(&self, offer: &Offer, ticket: Ticket) -> anyhow::Result<OfferDetails> {
+    pub async fn offer_details(
+        &self,
+        offer: &Offer,
+        ticket: Ticket,
+    ) -> anyhow::Result<OfferDetails> {
         let customer = self.db.customer(ticket.customer_id).await?;
         let outbound = self.outbound_brief(&ticket).await?;
         Ok(OfferDetails {
@@ -381,8 +400,23 @@ impl Desk {
     /// start, or a Redis that lost its data). Tickets with a live offer stay
     /// offered; the rest wait at their rank.
     pub async fn reconcile(&self) -> anyhow::Result<usize> {
+        self.reconcile_settled_before(i64::MAX).await
+    }
+
+    /// The periodic check: tickets changed in the last few seconds may be
+    /// in the middle of an accept (settled live, not yet committed), so they
+    /// are left alone; a later pass sees them settled one way or the other.
+    pub async fn reconcile_quiet(&self) -> anyhow::Result<usize> {
+        self.reconcile_settled_before(self.now() - RECONCILE_QUIET_MS)
+            .await
+    }
+
+    async fn reconcile_settled_before(&self, changed_before_ms: i64) -> anyhow::Result<usize> {
         let mut queued = 0;
         for t in self.db.live_tickets().await? {
+            if t.updated_at_ms >= changed_before_ms {
+                continue;
+            }
             if matches!(t.status, TicketStatus::Queued | TicketStatus::Offered) {
                 self.routing
                     .enqueue(WaitingTicket {

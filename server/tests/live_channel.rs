@@ -3,9 +3,9 @@
 //! silent clients are closed without hurting the others, and boards get
 //! coalesced figures.
 
-mod support;
 #[path = "compensation_fixtures/mod.rs"]
 mod compensation_fixtures;
+mod support;
 
 use callcenter_proto::AgentState;
 use callcenter_proto::http::TicketHistory;
@@ -62,18 +62,25 @@ async fn a_reconnecting_console_gets_every_missed_event_in_order(app: TestApp) {
     let customer = app.customer("c-1").await;
     let mut desk = app.socket(&token).await;
     desk.command(set_state(AgentState::Available, None)).await;
-    let first = app.complain(&app.admin_token, "k-1", customer, category, "First").await;
+    let first = app
+        .complain(&app.admin_token, "k-1", customer, category, "First")
+        .await;
     let offer = offer_of(&mut desk).await;
     assert_eq!(offer.ticket.id, first.body["id"].as_i64().unwrap());
     let last = desk.last_seq();
     let before = stream_seqs(&desk);
     let start = before[0];
-    assert_eq!(before, (start..start + before.len() as u64).collect::<Vec<_>>(), "numbered without gaps");
+    assert_eq!(
+        before,
+        (start..start + before.len() as u64).collect::<Vec<_>>(),
+        "numbered without gaps"
+    );
 
     // The network drops. Meanwhile the agent is taken offline, the offer is
     // withdrawn, and a second complaint comes in.
     desk.drop_connection().await;
-    app.complain(&app.admin_token, "k-2", customer, category, "Second").await;
+    app.complain(&app.admin_token, "k-2", customer, category, "Second")
+        .await;
 
     // A second console of the same agent (on the same stream) sees things move on.
     let mut other = app.socket(&token).await;
@@ -94,13 +101,23 @@ async fn a_reconnecting_console_gets_every_missed_event_in_order(app: TestApp) {
         missed.push((resumed.last_seq(), event));
     }
     let seqs: Vec<u64> = missed.iter().map(|(s, _)| *s).collect();
-    assert_eq!(seqs, (last + 1..=last + seqs.len() as u64).collect::<Vec<_>>(), "{missed:?}");
+    assert_eq!(
+        seqs,
+        (last + 1..=last + seqs.len() as u64).collect::<Vec<_>>(),
+        "{missed:?}"
+    );
     assert!(
         missed.iter().any(|(_, e)| matches!(e, ServerEvent::OfferRescinded { ticket_id, .. } if *ticket_id == offer.ticket.id)),
         "{missed:?}"
     );
     assert!(
-        missed.iter().any(|(_, e)| matches!(e, ServerEvent::AgentStateChanged { state: AgentState::Offline, .. })),
+        missed.iter().any(|(_, e)| matches!(
+            e,
+            ServerEvent::AgentStateChanged {
+                state: AgentState::Offline,
+                ..
+            }
+        )),
         "{missed:?}"
     );
     // Live events continue the same numbering on every console of the agent.
@@ -123,7 +140,9 @@ async fn a_resume_point_too_far_back_gets_a_snapshot(app: TestApp) {
     let customer = app.customer("c-2").await;
     let mut desk = app.socket(&token).await;
     desk.command(set_state(AgentState::Available, None)).await;
-    let filed = app.complain(&app.admin_token, "k-3", customer, category, "Late parcel").await;
+    let filed = app
+        .complain(&app.admin_token, "k-3", customer, category, "Late parcel")
+        .await;
     let offer = offer_of(&mut desk).await;
     desk.command(Command::Accept {
         ticket_id: offer.ticket.id,
@@ -150,7 +169,9 @@ async fn a_resume_point_too_far_back_gets_a_snapshot(app: TestApp) {
     let mut sent = 0u64;
     while sent <= kept {
         let reason = format!("break {sent}");
-        let r = other.command(set_state(AgentState::Break, Some(&reason))).await;
+        let r = other
+            .command(set_state(AgentState::Break, Some(&reason)))
+            .await;
         assert_eq!(r, ReplyResult::Ok { ticket: None });
         sent += 1;
     }
@@ -166,7 +187,8 @@ async fn a_repeated_request_id_has_one_effect_and_the_same_reply(app: TestApp) {
     let customer = app.customer("c-3").await;
     let mut desk = app.socket(&token).await;
     desk.command(set_state(AgentState::Available, None)).await;
-    app.complain(&app.admin_token, "k-4", customer, category, "Torn box").await;
+    app.complain(&app.admin_token, "k-4", customer, category, "Torn box")
+        .await;
     let offer = offer_of(&mut desk).await;
     let ticket_id = offer.ticket.id;
     desk.command(Command::Accept {
@@ -197,8 +219,11 @@ async fn a_repeated_request_id_has_one_effect_and_the_same_reply(app: TestApp) {
     desk.send_frame(&note).await;
     // And once more after a reconnect, as a console retrying an unanswered command.
     for _ in 0..2 {
-        desk.until(|e| matches!(e, ServerEvent::Reply { request_id, .. } if request_id == "note-once").then_some(()))
-            .await;
+        desk.until(|e| {
+            matches!(e, ServerEvent::Reply { request_id, .. } if request_id == "note-once")
+                .then_some(())
+        })
+        .await;
     }
     let first_replies = reply_to(&mut desk);
     let last = desk.last_seq();
@@ -206,14 +231,34 @@ async fn a_repeated_request_id_has_one_effect_and_the_same_reply(app: TestApp) {
     let mut again = Socket::connect_from(&app.ws_url(), &token, Some(last)).await;
     again.send_frame(&note).await;
     again
-        .until(|e| matches!(e, ServerEvent::Reply { request_id, .. } if request_id == "note-once").then_some(()))
+        .until(|e| {
+            matches!(e, ServerEvent::Reply { request_id, .. } if request_id == "note-once")
+                .then_some(())
+        })
         .await;
-    let replies: Vec<ReplyResult> = first_replies.into_iter().chain(reply_to(&mut again)).collect();
+    let replies: Vec<ReplyResult> = first_replies
+        .into_iter()
+        .chain(reply_to(&mut again))
+        .collect();
     assert_eq!(replies.len(), 3);
-    assert!(replies.iter().all(|r| *r == ReplyResult::Ok { ticket: None }), "{replies:?}");
+    assert!(
+        replies
+            .iter()
+            .all(|r| *r == ReplyResult::Ok { ticket: None }),
+        "{replies:?}"
+    );
 
-    let history: TicketHistory = app.get(&format!("/api/tickets/{ticket_id}/history"), &app.admin_token).await.json();
-    assert_eq!(history.events.iter().filter(|e| e.kind == "note").count(), 1);
+    let history: TicketHistory = app
+        .get(
+            &format!("/api/tickets/{ticket_id}/history"),
+            &app.admin_token,
+        )
+        .await
+        .json();
+    assert_eq!(
+        history.events.iter().filter(|e| e.kind == "note").count(),
+        1
+    );
 }
 
 fn quick_heartbeat(serve: &mut callcenter::config::ServeArgs) {
@@ -232,7 +277,9 @@ async fn a_silent_connection_is_closed_and_its_offer_goes_to_someone_else() {
     let customer = app.customer("c-4").await;
     let mut silent = app.socket(&silent_token).await;
     silent.command(set_state(AgentState::Available, None)).await;
-    let filed = app.complain(&app.admin_token, "k-5", customer, category, "Leaking").await;
+    let filed = app
+        .complain(&app.admin_token, "k-5", customer, category, "Leaking")
+        .await;
     offer_of(&mut silent).await;
     let mut awake = app.socket(&token).await;
     awake.command(set_state(AgentState::Available, None)).await;
@@ -272,13 +319,17 @@ async fn a_slow_console_is_closed_and_a_fast_one_is_unaffected() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let tcp = socket.connect(app.addr).await.unwrap();
-    let (mut slow, _) = tokio_tungstenite::client_async(app.ws_url(), tcp).await.unwrap();
+    let (mut slow, _) = tokio_tungstenite::client_async(app.ws_url(), tcp)
+        .await
+        .unwrap();
     let hello = ClientFrame::Hello {
         protocol: "1.0".into(),
         token: token.clone(),
         resume_from: None,
     };
-    slow.send(Message::Text(serde_json::to_string(&hello).unwrap().into())).await.unwrap();
+    slow.send(Message::Text(serde_json::to_string(&hello).unwrap().into()))
+        .await
+        .unwrap();
 
     // A fast console of the same agent makes a lot happen, until the server
     // has closed the slow one (the slow one is not read meanwhile).
@@ -287,7 +338,9 @@ async fn a_slow_console_is_closed_and_a_fast_one_is_unaffected() {
     let mut sent = 0;
     assert_eq!(metric(&app, "callcenter_sockets_open").await, 2);
     while sent < 20_000 {
-        let r = fast.command(set_state(AgentState::Break, Some(&reason))).await;
+        let r = fast
+            .command(set_state(AgentState::Break, Some(&reason)))
+            .await;
         assert_eq!(r, ReplyResult::Ok { ticket: None });
         sent += 1;
         if sent % 200 == 0 && metric(&app, "callcenter_sockets_closed_slow_total").await == 1 {
@@ -309,14 +362,19 @@ async fn a_slow_console_is_closed_and_a_fast_one_is_unaffected() {
     assert_eq!(metric(&app, "callcenter_sockets_open").await, 1);
     // The fast console got every event, in order, and is still served.
     let seqs = stream_seqs(&fast);
-    assert_eq!(seqs.len() as u64, seqs.last().copied().unwrap() - seqs[0] + 1);
+    assert_eq!(
+        seqs.len() as u64,
+        seqs.last().copied().unwrap() - seqs[0] + 1
+    );
     let r = fast.command(set_state(AgentState::Available, None)).await;
     assert_eq!(r, ReplyResult::Ok { ticket: None });
 }
 
 #[tokio::test]
 async fn commands_past_the_rate_are_refused_then_the_connection_closed() {
-    let app = support::spawn_app(Storage::Sqlite, Live::Memory).await.unwrap();
+    let app = support::spawn_app(Storage::Sqlite, Live::Memory)
+        .await
+        .unwrap();
     let (_a, token) = app.agent("lena", &[], 1).await;
     let mut stream = Socket::open(&app.ws_url()).await;
     let hello = ClientFrame::Hello {
@@ -324,14 +382,21 @@ async fn commands_past_the_rate_are_refused_then_the_connection_closed() {
         token,
         resume_from: None,
     };
-    stream.send(Message::Text(serde_json::to_string(&hello).unwrap().into())).await.unwrap();
+    stream
+        .send(Message::Text(serde_json::to_string(&hello).unwrap().into()))
+        .await
+        .unwrap();
     // 200 commands at once, far past 20 a second.
     for i in 0..200 {
         let frame = ClientFrame::Command {
             request_id: format!("flood-{i}"),
             command: set_state(AgentState::Available, None),
         };
-        if stream.send(Message::Text(serde_json::to_string(&frame).unwrap().into())).await.is_err() {
+        if stream
+            .send(Message::Text(serde_json::to_string(&frame).unwrap().into()))
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -361,7 +426,9 @@ async fn commands_past_the_rate_are_refused_then_the_connection_closed() {
 
 #[tokio::test]
 async fn a_board_gets_coalesced_figures_during_a_burst() {
-    let app = support::spawn_app(Storage::Sqlite, Live::Memory).await.unwrap();
+    let app = support::spawn_app(Storage::Sqlite, Live::Memory)
+        .await
+        .unwrap();
     let (queue, category) = app.queue("billing", &[], 30).await;
     let (_a, agent_token) = app.agent("mark", &[], 1).await;
     let (_s, supervisor) = app.user("sofia", "supervisor").await;
@@ -369,8 +436,16 @@ async fn a_board_gets_coalesced_figures_during_a_burst() {
 
     // Agents may not watch boards.
     let mut desk = app.socket(&agent_token).await;
-    let refused = desk.command(Command::Subscribe { queues: vec![queue], teams: vec![] }).await;
-    assert!(matches!(refused, ReplyResult::Error(ref e) if e.code == WsErrorCode::Forbidden), "{refused:?}");
+    let refused = desk
+        .command(Command::Subscribe {
+            queues: vec![queue],
+            teams: vec![],
+        })
+        .await;
+    assert!(
+        matches!(refused, ReplyResult::Error(ref e) if e.code == WsErrorCode::Forbidden),
+        "{refused:?}"
+    );
 
     let mut board = app.socket(&supervisor).await;
     let subscribed = board
@@ -395,7 +470,16 @@ async fn a_board_gets_coalesced_figures_during_a_burst() {
     let started = std::time::Instant::now();
     let burst = (0..300).map(|i| {
         let app = &app;
-        async move { app.complain(&app.admin_token, &format!("burst-{i}"), customer, category, "Burst").await }
+        async move {
+            app.complain(
+                &app.admin_token,
+                &format!("burst-{i}"),
+                customer,
+                category,
+                "Burst",
+            )
+            .await
+        }
     });
     futures::future::join_all(burst).await;
     let last = board
@@ -406,7 +490,11 @@ async fn a_board_gets_coalesced_figures_during_a_burst() {
         .await;
     let elapsed = started.elapsed();
     assert!(last.queues[0].oldest_waiting_since_ms.is_some());
-    let boards = board.seen.iter().filter(|f| matches!(f.event, ServerEvent::Board(_))).count();
+    let boards = board
+        .seen
+        .iter()
+        .filter(|f| matches!(f.event, ServerEvent::Board(_)))
+        .count();
     let bound = (elapsed.as_millis() / callcenter::ws::BOARD_INTERVAL.as_millis()) as usize + 3;
     assert!(boards <= bound, "{boards} board messages in {elapsed:?}");
     assert!(boards < 50, "{boards} board messages for 300 changes");
@@ -420,10 +508,17 @@ async fn a_board_gets_coalesced_figures_during_a_burst() {
             _ => None,
         })
         .await;
-    desk.command(Command::Accept { ticket_id: offer.ticket.id, version: offer.version }).await;
+    desk.command(Command::Accept {
+        ticket_id: offer.ticket.id,
+        version: offer.version,
+    })
+    .await;
     board
         .until(|e| match e {
-            ServerEvent::Board(b) if b.teams[0].agents[0].state == AgentState::Available && b.teams[0].agents[0].busy => {
+            ServerEvent::Board(b)
+                if b.teams[0].agents[0].state == AgentState::Available
+                    && b.teams[0].agents[0].busy =>
+            {
                 Some(())
             }
             _ => None,
@@ -433,16 +528,24 @@ async fn a_board_gets_coalesced_figures_during_a_burst() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_console_resumes_on_another_node() {
-    let Some(a) = support::spawn_app(Storage::Postgres, Live::Redis).await else { return };
+    let Some(a) = support::spawn_app(Storage::Postgres, Live::Redis).await else {
+        return;
+    };
     let b = a.another_node().await;
     let (_q, category) = a.queue("billing", &[], 30).await;
     let (_agent, token) = a.agent("nina", &[], 1).await;
     let customer = a.customer("c-6").await;
     let mut on_a = a.socket(&token).await;
     on_a.command(set_state(AgentState::Available, None)).await;
-    let first = a.complain(&a.admin_token, "x-1", customer, category, "One").await;
+    let first = a
+        .complain(&a.admin_token, "x-1", customer, category, "One")
+        .await;
     let offer = offer_of(&mut on_a).await;
-    on_a.command(Command::Accept { ticket_id: offer.ticket.id, version: offer.version }).await;
+    on_a.command(Command::Accept {
+        ticket_id: offer.ticket.id,
+        version: offer.version,
+    })
+    .await;
     let last = on_a.last_seq();
     on_a.drop_connection().await;
 
@@ -452,7 +555,16 @@ async fn a_console_resumes_on_another_node() {
     assert!(on_b.snapshot.is_none());
     let event = on_b.next_event().await;
     assert_eq!(on_b.last_seq(), last + 1);
-    assert!(matches!(event, ServerEvent::AgentStateChanged { state: AgentState::Offline, .. }), "{event:?}");
+    assert!(
+        matches!(
+            event,
+            ServerEvent::AgentStateChanged {
+                state: AgentState::Offline,
+                ..
+            }
+        ),
+        "{event:?}"
+    );
     let _ = first;
     b.stop().await;
     a.stop().await;
@@ -461,13 +573,20 @@ async fn a_console_resumes_on_another_node() {
 #[tokio::test]
 async fn a_board_counts_the_teams_pending_approvals() {
     use compensation_fixtures as comp;
-    let app = support::spawn_app(Storage::Sqlite, Live::Memory).await.unwrap();
+    let app = support::spawn_app(Storage::Sqlite, Live::Memory)
+        .await
+        .unwrap();
     comp::publish(&app, &app.admin_token, &comp::policy()).await;
     let (category, customer) = comp::care_desk(&app).await;
     let (_s, supervisor) = comp::supervisor(&app, "sofia").await;
     let holder = comp::agent_holding_ticket(&app, "olga", customer, category).await;
     let mut board = app.socket(&supervisor).await;
-    let r = board.command(Command::Subscribe { queues: vec![], teams: vec!["care".into()] }).await;
+    let r = board
+        .command(Command::Subscribe {
+            queues: vec![],
+            teams: vec!["care".into()],
+        })
+        .await;
     assert_eq!(r, ReplyResult::Ok { ticket: None });
     board
         .until(|e| match e {
@@ -476,7 +595,13 @@ async fn a_board_counts_the_teams_pending_approvals() {
         })
         .await;
     // 50.00 is above an agent's 20.00 per grant: it waits for a supervisor.
-    let asked = comp::ask(&app, &holder.token, "above-limit", &comp::credit(holder.ticket_id, 5000)).await;
+    let asked = comp::ask(
+        &app,
+        &holder.token,
+        "above-limit",
+        &comp::credit(holder.ticket_id, 5000),
+    )
+    .await;
     assert!(asked.status.is_success(), "{}", asked.body);
     assert_eq!(asked.body["status"], "pending", "{}", asked.body);
     board

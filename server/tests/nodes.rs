@@ -117,7 +117,9 @@ async fn a_node_shutting_down_hands_its_pending_offers_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accept_racing_a_timeout_on_another_node_has_exactly_one_outcome() {
-    let Some((a, b)) = shared_deployment().await else { return };
+    let Some((a, b)) = shared_deployment().await else {
+        return;
+    };
     let (_q, category) = a.queue("race", &[], 5).await;
     let (agent, token) = a.agent("olga", &[], 1).await;
     let customer = a.customer("shop-3").await;
@@ -125,17 +127,32 @@ async fn an_accept_racing_a_timeout_on_another_node_has_exactly_one_outcome() {
     available(&mut desk).await;
     let (mut accepted_first_time, mut expired_first) = (0, 0);
     for i in 0..8 {
-        let filed = a.complain(&a.admin_token, &format!("race-{i}"), customer, category, "Race").await;
+        let filed = a
+            .complain(
+                &a.admin_token,
+                &format!("race-{i}"),
+                customer,
+                category,
+                "Race",
+            )
+            .await;
         let ticket_id = filed.body["id"].as_i64().unwrap();
         let offer = offer_of(&mut desk).await;
         assert_eq!(offer.ticket.id, ticket_id);
         // The deadline passes (both nodes' tickers may expire it) while the
         // agent's accept goes to node B.
         a.clock.advance_ms(5_000);
-        let answer = desk.command(Command::Accept { ticket_id, version: offer.version }).await;
+        let answer = desk
+            .command(Command::Accept {
+                ticket_id,
+                version: offer.version,
+            })
+            .await;
         let events: Vec<String> = {
-            let h: callcenter_proto::http::TicketHistory =
-                a.get(&format!("/api/tickets/{ticket_id}/history"), &a.admin_token).await.json();
+            let h: callcenter_proto::http::TicketHistory = a
+                .get(&format!("/api/tickets/{ticket_id}/history"), &a.admin_token)
+                .await
+                .json();
             h.events.into_iter().map(|e| e.kind).collect()
         };
         match answer {
@@ -151,19 +168,35 @@ async fn an_accept_racing_a_timeout_on_another_node_has_exactly_one_outcome() {
                 let again = offer_of(&mut desk).await;
                 assert_eq!(again.ticket.id, ticket_id);
                 assert!(again.version > offer.version);
-                let taken = desk.command(Command::Accept { ticket_id, version: again.version }).await;
+                let taken = desk
+                    .command(Command::Accept {
+                        ticket_id,
+                        version: again.version,
+                    })
+                    .await;
                 assert!(matches!(taken, ReplyResult::Ok { .. }), "{taken:?}");
             }
             other => panic!("{other:?}"),
         }
-        let h: callcenter_proto::http::TicketHistory =
-            a.get(&format!("/api/tickets/{ticket_id}/history"), &a.admin_token).await.json();
-        assert_eq!(h.events.iter().filter(|e| e.kind == "accepted").count(), 1, "{:?}", h.events);
+        let h: callcenter_proto::http::TicketHistory = a
+            .get(&format!("/api/tickets/{ticket_id}/history"), &a.admin_token)
+            .await
+            .json();
+        assert_eq!(
+            h.events.iter().filter(|e| e.kind == "accepted").count(),
+            1,
+            "{:?}",
+            h.events
+        );
         assert_eq!(h.ticket.assigned_agent_id, Some(agent));
         let done = desk
             .command(Command::Resolve {
                 ticket_id,
-                outcome: callcenter_proto::http::Outcome { code: "done".into(), resolved: true, note: String::new() },
+                outcome: callcenter_proto::http::Outcome {
+                    code: "done".into(),
+                    resolved: true,
+                    note: String::new(),
+                },
             })
             .await;
         assert!(matches!(done, ReplyResult::Ok { .. }), "{done:?}");

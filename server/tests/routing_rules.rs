@@ -24,7 +24,8 @@ on_every_backend!(
 
 /// A queue with routing rules; returns (queue id, category id).
 async fn queue_with(app: &TestApp, name: &str, rules: Value) -> (i64, i64) {
-    let mut body = json!({ "name": name, "service_level_seconds": 60, "offer_timeout_seconds": 30 });
+    let mut body =
+        json!({ "name": name, "service_level_seconds": 60, "offer_timeout_seconds": 30 });
     for (k, v) in rules.as_object().unwrap() {
         body[k] = v.clone();
     }
@@ -32,14 +33,22 @@ async fn queue_with(app: &TestApp, name: &str, rules: Value) -> (i64, i64) {
     assert_eq!(queue.status, StatusCode::CREATED, "{}", queue.body);
     let queue_id = queue.body["id"].as_i64().unwrap();
     let category = app
-        .post("/api/admin/categories", &app.admin_token, &json!({ "name": format!("{name} issues"), "queue_id": queue_id }))
+        .post(
+            "/api/admin/categories",
+            &app.admin_token,
+            &json!({ "name": format!("{name} issues"), "queue_id": queue_id }),
+        )
         .await;
     (queue_id, category.body["id"].as_i64().unwrap())
 }
 
 async fn customer(app: &TestApp, external_id: &str, tier: &str) -> i64 {
     let reply = app
-        .post("/api/customers", &app.admin_token, &json!({ "external_id": external_id, "name": external_id, "tier": tier }))
+        .post(
+            "/api/customers",
+            &app.admin_token,
+            &json!({ "external_id": external_id, "name": external_id, "tier": tier }),
+        )
         .await;
     reply.body["id"].as_i64().unwrap()
 }
@@ -67,20 +76,27 @@ async fn offer_of(socket: &mut Socket) -> OfferDetails {
 async fn state_becomes(socket: &mut Socket, wanted: AgentState) -> Option<String> {
     socket
         .until(|e| match e {
-            ServerEvent::AgentStateChanged { state, reason } if *state == wanted => Some(reason.clone()),
+            ServerEvent::AgentStateChanged { state, reason } if *state == wanted => {
+                Some(reason.clone())
+            }
             _ => None,
         })
         .await
 }
 
 async fn file(app: &TestApp, key: &str, customer: i64, category: i64) -> i64 {
-    let r = app.complain(&app.admin_token, key, customer, category, key).await;
+    let r = app
+        .complain(&app.admin_token, key, customer, category, key)
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     r.body["id"].as_i64().unwrap()
 }
 
 async fn history(app: &TestApp, ticket: i64) -> Vec<String> {
-    let h: TicketHistory = app.get(&format!("/api/tickets/{ticket}/history"), &app.admin_token).await.json();
+    let h: TicketHistory = app
+        .get(&format!("/api/tickets/{ticket}/history"), &app.admin_token)
+        .await
+        .json();
     h.events.into_iter().map(|e| e.kind).collect()
 }
 
@@ -106,7 +122,12 @@ async fn accept_and_resolve(socket: &mut Socket, offer: &OfferDetails) {
 }
 
 async fn a_gold_customer_is_served_first_until_an_older_ticket_has_waited_longer(app: TestApp) {
-    let (_q, category) = queue_with(&app, "care", json!({ "priority": { "tier_head_start_seconds": { "gold": 120 } } })).await;
+    let (_q, category) = queue_with(
+        &app,
+        "care",
+        json!({ "priority": { "tier_head_start_seconds": { "gold": 120 } } }),
+    )
+    .await;
     let standard = customer(&app, "std", "standard").await;
     let gold = customer(&app, "gld", "gold").await;
     let (_a, token) = app.agent("olga", &[], 1).await;
@@ -151,7 +172,12 @@ async fn wrap_up_pauses_offers_until_it_is_over(app: TestApp) {
     file(&app, "w-1", who, category).await;
     let offer = offer_of(&mut desk).await;
     accept_and_resolve(&mut desk, &offer).await;
-    assert_eq!(state_becomes(&mut desk, AgentState::WrapUp).await.as_deref(), Some("wrap-up"));
+    assert_eq!(
+        state_becomes(&mut desk, AgentState::WrapUp)
+            .await
+            .as_deref(),
+        Some("wrap-up")
+    );
 
     // A ticket filed during wrap-up waits for it to end.
     let waiting = file(&app, "w-2", who, category).await;
@@ -164,7 +190,9 @@ async fn wrap_up_pauses_offers_until_it_is_over(app: TestApp) {
         })
         .await;
     assert!(matches!(refused, ReplyResult::Error(_)));
-    let ticket = app.get(&format!("/api/tickets/{waiting}"), &app.admin_token).await;
+    let ticket = app
+        .get(&format!("/api/tickets/{waiting}"), &app.admin_token)
+        .await;
     assert_eq!(ticket.body["status"], "queued");
     app.clock.advance_ms(1_000);
     state_becomes(&mut desk, AgentState::Available).await;
@@ -172,7 +200,12 @@ async fn wrap_up_pauses_offers_until_it_is_over(app: TestApp) {
 }
 
 async fn an_agent_who_misses_offers_in_a_row_goes_on_break(app: TestApp) {
-    let (_q, category) = queue_with(&app, "care", json!({ "missed_offers_limit": 2, "offer_timeout_seconds": 10 })).await;
+    let (_q, category) = queue_with(
+        &app,
+        "care",
+        json!({ "missed_offers_limit": 2, "offer_timeout_seconds": 10 }),
+    )
+    .await;
     let who = customer(&app, "c-2", "standard").await;
     let (_a, token) = app.agent("vera", &[], 1).await;
     let mut desk = app.socket(&token).await;
@@ -186,7 +219,9 @@ async fn an_agent_who_misses_offers_in_a_row_goes_on_break(app: TestApp) {
     app.clock.advance_ms(10_001);
     let reason = state_becomes(&mut desk, AgentState::Break).await;
     assert_eq!(reason.as_deref(), Some("missed offers"));
-    let t = app.get(&format!("/api/tickets/{ticket}"), &app.admin_token).await;
+    let t = app
+        .get(&format!("/api/tickets/{ticket}"), &app.admin_token)
+        .await;
     assert_eq!(t.body["status"], "queued");
 }
 
@@ -199,7 +234,12 @@ async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app
     available(&mut desk_a).await;
     let held = file(&app, "r-1", who, category).await;
     let offer = offer_of(&mut desk_a).await;
-    let r = desk_a.command(Command::Accept { ticket_id: held, version: offer.version }).await;
+    let r = desk_a
+        .command(Command::Accept {
+            ticket_id: held,
+            version: offer.version,
+        })
+        .await;
     assert!(matches!(r, ReplyResult::Ok { .. }));
 
     // Anna's network drops; she is back within the grace period: still hers.
@@ -208,7 +248,9 @@ async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app
     app.clock.advance_ms(30_000);
     let back = Socket::connect_from(&app.ws_url(), &token_a, Some(last)).await;
     app.clock.advance_ms(40_000);
-    let t = app.get(&format!("/api/tickets/{held}"), &app.admin_token).await;
+    let t = app
+        .get(&format!("/api/tickets/{held}"), &app.admin_token)
+        .await;
     assert_eq!(t.body["status"], "assigned");
 
     // She drops again and stays away past the grace period: the ticket goes
@@ -218,8 +260,16 @@ async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app
     let mut desk_b = app.socket(&token_b).await;
     available(&mut desk_b).await;
     let first = offer_of(&mut desk_b).await;
-    assert_eq!(first.ticket.id, waiting, "Gleb takes the waiting ticket first");
-    let r = desk_b.command(Command::Accept { ticket_id: waiting, version: first.version }).await;
+    assert_eq!(
+        first.ticket.id, waiting,
+        "Gleb takes the waiting ticket first"
+    );
+    let r = desk_b
+        .command(Command::Accept {
+            ticket_id: waiting,
+            version: first.version,
+        })
+        .await;
     assert!(matches!(r, ReplyResult::Ok { .. }));
     let third = file(&app, "r-3", who, category).await;
     app.clock.advance_ms(61_000);
@@ -228,7 +278,10 @@ async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app
     let mut desk_c = app.socket(&token_c).await;
     // Wait until the ticket is back in the queue before Dina goes available.
     loop {
-        if history(&app, held).await.contains(&"returned_to_queue".to_string()) {
+        if history(&app, held)
+            .await
+            .contains(&"returned_to_queue".to_string())
+        {
             break;
         }
         tokio::task::yield_now().await;
@@ -236,9 +289,15 @@ async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app
     available(&mut desk_c).await;
     let returned = offer_of(&mut desk_c).await;
     assert_eq!(returned.ticket.id, held);
-    let t = app.get(&format!("/api/tickets/{third}"), &app.admin_token).await;
+    let t = app
+        .get(&format!("/api/tickets/{third}"), &app.admin_token)
+        .await;
     assert_eq!(t.body["status"], "queued");
-    assert!(history(&app, held).await.contains(&"returned_to_queue".to_string()));
+    assert!(
+        history(&app, held)
+            .await
+            .contains(&"returned_to_queue".to_string())
+    );
 }
 
 async fn a_cancelled_ticket_withdraws_its_offer(app: TestApp) {
@@ -250,23 +309,51 @@ async fn a_cancelled_ticket_withdraws_its_offer(app: TestApp) {
     let ticket = file(&app, "x-1", who, category).await;
     let offer = offer_of(&mut desk).await;
     let (_s, supervisor) = app.user("sofia", "supervisor").await;
-    let cancelled = app.post(&format!("/api/tickets/{ticket}/cancel"), &supervisor, &json!({ "reason": "duplicate" })).await;
+    let cancelled = app
+        .post(
+            &format!("/api/tickets/{ticket}/cancel"),
+            &supervisor,
+            &json!({ "reason": "duplicate" }),
+        )
+        .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
     assert_eq!(cancelled.body["status"], "cancelled");
     let rescinded = desk
         .until(|e| match e {
-            ServerEvent::OfferRescinded { ticket_id, reason, .. } => Some((*ticket_id, reason.clone())),
+            ServerEvent::OfferRescinded {
+                ticket_id, reason, ..
+            } => Some((*ticket_id, reason.clone())),
             _ => None,
         })
         .await;
     assert_eq!(rescinded, (ticket, "cancelled".to_string()));
-    let late = desk.command(Command::Accept { ticket_id: ticket, version: offer.version }).await;
+    let late = desk
+        .command(Command::Accept {
+            ticket_id: ticket,
+            version: offer.version,
+        })
+        .await;
     assert!(matches!(late, ReplyResult::Error(_)));
-    let again = app.post(&format!("/api/tickets/{ticket}/cancel"), &supervisor, &json!({ "reason": "again" })).await;
+    let again = app
+        .post(
+            &format!("/api/tickets/{ticket}/cancel"),
+            &supervisor,
+            &json!({ "reason": "again" }),
+        )
+        .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
-    let by_agent = app.post(&format!("/api/tickets/{ticket}/cancel"), &token, &json!({ "reason": "mine" })).await;
+    let by_agent = app
+        .post(
+            &format!("/api/tickets/{ticket}/cancel"),
+            &token,
+            &json!({ "reason": "mine" }),
+        )
+        .await;
     assert_eq!(by_agent.status, StatusCode::FORBIDDEN);
-    assert_eq!(history(&app, ticket).await.last().map(String::as_str), Some("cancelled"));
+    assert_eq!(
+        history(&app, ticket).await.last().map(String::as_str),
+        Some("cancelled")
+    );
 }
 
 async fn a_ticket_waiting_too_long_overflows_to_another_queue(app: TestApp) {
@@ -284,13 +371,19 @@ async fn a_ticket_waiting_too_long_overflows_to_another_queue(app: TestApp) {
     available(&mut desk).await;
     let ticket = file(&app, "o-1", who, category).await;
     app.clock.advance_ms(44_000);
-    let t = app.get(&format!("/api/tickets/{ticket}"), &app.admin_token).await;
+    let t = app
+        .get(&format!("/api/tickets/{ticket}"), &app.admin_token)
+        .await;
     assert_eq!(t.body["status"], "queued");
     app.clock.advance_ms(2_000);
     let offer = offer_of(&mut desk).await;
     assert_eq!(offer.ticket.id, ticket);
     assert_eq!(offer.ticket.queue_id, backup);
-    assert!(history(&app, ticket).await.contains(&"overflowed".to_string()));
+    assert!(
+        history(&app, ticket)
+            .await
+            .contains(&"overflowed".to_string())
+    );
 }
 
 async fn a_lost_live_state_is_rebuilt_and_nothing_is_lost(app: TestApp) {
@@ -312,19 +405,36 @@ async fn a_lost_live_state_is_rebuilt_and_nothing_is_lost(app: TestApp) {
     };
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert!(!keys.is_empty());
-    let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 
     // The old offer is gone; the tickets come back and are served one by one.
-    let late = desk.command(Command::Accept { ticket_id: first.ticket.id, version: first.version }).await;
+    let late = desk
+        .command(Command::Accept {
+            ticket_id: first.ticket.id,
+            version: first.version,
+        })
+        .await;
     let mut served = Vec::new();
     if matches!(late, ReplyResult::Ok { .. }) {
         // The accept raced the rebuild and won: the ticket is the agent's.
         let r = desk
             .command(Command::Resolve {
                 ticket_id: first.ticket.id,
-                outcome: callcenter_proto::http::Outcome { code: "fixed".into(), resolved: true, note: String::new() },
+                outcome: callcenter_proto::http::Outcome {
+                    code: "fixed".into(),
+                    resolved: true,
+                    note: String::new(),
+                },
             })
             .await;
         assert!(matches!(r, ReplyResult::Ok { .. }));
@@ -341,7 +451,9 @@ async fn a_lost_live_state_is_rebuilt_and_nothing_is_lost(app: TestApp) {
     served.sort_unstable();
     assert_eq!(served, tickets);
     for t in &tickets {
-        let ticket = app.get(&format!("/api/tickets/{t}"), &app.admin_token).await;
+        let ticket = app
+            .get(&format!("/api/tickets/{t}"), &app.admin_token)
+            .await;
         assert_eq!(ticket.body["status"], "resolved");
     }
 }
@@ -370,8 +482,15 @@ async fn best_skill_picks_the_most_skilled_free_agent(app: TestApp) {
     let ticket = file(&app, "b-1", who, category).await;
     let offer = offer_of(&mut desk_e).await;
     assert_eq!(offer.ticket.id, ticket);
-    let r = desk_e.command(Command::Accept { ticket_id: ticket, version: offer.version }).await;
-    assert!(matches!(r, ReplyResult::Ok { ticket: Some(ref t) } if t.assigned_agent_id == Some(expert_id)));
+    let r = desk_e
+        .command(Command::Accept {
+            ticket_id: ticket,
+            version: offer.version,
+        })
+        .await;
+    assert!(
+        matches!(r, ReplyResult::Ok { ticket: Some(ref t) } if t.assigned_agent_id == Some(expert_id))
+    );
     // With the expert busy, the novice gets the next one.
     let next = file(&app, "b-2", who, category).await;
     assert_eq!(offer_of(&mut desk_n).await.ticket.id, next);
@@ -397,8 +516,15 @@ async fn fewest_today_picks_the_agent_with_the_fewest_tickets(app: TestApp) {
     let ticket = file(&app, "f-3", who, category).await;
     let offer = offer_of(&mut desk_b).await;
     assert_eq!(offer.ticket.id, ticket);
-    let r = desk_b.command(Command::Accept { ticket_id: ticket, version: offer.version }).await;
-    assert!(matches!(r, ReplyResult::Ok { ticket: Some(ref t) } if t.assigned_agent_id == Some(fresh_id)));
+    let r = desk_b
+        .command(Command::Accept {
+            ticket_id: ticket,
+            version: offer.version,
+        })
+        .await;
+    assert!(
+        matches!(r, ReplyResult::Ok { ticket: Some(ref t) } if t.assigned_agent_id == Some(fresh_id))
+    );
 }
 
 async fn bullseye_widens_the_ring_after_the_ticket_waits(app: TestApp) {
@@ -415,8 +541,13 @@ async fn bullseye_widens_the_ring_after_the_ticket_waits(app: TestApp) {
     available(&mut desk).await;
     let ticket = file(&app, "e-1", who, category).await;
     app.clock.advance_ms(29_000);
-    let t = app.get(&format!("/api/tickets/{ticket}"), &app.admin_token).await;
-    assert_eq!(t.body["status"], "queued", "not offered to the outer ring before 30 s");
+    let t = app
+        .get(&format!("/api/tickets/{ticket}"), &app.admin_token)
+        .await;
+    assert_eq!(
+        t.body["status"], "queued",
+        "not offered to the outer ring before 30 s"
+    );
     app.clock.advance_ms(1_500);
     assert_eq!(offer_of(&mut desk).await.ticket.id, ticket);
     // An agent with too little skill for every ring never gets it.

@@ -78,7 +78,12 @@ pub trait Bus: Send + Sync + 'static {
     async fn claim_request(&self, user_id: i64, request_id: &str) -> anyhow::Result<Claim>;
 
     /// Store the reply of a claimed command (JSON) for later repeats.
-    async fn finish_request(&self, user_id: i64, request_id: &str, reply: &str) -> anyhow::Result<()>;
+    async fn finish_request(
+        &self,
+        user_id: i64,
+        request_id: &str,
+        reply: &str,
+    ) -> anyhow::Result<()>;
 }
 
 /// In-process bus: publishing hands the message straight to this node's hub.
@@ -138,7 +143,12 @@ impl Bus for LocalBus {
         Ok(self.streams.claim(user_id, request_id))
     }
 
-    async fn finish_request(&self, user_id: i64, request_id: &str, reply: &str) -> anyhow::Result<()> {
+    async fn finish_request(
+        &self,
+        user_id: i64,
+        request_id: &str,
+        reply: &str,
+    ) -> anyhow::Result<()> {
         self.streams.finish(user_id, request_id, reply);
         Ok(())
     }

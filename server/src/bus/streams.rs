@@ -61,10 +61,19 @@ impl MemoryStreams {
     }
 
     /// Number the event, keep it, and hand it on while still holding the lock.
-    pub fn append(&self, user_id: i64, event: ServerEvent, hand_on: impl FnOnce(u64, ServerEvent)) -> u64 {
+    pub fn append(
+        &self,
+        user_id: i64,
+        event: ServerEvent,
+        hand_on: impl FnOnce(u64, ServerEvent),
+    ) -> u64 {
         let mut users = self.lock();
         let stream = users.entry(user_id).or_default();
-        stream.last = if stream.last == 0 { stream_floor() } else { stream.last + 1 };
+        stream.last = if stream.last == 0 {
+            stream_floor()
+        } else {
+            stream.last + 1
+        };
         let seq = stream.last;
         stream.events.push_back((seq, event.clone()));
         while stream.events.len() > STREAM_LEN {
@@ -77,16 +86,31 @@ impl MemoryStreams {
     pub fn since(&self, user_id: i64, after: u64) -> Since {
         let users = self.lock();
         let Some(stream) = users.get(&user_id) else {
-            return if after == 0 { Since::Events(Vec::new()) } else { Since::TooOld };
+            return if after == 0 {
+                Since::Events(Vec::new())
+            } else {
+                Since::TooOld
+            };
         };
         if after > stream.last {
             return Since::TooOld;
         }
-        let oldest = stream.events.front().map(|(s, _)| *s).unwrap_or(stream.last + 1);
+        let oldest = stream
+            .events
+            .front()
+            .map(|(s, _)| *s)
+            .unwrap_or(stream.last + 1);
         if after + 1 < oldest {
             return Since::TooOld;
         }
-        Since::Events(stream.events.iter().filter(|(s, _)| *s > after).cloned().collect())
+        Since::Events(
+            stream
+                .events
+                .iter()
+                .filter(|(s, _)| *s > after)
+                .cloned()
+                .collect(),
+        )
     }
 
     pub fn position(&self, user_id: i64) -> u64 {
@@ -114,7 +138,12 @@ impl MemoryStreams {
 
     pub fn finish(&self, user_id: i64, request_id: &str, reply: &str) {
         let mut users = self.lock();
-        if let Some(slot) = users.entry(user_id).or_default().replies.get_mut(request_id) {
+        if let Some(slot) = users
+            .entry(user_id)
+            .or_default()
+            .replies
+            .get_mut(request_id)
+        {
             *slot = Some(reply.to_string());
         }
     }

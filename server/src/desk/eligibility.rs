@@ -32,7 +32,10 @@ pub fn relaxed_rings(queue: &Queue) -> Vec<(i64, &[SkillLevel])> {
 
 /// When each relaxed ring opens, in milliseconds of waiting (for `dispatch`).
 pub fn ring_after_ms(queue: &Queue) -> Vec<i64> {
-    relaxed_rings(queue).into_iter().map(|(after, _)| after).collect()
+    relaxed_rings(queue)
+        .into_iter()
+        .map(|(after, _)| after)
+        .collect()
 }
 
 /// The innermost ring of the queue the skills qualify for, if any.
@@ -72,16 +75,25 @@ impl Desk {
     /// The queues this agent serves now, each with its ring and preference.
     pub async fn agent_queues(&self, agent_id: i64) -> anyhow::Result<Vec<AgentQueue>> {
         let profile = self.db.agent_profile(agent_id).await?;
-        let skills: HashMap<String, u8> = profile.skills.into_iter().map(|s| (s.skill, s.level)).collect();
+        let skills: HashMap<String, u8> = profile
+            .skills
+            .into_iter()
+            .map(|s| (s.skill, s.level))
+            .collect();
         let mut taken_today = None;
         let mut queues = Vec::new();
         for queue in self.db.queues().await? {
-            let Some(ring) = ring_of(&queue, &skills) else { continue };
+            let Some(ring) = ring_of(&queue, &skills) else {
+                continue;
+            };
             let taken = if queue.spec.strategy == Strategy::FewestToday {
                 match taken_today {
                     Some(n) => n,
                     None => {
-                        let n = self.db.taken_since(agent_id, start_of_day(self.now())).await?;
+                        let n = self
+                            .db
+                            .taken_since(agent_id, start_of_day(self.now()))
+                            .await?;
                         taken_today = Some(n);
                         n
                     }
@@ -101,14 +113,25 @@ impl Desk {
     /// After a ticket: "fewest today" queues see the agent's new count.
     pub(super) async fn update_preferences(&self, agent_id: i64) -> anyhow::Result<()> {
         let queues = self.db.queues().await?;
-        if !queues.iter().any(|q| q.spec.strategy == Strategy::FewestToday) {
+        if !queues
+            .iter()
+            .any(|q| q.spec.strategy == Strategy::FewestToday)
+        {
             return Ok(());
         }
-        let taken = self.db.taken_since(agent_id, start_of_day(self.now())).await?;
+        let taken = self
+            .db
+            .taken_since(agent_id, start_of_day(self.now()))
+            .await?;
         for q in self.agent_queues(agent_id).await? {
-            let strategy = queues.iter().find(|x| x.id == q.queue_id).map(|x| x.spec.strategy);
+            let strategy = queues
+                .iter()
+                .find(|x| x.id == q.queue_id)
+                .map(|x| x.spec.strategy);
             if strategy == Some(Strategy::FewestToday) {
-                self.routing.set_preference(agent_id, q.queue_id, taken).await?;
+                self.routing
+                    .set_preference(agent_id, q.queue_id, taken)
+                    .await?;
             }
         }
         Ok(())
@@ -123,7 +146,10 @@ mod tests {
     fn queue(required: &[(&str, u8)], rings: &[(u32, &[(&str, u8)])], strategy: Strategy) -> Queue {
         let skills = |s: &[(&str, u8)]| {
             s.iter()
-                .map(|(n, l)| SkillLevel { skill: n.to_string(), level: *l })
+                .map(|(n, l)| SkillLevel {
+                    skill: n.to_string(),
+                    level: *l,
+                })
                 .collect::<Vec<_>>()
         };
         Queue {
@@ -156,7 +182,11 @@ mod tests {
 
     #[test]
     fn rings_open_from_the_full_requirement_outwards() {
-        let q = queue(&[("billing", 8)], &[(60, &[("billing", 4)]), (30, &[("billing", 6)])], Strategy::LongestIdle);
+        let q = queue(
+            &[("billing", 8)],
+            &[(60, &[("billing", 4)]), (30, &[("billing", 6)])],
+            Strategy::LongestIdle,
+        );
         assert_eq!(ring_after_ms(&q), vec![30_000, 60_000]);
         assert_eq!(ring_of(&q, &agent(&[("billing", 9)])), Some(0));
         assert_eq!(ring_of(&q, &agent(&[("billing", 6)])), Some(1));
@@ -174,6 +204,9 @@ mod tests {
         let fewest = queue(&[], &[], Strategy::FewestToday);
         assert!(preference(&fewest, &skilled, 2) < preference(&fewest, &novice, 5));
         let idle = queue(&[], &[], Strategy::LongestIdle);
-        assert_eq!(preference(&idle, &skilled, 7), preference(&idle, &novice, 1));
+        assert_eq!(
+            preference(&idle, &skilled, 7),
+            preference(&idle, &novice, 1)
+        );
     }
 }

@@ -11,12 +11,17 @@ use callcenter_proto::{AgentState, TicketStatus};
 
 /// A ticket's head start in its queue, in milliseconds of waiting time.
 pub fn head_start_ms(rule: &PriorityRule, base_priority_seconds: u32, customer: &Customer) -> i64 {
-    let tier = rule.tier_head_start_seconds.get(&customer.tier).copied().unwrap_or(0);
+    let tier = rule
+        .tier_head_start_seconds
+        .get(&customer.tier)
+        .copied()
+        .unwrap_or(0);
     let value = if rule.value_head_start_seconds_per_1000 == 0 {
         0
     } else {
         let per_1000 = i64::from(rule.value_head_start_seconds_per_1000);
-        (customer.value_minor.max(0) / 1000 * per_1000).min(i64::from(rule.max_value_head_start_seconds))
+        (customer.value_minor.max(0) / 1000 * per_1000)
+            .min(i64::from(rule.max_value_head_start_seconds))
     };
     (i64::from(base_priority_seconds) + i64::from(tier) + value) * 1000
 }
@@ -56,7 +61,8 @@ impl Desk {
         }
         let until = now + i64::from(queue.spec.wrap_up_seconds) * 1000;
         self.db.set_wrap_up_until(agent_id, Some(until)).await?;
-        self.set_state(agent_id, AgentState::WrapUp, Some("wrap-up")).await?;
+        self.set_state(agent_id, AgentState::WrapUp, Some("wrap-up"))
+            .await?;
         Ok(())
     }
 
@@ -64,19 +70,25 @@ impl Desk {
     pub(super) async fn end_wrap_ups(&self) -> anyhow::Result<()> {
         for agent_id in self.db.wrap_ups_over(self.now()).await? {
             self.db.set_wrap_up_until(agent_id, None).await?;
-            self.set_state(agent_id, AgentState::Available, None).await?;
+            self.set_state(agent_id, AgentState::Available, None)
+                .await?;
         }
         Ok(())
     }
 
     /// Offers that expired count against their agents; an agent who misses
     /// the queue's limit in a row goes on break and is told why.
-    pub(super) async fn count_missed(&self, expired: &[Offer], queue: &Queue) -> anyhow::Result<()> {
+    pub(super) async fn count_missed(
+        &self,
+        expired: &[Offer],
+        queue: &Queue,
+    ) -> anyhow::Result<()> {
         for offer in expired {
             let missed = self.db.offer_missed(offer.agent_id).await?;
             if queue.spec.missed_offers_limit > 0 && missed >= queue.spec.missed_offers_limit {
                 self.db.offer_answered(offer.agent_id).await?;
-                self.set_state(offer.agent_id, AgentState::Break, Some("missed offers")).await?;
+                self.set_state(offer.agent_id, AgentState::Break, Some("missed offers"))
+                    .await?;
             }
         }
         Ok(())
@@ -94,11 +106,19 @@ impl Desk {
             }
             let returned = self
                 .db
-                .return_to_queue(held.ticket_id, held.agent_id, FRONT_OF_QUEUE_RANK, "agent did not reconnect", now)
+                .return_to_queue(
+                    held.ticket_id,
+                    held.agent_id,
+                    FRONT_OF_QUEUE_RANK,
+                    "agent did not reconnect",
+                    now,
+                )
                 .await?;
             if returned {
                 let kind = super::eligibility::kind_of(&self.db.ticket(held.ticket_id).await?.kind);
-                self.routing.release(held.agent_id, held.ticket_id, now).await?;
+                self.routing
+                    .release(held.agent_id, held.ticket_id, now)
+                    .await?;
                 self.routing
                     .enqueue(WaitingTicket {
                         ticket_id: held.ticket_id,
@@ -118,7 +138,9 @@ impl Desk {
     pub(super) async fn overflow(&self, queue: &Queue) -> anyhow::Result<()> {
         let now = self.now();
         for step in &queue.spec.overflow {
-            let Some(to) = step.overflow_queue_id else { continue };
+            let Some(to) = step.overflow_queue_id else {
+                continue;
+            };
             let since = now - i64::from(step.after_seconds) * 1000;
             let mut moved = false;
             for (ticket_id, rank_ms) in self.db.waiting_since(queue.id, since).await? {
@@ -169,7 +191,13 @@ impl Desk {
             && let Some(agent) = before.assigned_agent_id
         {
             self.routing.release(agent, ticket_id, now).await?;
-            self.tell(agent, ServerEvent::TicketUpdated { ticket: ticket.clone() }).await;
+            self.tell(
+                agent,
+                ServerEvent::TicketUpdated {
+                    ticket: ticket.clone(),
+                },
+            )
+            .await;
             for q in self.db.queues_for_agent(agent).await? {
                 self.dispatch(q).await?;
             }
@@ -206,8 +234,17 @@ mod tests {
         };
         assert_eq!(head_start_ms(&rule, 0, &customer("standard", 0)), 0);
         assert_eq!(head_start_ms(&rule, 30, &customer("gold", 0)), 150_000);
-        assert_eq!(head_start_ms(&rule, 0, &customer("standard", 50_000)), 100_000);
-        assert_eq!(head_start_ms(&rule, 0, &customer("gold", 10_000_000)), 420_000);
-        assert_eq!(head_start_ms(&PriorityRule::default(), 10, &customer("gold", 10_000_000)), 10_000);
+        assert_eq!(
+            head_start_ms(&rule, 0, &customer("standard", 50_000)),
+            100_000
+        );
+        assert_eq!(
+            head_start_ms(&rule, 0, &customer("gold", 10_000_000)),
+            420_000
+        );
+        assert_eq!(
+            head_start_ms(&PriorityRule::default(), 10, &customer("gold", 10_000_000)),
+            10_000
+        );
     }
 }

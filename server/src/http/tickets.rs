@@ -9,7 +9,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use callcenter_proto::Role;
-use callcenter_proto::http::{CancelRequest, ComplaintCreate, Outcome, Problem, Ticket, TicketHistory};
+use callcenter_proto::http::{
+    CancelRequest, ComplaintCreate, Outcome, Problem, Ticket, TicketHistory,
+};
 use sha2::{Digest, Sha256};
 
 pub fn router() -> Router<AppState> {
@@ -125,5 +127,7 @@ pub async fn cancel(
     ApiJson(req): ApiJson<CancelRequest>,
 ) -> ApiResult<ApiJson<Ticket>> {
     user.require(&[Role::Supervisor, Role::Admin, Role::Integration])?;
-    Ok(ApiJson(state.desk.cancel(user.user_id, id, &req.reason).await?))
+    Ok(ApiJson(
+        state.desk.cancel(user.user_id, id, &req.reason).await?,
+    ))
 }

@@ -7,11 +7,16 @@ use sqlx::Row;
 
 impl Db {
     /// A queue's live figures; `day_start_ms` starts "today" for the service level.
-    pub async fn queue_figures(&self, queue_id: i64, day_start_ms: i64) -> StoreResult<Option<QueueFigures>> {
-        let Some(queue) = sqlx::query("SELECT name, service_level_seconds FROM queues WHERE id = $1")
-            .bind(queue_id)
-            .fetch_optional(&self.pool)
-            .await?
+    pub async fn queue_figures(
+        &self,
+        queue_id: i64,
+        day_start_ms: i64,
+    ) -> StoreResult<Option<QueueFigures>> {
+        let Some(queue) =
+            sqlx::query("SELECT name, service_level_seconds FROM queues WHERE id = $1")
+                .bind(queue_id)
+                .fetch_optional(&self.pool)
+                .await?
         else {
             return Ok(None);
         };
@@ -41,7 +46,8 @@ impl Db {
             name: queue.try_get("name")?,
             waiting: waiting.try_get::<i64, _>("waiting")? as u64,
             oldest_waiting_since_ms: waiting.try_get("oldest")?,
-            service_level_permille: (answered_today > 0).then(|| (within * 1000 / answered_today) as u32),
+            service_level_permille: (answered_today > 0)
+                .then(|| (within * 1000 / answered_today) as u32),
             answered_today: answered_today as u64,
         }))
     }

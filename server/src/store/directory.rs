@@ -3,7 +3,8 @@
 use super::{Db, StoreError, StoreResult, is_unique_violation};
 use callcenter_proto::AgentState;
 use callcenter_proto::http::{
-    AgentProfile, Category, CategorySpec, OverflowStep, PriorityRule, Queue, QueueSpec, SkillLevel, Strategy,
+    AgentProfile, Category, CategorySpec, OverflowStep, PriorityRule, Queue, QueueSpec, SkillLevel,
+    Strategy,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -282,7 +283,10 @@ impl Db {
         .bind(&spec.name)
         .bind(spec.service_level_seconds as i64)
         .bind(spec.offer_timeout_seconds as i64)
-        .bind(serde_json::to_string(&RoutingRules::of(spec)).map_err(|e| StoreError::Conflict(e.to_string()))?)
+        .bind(
+            serde_json::to_string(&RoutingRules::of(spec))
+                .map_err(|e| StoreError::Conflict(e.to_string()))?,
+        )
         .fetch_one(&mut *tx)
         .await
         .map_err(conflict("a queue with that name"))?;
@@ -306,13 +310,11 @@ impl Db {
     }
 
     pub async fn queue(&self, id: i64) -> StoreResult<Queue> {
-        let row = sqlx::query(
-            &format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE id = $1"),
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound("queue"))?;
+        let row = sqlx::query(&format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("queue"))?;
         let skills = self.queue_skills(id).await?;
         queue_from_row(&row, skills)
     }
@@ -333,11 +335,9 @@ impl Db {
     }
 
     pub async fn queues(&self) -> StoreResult<Vec<Queue>> {
-        let rows = sqlx::query(
-            &format!("SELECT {QUEUE_COLUMNS} FROM queues ORDER BY id"),
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("SELECT {QUEUE_COLUMNS} FROM queues ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
         let mut queues = Vec::with_capacity(rows.len());
         for row in &rows {
             let skills = self.queue_skills(row.try_get("id")?).await?;

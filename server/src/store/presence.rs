@@ -32,10 +32,12 @@ impl Db {
 
     /// The agent answered an offer: the run of missed ones ends.
     pub async fn offer_answered(&self, agent_id: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE agents SET missed_in_row = 0 WHERE user_id = $1 AND missed_in_row <> 0")
-            .bind(agent_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE agents SET missed_in_row = 0 WHERE user_id = $1 AND missed_in_row <> 0",
+        )
+        .bind(agent_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -125,11 +127,13 @@ impl Db {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("UPDATE assignments SET ended_at_ms = $1 WHERE ticket_id = $2 AND ended_at_ms IS NULL")
-            .bind(now_ms)
-            .bind(ticket_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE assignments SET ended_at_ms = $1 WHERE ticket_id = $2 AND ended_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(ticket_id)
+        .execute(&mut *tx)
+        .await?;
         super::tickets::record(
             &mut tx,
             ticket_id,
@@ -153,19 +157,27 @@ impl Db {
     ) -> StoreResult<Ticket> {
         let mut tx = self.pool.begin().await?;
         let before = super::tickets::ticket_in(&mut tx, ticket_id).await?;
-        if matches!(before.status, TicketStatus::Resolved | TicketStatus::Cancelled) {
-            return Err(StoreError::Conflict(format!("the ticket is already {}", before.status.as_str())));
+        if matches!(
+            before.status,
+            TicketStatus::Resolved | TicketStatus::Cancelled
+        ) {
+            return Err(StoreError::Conflict(format!(
+                "the ticket is already {}",
+                before.status.as_str()
+            )));
         }
         sqlx::query("UPDATE tickets SET status = 'cancelled', updated_at_ms = $1 WHERE id = $2")
             .bind(now_ms)
             .bind(ticket_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE assignments SET ended_at_ms = $1 WHERE ticket_id = $2 AND ended_at_ms IS NULL")
-            .bind(now_ms)
-            .bind(ticket_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE assignments SET ended_at_ms = $1 WHERE ticket_id = $2 AND ended_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(ticket_id)
+        .execute(&mut *tx)
+        .await?;
         super::tickets::record(
             &mut tx,
             ticket_id,
@@ -180,7 +192,11 @@ impl Db {
     }
 
     /// Waiting tickets of a queue that came in before `created_before_ms`.
-    pub async fn waiting_since(&self, queue_id: i64, created_before_ms: i64) -> StoreResult<Vec<(i64, i64)>> {
+    pub async fn waiting_since(
+        &self,
+        queue_id: i64,
+        created_before_ms: i64,
+    ) -> StoreResult<Vec<(i64, i64)>> {
         Ok(sqlx::query(
             "SELECT id, rank_ms FROM tickets WHERE queue_id = $1 AND status = 'queued' AND created_at_ms <= $2 \
              ORDER BY id LIMIT 500",
@@ -195,7 +211,13 @@ impl Db {
     }
 
     /// Move a waiting ticket to another queue (overflow).
-    pub async fn move_to_queue(&self, ticket_id: i64, from: i64, to: i64, now_ms: i64) -> StoreResult<bool> {
+    pub async fn move_to_queue(
+        &self,
+        ticket_id: i64,
+        from: i64,
+        to: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE tickets SET queue_id = $1, updated_at_ms = $2 WHERE id = $3 AND queue_id = $4 AND status = 'queued'",

@@ -36,6 +36,7 @@ pub struct LiveTicket {
     /// `inbound` or `outbound`.
     pub kind: &'static str,
     pub created_at_ms: i64,
+    pub updated_at_ms: i64,
     pub rank_ms: i64,
     pub status: TicketStatus,
     pub assigned_agent_id: Option<i64>,
@@ -434,7 +435,10 @@ impl Db {
     }
 
     /// Tickets the agent holds now, with their kind (`inbound`/`outbound`).
-    pub async fn assigned_tickets_with_kind(&self, agent_id: i64) -> StoreResult<Vec<(i64, String)>> {
+    pub async fn assigned_tickets_with_kind(
+        &self,
+        agent_id: i64,
+    ) -> StoreResult<Vec<(i64, String)>> {
         sqlx::query("SELECT id, kind FROM tickets WHERE assigned_agent_id = $1 AND status = 'assigned' ORDER BY id")
             .bind(agent_id)
             .fetch_all(&self.pool)
@@ -446,18 +450,20 @@ impl Db {
 
     /// How many tickets the agent has taken since a moment (for "fewest today").
     pub async fn taken_since(&self, agent_id: i64, since_ms: i64) -> StoreResult<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM assignments WHERE agent_id = $1 AND started_at_ms >= $2")
-            .bind(agent_id)
-            .bind(since_ms)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
+        Ok(sqlx::query(
+            "SELECT COUNT(*) AS n FROM assignments WHERE agent_id = $1 AND started_at_ms >= $2",
+        )
+        .bind(agent_id)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?)
     }
 
     /// Every ticket not yet ended, for rebuilding the live routing state.
     pub async fn live_tickets(&self) -> StoreResult<Vec<LiveTicket>> {
         sqlx::query(
-            "SELECT id, queue_id, kind, created_at_ms, rank_ms, status, assigned_agent_id FROM tickets \
+            "SELECT id, queue_id, kind, created_at_ms, updated_at_ms, rank_ms, status, assigned_agent_id FROM tickets \
              WHERE status IN ('queued', 'offered', 'assigned') ORDER BY id",
         )
         .fetch_all(&self.pool)
@@ -471,6 +477,7 @@ impl Db {
                 queue_id: r.try_get("queue_id")?,
                 kind: if kind == "outbound" { "outbound" } else { "inbound" },
                 created_at_ms: r.try_get("created_at_ms")?,
+                updated_at_ms: r.try_get("updated_at_ms")?,
                 rank_ms: r.try_get("rank_ms")?,
                 status: TicketStatus::parse(&status).ok_or(StoreError::NotFound("status"))?,
                 assigned_agent_id: r.try_get("assigned_agent_id")?,

@@ -28,18 +28,30 @@ pub(super) async fn subscribe(
     teams.sort();
     teams.dedup();
     if queues.len() > MAX_QUEUES {
-        return Err(ApiError::field("queues", format!("at most {MAX_QUEUES} queues")));
+        return Err(ApiError::field(
+            "queues",
+            format!("at most {MAX_QUEUES} queues"),
+        ));
     }
     if teams.len() > MAX_TEAMS || teams.iter().any(|t| t.is_empty() || t.len() > 64) {
-        return Err(ApiError::field("teams", format!("at most {MAX_TEAMS} team names of 1 to 64 characters")));
+        return Err(ApiError::field(
+            "teams",
+            format!("at most {MAX_TEAMS} team names of 1 to 64 characters"),
+        ));
     }
     for &q in &queues {
-        state.db.queue(q).await.map_err(|_| ApiError::field("queues", format!("no queue has id {q}")))?;
+        state
+            .db
+            .queue(q)
+            .await
+            .map_err(|_| ApiError::field("queues", format!("no queue has id {q}")))?;
     }
     let subscription = Subscription { queues, teams };
     state.hub.set_subscription(socket_id, subscription.clone());
     let (fingerprint, board) = figures(state, &subscription).await?;
-    state.hub.send_board(socket_id, fingerprint, &Arc::new(ServerEvent::Board(board)));
+    state
+        .hub
+        .send_board(socket_id, fingerprint, &Arc::new(ServerEvent::Board(board)));
     Ok(())
 }
 
@@ -80,7 +92,10 @@ pub async fn publish_boards(state: &AppState) -> anyhow::Result<()> {
     for (socket_id, subscription) in boards {
         if !readings.contains_key(&subscription) {
             let (fingerprint, board) = figures(state, &subscription).await?;
-            readings.insert(subscription.clone(), (fingerprint, Arc::new(ServerEvent::Board(board))));
+            readings.insert(
+                subscription.clone(),
+                (fingerprint, Arc::new(ServerEvent::Board(board))),
+            );
         }
         let (fingerprint, event) = &readings[&subscription];
         state.hub.send_board(socket_id, *fingerprint, event);

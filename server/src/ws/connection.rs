@@ -15,8 +15,8 @@ use crate::bus::{Claim, Since};
 use crate::error::ApiError;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use callcenter_proto::ws::{
-    CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_UNSUPPORTED_VERSION, ClientFrame, Command,
-    ReplyResult, ServerEvent, Snapshot, WsError, WsErrorCode,
+    CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_UNSUPPORTED_VERSION, ClientFrame, Command, ReplyResult,
+    ServerEvent, Snapshot, WsError, WsErrorCode,
 };
 use callcenter_proto::{PROTOCOL_MAJOR, PROTOCOL_VERSION, Role};
 use futures::stream::SplitSink;
@@ -66,7 +66,10 @@ async fn hello(
     else {
         return Err((CLOSE_POLICY, "the first frame must be a hello".to_string()));
     };
-    let major = protocol.split('.').next().and_then(|m| m.parse::<u32>().ok());
+    let major = protocol
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
     if major != Some(PROTOCOL_MAJOR) {
         return Err((
             CLOSE_UNSUPPORTED_VERSION,
@@ -132,7 +135,9 @@ async fn snapshot(state: &AppState, user: &AuthUser, socket_id: u64) -> anyhow::
                 continue;
             }
             let ticket = db.ticket(offer.ticket_id).await?;
-            snapshot.pending_offers.push(state.desk.offer_details(&offer, ticket).await?);
+            snapshot
+                .pending_offers
+                .push(state.desk.offer_details(&offer, ticket).await?);
         }
     }
     Ok(snapshot)
@@ -181,7 +186,9 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
     // Registered first: events published from now on are buffered for this
     // socket while the opening is read, and the writer drops the ones the
     // opening already covers.
-    let registration = state.hub.register(user.user_id, user.role, &user.session_id);
+    let registration = state
+        .hub
+        .register(user.user_id, user.role, &user.session_id);
     if user.role == Role::Agent
         && let Err(e) = state.db.mark_connected(user.user_id).await
     {
@@ -265,7 +272,11 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
                 Ok(Message::Text(text)) => text,
                 Ok(Message::Close(_)) | Err(_) => break,
                 Ok(Message::Binary(_)) => {
-                    if reply_tx.send(ToWriter::Frame(Box::new(bad_frame("frames are JSON text")))).await.is_err() {
+                    if reply_tx
+                        .send(ToWriter::Frame(Box::new(bad_frame("frames are JSON text"))))
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                     continue;
@@ -273,7 +284,10 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
                 Ok(_) => continue,
             };
             let reply = match serde_json::from_str::<ClientFrame>(&text) {
-                Ok(ClientFrame::Command { request_id, command }) => match limiter.check(Instant::now()) {
+                Ok(ClientFrame::Command {
+                    request_id,
+                    command,
+                }) => match limiter.check(Instant::now()) {
                     Verdict::Allow => answer(&state, &user, socket_id, request_id, command).await,
                     Verdict::Limit => ServerEvent::Reply {
                         request_id,
@@ -286,7 +300,9 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
                         }),
                     },
                     Verdict::Abuse => {
-                        let _ = reply_tx.send(ToWriter::Close(CLOSE_POLICY, "too many commands".into())).await;
+                        let _ = reply_tx
+                            .send(ToWriter::Close(CLOSE_POLICY, "too many commands".into()))
+                            .await;
                         abusive = true;
                         break;
                     }
@@ -304,7 +320,11 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
                     None => bad_frame(&format!("not a valid frame: {e}")),
                 },
             };
-            if reply_tx.send(ToWriter::Frame(Box::new(reply))).await.is_err() {
+            if reply_tx
+                .send(ToWriter::Frame(Box::new(reply)))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -350,7 +370,11 @@ async fn catch_up(
         }
         Since::TooOld => {
             let snapshot = snapshot(state, user, socket_id).await?;
-            send(sink, text_frame(upto - 1, &ServerEvent::Snapshot(Box::new(snapshot)))).await?;
+            send(
+                sink,
+                text_frame(upto - 1, &ServerEvent::Snapshot(Box::new(snapshot))),
+            )
+            .await?;
         }
     }
     Ok(())
@@ -381,7 +405,10 @@ async fn answer(
                 Claim::New => {
                     let result = handle(state, user, socket_id, command).await;
                     let stored = serde_json::to_string(&result)?;
-                    state.bus.finish_request(user.user_id, &request_id, &stored).await?;
+                    state
+                        .bus
+                        .finish_request(user.user_id, &request_id, &stored)
+                        .await?;
                     return Ok(result);
                 }
                 Claim::Done(stored) => return Ok(serde_json::from_str(&stored)?),

@@ -137,7 +137,13 @@ impl Hub {
             BusMessage::Deliver { to, seq, event } => {
                 let event: Arc<ServerEvent> = Arc::from(event);
                 for s in sockets.values().filter(|s| wants(s, &to)) {
-                    if !offer(s, Outgoing::Event { seq, event: event.clone() }) {
+                    if !offer(
+                        s,
+                        Outgoing::Event {
+                            seq,
+                            event: event.clone(),
+                        },
+                    ) {
                         self.slow_closed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -244,7 +250,11 @@ fn offer(s: &Socket, outgoing: Outgoing) -> bool {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
             let first = !s.close.is_cancelled();
-            close(s, CLOSE_POLICY, "too slow: the outgoing buffer is full; reconnect and resume");
+            close(
+                s,
+                CLOSE_POLICY,
+                "too slow: the outgoing buffer is full; reconnect and resume",
+            );
             !first
         }
         Err(mpsc::error::TrySendError::Closed(_)) => true,

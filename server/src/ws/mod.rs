@@ -55,7 +55,12 @@ pub async fn upgrade(
 }
 
 /// Run one command; every command is authorized here, not only at connect.
-async fn handle(state: &AppState, user: &AuthUser, socket_id: u64, command: Command) -> ReplyResult {
+async fn handle(
+    state: &AppState,
+    user: &AuthUser,
+    socket_id: u64,
+    command: Command,
+) -> ReplyResult {
     let result = async {
         // The session may have been revoked since the socket opened.
         if state
@@ -72,7 +77,10 @@ async fn handle(state: &AppState, user: &AuthUser, socket_id: u64, command: Comm
             Command::SetState { state: s, reason } => {
                 agent()?;
                 if s == AgentState::WrapUp {
-                    return Err(ApiError::field("state", "wrap-up starts by itself when a ticket ends"));
+                    return Err(ApiError::field(
+                        "state",
+                        "wrap-up starts by itself when a ticket ends",
+                    ));
                 }
                 if s == AgentState::Break && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
                     return Err(ApiError::field("reason", "a break needs a reason"));
