@@ -22,23 +22,8 @@ on_every_backend!(
 
 async fn available(app: &TestApp, token: &str) -> support::ws::Socket {
     let mut socket = app.socket(token).await;
-    let reply = socket
-        .command(Command::SetState {
-            state: AgentState::Available,
-            reason: None,
-        })
-        .await;
-    assert_eq!(reply, ReplyResult::Ok { ticket: None });
+    socket.go_available().await;
     socket
-}
-
-async fn next_offer(socket: &mut support::ws::Socket) -> callcenter_proto::ws::OfferDetails {
-    socket
-        .until(|e| match e {
-            ServerEvent::Offer(offer) => Some(offer.clone()),
-            _ => None,
-        })
-        .await
 }
 
 async fn complaint_is_offered_accepted_and_resolved(app: TestApp) {
@@ -59,7 +44,7 @@ async fn complaint_is_offered_accepted_and_resolved(app: TestApp) {
     assert_eq!(filed.status, StatusCode::CREATED, "{}", filed.body);
     let ticket_id = filed.body["id"].as_i64().unwrap();
 
-    let offer = next_offer(&mut desk).await;
+    let offer = desk.next_offer().await;
     assert_eq!(offer.ticket.id, ticket_id);
     assert_eq!(offer.ticket.description, "Charged twice for one order");
     assert_eq!(offer.customer.external_id, "shop-42");
@@ -238,7 +223,7 @@ async fn declined_offer_goes_to_the_next_agent(app: TestApp) {
         .await;
     let ticket_id = filed.body["id"].as_i64().unwrap();
     // Anna has been idle longest: she is offered it first.
-    let offer = next_offer(&mut desk_a).await;
+    let offer = desk_a.next_offer().await;
     assert_eq!(offer.ticket.id, ticket_id);
     let declined = desk_a
         .command(Command::Decline {
@@ -247,7 +232,7 @@ async fn declined_offer_goes_to_the_next_agent(app: TestApp) {
         })
         .await;
     assert_eq!(declined, ReplyResult::Ok { ticket: None });
-    let offer_b = next_offer(&mut desk_b).await;
+    let offer_b = desk_b.next_offer().await;
     assert_eq!(offer_b.ticket.id, ticket_id);
     assert!(offer_b.version > offer.version);
 
@@ -288,7 +273,7 @@ async fn offer_times_out_and_goes_to_another_agent(app: TestApp) {
         )
         .await;
     let ticket_id = filed.body["id"].as_i64().unwrap();
-    let offer = next_offer(&mut desk_a).await;
+    let offer = desk_a.next_offer().await;
 
     let (_b, token_b) = app.agent("gleb", &[], 1).await;
     let mut desk_b = available(&app, &token_b).await;
@@ -303,7 +288,7 @@ async fn offer_times_out_and_goes_to_another_agent(app: TestApp) {
         })
         .await;
     assert_eq!(rescinded, (ticket_id, "timeout".to_string()));
-    let offer_b = next_offer(&mut desk_b).await;
+    let offer_b = desk_b.next_offer().await;
     assert_eq!(offer_b.ticket.id, ticket_id);
 
     let late = desk_a
@@ -361,7 +346,7 @@ async fn agent_on_break_gets_no_offers(app: TestApp) {
         })
         .await;
     assert_eq!(back, ReplyResult::Ok { ticket: None });
-    let offer = next_offer(&mut desk).await;
+    let offer = desk.next_offer().await;
     assert_eq!(offer.ticket.id, ticket_id);
     // Before the agent came back nobody was offered it.
     let history: TicketHistory = app
@@ -391,12 +376,12 @@ async fn disconnect_returns_pending_offer_to_the_queue(app: TestApp) {
         .complain(&app.admin_token, "k4", customer, category, "Wrong colour")
         .await;
     let ticket_id = filed.body["id"].as_i64().unwrap();
-    next_offer(&mut desk_a).await;
+    desk_a.next_offer().await;
     drop(desk_a);
     // The pending offer goes back to the queue at once, and to the next agent.
     let (_b, token_b) = app.agent("fedor", &[], 1).await;
     let mut desk_b = available(&app, &token_b).await;
-    let offer = next_offer(&mut desk_b).await;
+    let offer = desk_b.next_offer().await;
     assert_eq!(offer.ticket.id, ticket_id);
 }
 

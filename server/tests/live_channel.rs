@@ -28,15 +28,6 @@ fn set_state(state: AgentState, reason: Option<&str>) -> Command {
     }
 }
 
-async fn offer_of(socket: &mut Socket) -> callcenter_proto::ws::OfferDetails {
-    socket
-        .until(|e| match e {
-            ServerEvent::Offer(o) => Some(o.clone()),
-            _ => None,
-        })
-        .await
-}
-
 /// The stream frames a socket has received (not replies, boards or snapshots).
 fn stream_seqs(socket: &Socket) -> Vec<u64> {
     socket
@@ -65,7 +56,7 @@ async fn a_reconnecting_console_gets_every_missed_event_in_order(app: TestApp) {
     let first = app
         .complain(&app.admin_token, "k-1", customer, category, "First")
         .await;
-    let offer = offer_of(&mut desk).await;
+    let offer = desk.next_offer().await;
     assert_eq!(offer.ticket.id, first.body["id"].as_i64().unwrap());
     let last = desk.last_seq();
     let before = stream_seqs(&desk);
@@ -86,7 +77,7 @@ async fn a_reconnecting_console_gets_every_missed_event_in_order(app: TestApp) {
     let mut other = app.socket(&token).await;
     let back = other.command(set_state(AgentState::Available, None)).await;
     assert_eq!(back, ReplyResult::Ok { ticket: None });
-    offer_of(&mut other).await;
+    other.next_offer().await;
 
     // The first console comes back and resumes: every missed event, in order, no snapshot.
     let mut resumed = Socket::connect_from(&app.ws_url(), &token, Some(last)).await;
@@ -143,7 +134,7 @@ async fn a_resume_point_too_far_back_gets_a_snapshot(app: TestApp) {
     let filed = app
         .complain(&app.admin_token, "k-3", customer, category, "Late parcel")
         .await;
-    let offer = offer_of(&mut desk).await;
+    let offer = desk.next_offer().await;
     desk.command(Command::Accept {
         ticket_id: offer.ticket.id,
         version: offer.version,
@@ -189,7 +180,7 @@ async fn a_repeated_request_id_has_one_effect_and_the_same_reply(app: TestApp) {
     desk.command(set_state(AgentState::Available, None)).await;
     app.complain(&app.admin_token, "k-4", customer, category, "Torn box")
         .await;
-    let offer = offer_of(&mut desk).await;
+    let offer = desk.next_offer().await;
     let ticket_id = offer.ticket.id;
     desk.command(Command::Accept {
         ticket_id,
@@ -280,12 +271,12 @@ async fn a_silent_connection_is_closed_and_its_offer_goes_to_someone_else() {
     let filed = app
         .complain(&app.admin_token, "k-5", customer, category, "Leaking")
         .await;
-    offer_of(&mut silent).await;
+    silent.next_offer().await;
     let mut awake = app.socket(&token).await;
     awake.command(set_state(AgentState::Available, None)).await;
 
     // The silent console stops answering pings; the awake one keeps reading.
-    let reader = tokio::spawn(async move { offer_of(&mut awake).await });
+    let reader = tokio::spawn(async move { awake.next_offer().await });
     // (The silent socket is not read: no pongs go back.)
     let offer = reader.await.unwrap();
     assert_eq!(offer.ticket.id, filed.body["id"].as_i64().unwrap());
@@ -540,7 +531,7 @@ async fn a_console_resumes_on_another_node() {
     let first = a
         .complain(&a.admin_token, "x-1", customer, category, "One")
         .await;
-    let offer = offer_of(&mut on_a).await;
+    let offer = on_a.next_offer().await;
     on_a.command(Command::Accept {
         ticket_id: offer.ticket.id,
         version: offer.version,

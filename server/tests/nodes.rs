@@ -4,35 +4,15 @@
 
 mod support;
 
-use callcenter_proto::AgentState;
-use callcenter_proto::ws::{Command, ReplyResult, ServerEvent};
+use callcenter_proto::ws::{Command, ReplyResult};
 use reqwest::StatusCode;
-use support::ws::{Socket, close_code};
+use support::ws::close_code;
 use support::{Live, Storage, TestApp, spawn_app};
 
 async fn shared_deployment() -> Option<(TestApp, TestApp)> {
     let a = spawn_app(Storage::Postgres, Live::Redis).await?;
     let b = a.another_node().await;
     Some((a, b))
-}
-
-async fn available(socket: &mut Socket) {
-    let reply = socket
-        .command(Command::SetState {
-            state: AgentState::Available,
-            reason: None,
-        })
-        .await;
-    assert_eq!(reply, ReplyResult::Ok { ticket: None });
-}
-
-async fn offer_of(socket: &mut Socket) -> callcenter_proto::ws::OfferDetails {
-    socket
-        .until(|e| match e {
-            ServerEvent::Offer(o) => Some(o.clone()),
-            _ => None,
-        })
-        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,13 +25,13 @@ async fn ticket_filed_on_one_node_is_offered_to_an_agent_on_another() {
     let customer = a.customer("shop-1").await;
     // The agent's console is connected to node B; the complaint is posted to node A.
     let mut desk = b.socket(&token).await;
-    available(&mut desk).await;
+    desk.go_available().await;
     let filed = a
         .complain(&a.admin_token, "n-1", customer, category, "Charged twice")
         .await;
     assert_eq!(filed.status, StatusCode::CREATED);
     let ticket_id = filed.body["id"].as_i64().unwrap();
-    let offer = offer_of(&mut desk).await;
+    let offer = desk.next_offer().await;
     assert_eq!(offer.ticket.id, ticket_id);
     let accepted = desk
         .command(Command::Accept {
@@ -89,19 +69,19 @@ async fn a_node_shutting_down_hands_its_pending_offers_back() {
     let customer = a.customer("shop-2").await;
 
     let mut on_a = a.socket(&olga).await;
-    available(&mut on_a).await;
+    on_a.go_available().await;
     let filed = b
         .complain(&b.admin_token, "n-2", customer, category, "Broken zip")
         .await;
     let ticket_id = filed.body["id"].as_i64().unwrap();
-    assert_eq!(offer_of(&mut on_a).await.ticket.id, ticket_id);
+    assert_eq!(on_a.next_offer().await.ticket.id, ticket_id);
 
     let mut on_b = b.socket(&boris).await;
-    available(&mut on_b).await;
+    on_b.go_available().await;
     // Node A stops: Olga's console is told why, and her pending offer goes to Boris on node B.
     a.stop().await;
     assert_eq!(close_code(&on_a.ended().await), Some(1001));
-    let offer = offer_of(&mut on_b).await;
+    let offer = on_b.next_offer().await;
     assert_eq!(offer.ticket.id, ticket_id);
     let accepted = on_b
         .command(Command::Accept {
@@ -124,7 +104,7 @@ async fn an_accept_racing_a_timeout_on_another_node_has_exactly_one_outcome() {
     let (agent, token) = a.agent("olga", &[], 1).await;
     let customer = a.customer("shop-3").await;
     let mut desk = b.socket(&token).await;
-    available(&mut desk).await;
+    desk.go_available().await;
     let (mut accepted_first_time, mut expired_first) = (0, 0);
     for i in 0..8 {
         let filed = a
@@ -137,7 +117,7 @@ async fn an_accept_racing_a_timeout_on_another_node_has_exactly_one_outcome() {
             )
             .await;
         let ticket_id = filed.body["id"].as_i64().unwrap();
-        let offer = offer_of(&mut desk).await;
+        let offer = desk.next_offer().await;
         assert_eq!(offer.ticket.id, ticket_id);
         // The deadline passes (both nodes' tickers may expire it) while the
         // agent's accept goes to node B.
@@ -165,7 +145,7 @@ async fn an_accept_racing_a_timeout_on_another_node_has_exactly_one_outcome() {
                 expired_first += 1;
                 assert_eq!(e.code, callcenter_proto::ws::WsErrorCode::OfferGone);
                 // Expired: back in the queue and offered again, then taken.
-                let again = offer_of(&mut desk).await;
+                let again = desk.next_offer().await;
                 assert_eq!(again.ticket.id, ticket_id);
                 assert!(again.version > offer.version);
                 let taken = desk

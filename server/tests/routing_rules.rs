@@ -53,25 +53,6 @@ async fn customer(app: &TestApp, external_id: &str, tier: &str) -> i64 {
     reply.body["id"].as_i64().unwrap()
 }
 
-async fn available(socket: &mut Socket) {
-    let r = socket
-        .command(Command::SetState {
-            state: AgentState::Available,
-            reason: None,
-        })
-        .await;
-    assert_eq!(r, ReplyResult::Ok { ticket: None });
-}
-
-async fn offer_of(socket: &mut Socket) -> OfferDetails {
-    socket
-        .until(|e| match e {
-            ServerEvent::Offer(o) => Some(o.clone()),
-            _ => None,
-        })
-        .await
-}
-
 /// Wait for the agent's state to become `wanted`; returns the reason given.
 async fn state_becomes(socket: &mut Socket, wanted: AgentState) -> Option<String> {
     socket
@@ -137,11 +118,11 @@ async fn a_gold_customer_is_served_first_until_an_older_ticket_has_waited_longer
     app.clock.advance_ms(10_000);
     let golden = file(&app, "g-1", gold, category).await;
     let mut desk = app.socket(&token).await;
-    available(&mut desk).await;
-    let first = offer_of(&mut desk).await;
+    desk.go_available().await;
+    let first = desk.next_offer().await;
     assert_eq!(first.ticket.id, golden);
     accept_and_resolve(&mut desk, &first).await;
-    let second = offer_of(&mut desk).await;
+    let second = desk.next_offer().await;
     assert_eq!(second.ticket.id, older);
     accept_and_resolve(&mut desk, &second).await;
 
@@ -156,11 +137,11 @@ async fn a_gold_customer_is_served_first_until_an_older_ticket_has_waited_longer
     let waited = file(&app, "s-2", standard, category).await;
     app.clock.advance_ms(200_000);
     let fresh_gold = file(&app, "g-2", gold, category).await;
-    available(&mut desk).await;
-    let next = offer_of(&mut desk).await;
+    desk.go_available().await;
+    let next = desk.next_offer().await;
     assert_eq!(next.ticket.id, waited);
     accept_and_resolve(&mut desk, &next).await;
-    assert_eq!(offer_of(&mut desk).await.ticket.id, fresh_gold);
+    assert_eq!(desk.next_offer().await.ticket.id, fresh_gold);
 }
 
 async fn wrap_up_pauses_offers_until_it_is_over(app: TestApp) {
@@ -168,9 +149,9 @@ async fn wrap_up_pauses_offers_until_it_is_over(app: TestApp) {
     let who = customer(&app, "c-1", "standard").await;
     let (_a, token) = app.agent("boris", &[], 1).await;
     let mut desk = app.socket(&token).await;
-    available(&mut desk).await;
+    desk.go_available().await;
     file(&app, "w-1", who, category).await;
-    let offer = offer_of(&mut desk).await;
+    let offer = desk.next_offer().await;
     accept_and_resolve(&mut desk, &offer).await;
     assert_eq!(
         state_becomes(&mut desk, AgentState::WrapUp)
@@ -196,7 +177,7 @@ async fn wrap_up_pauses_offers_until_it_is_over(app: TestApp) {
     assert_eq!(ticket.body["status"], "queued");
     app.clock.advance_ms(1_000);
     state_becomes(&mut desk, AgentState::Available).await;
-    assert_eq!(offer_of(&mut desk).await.ticket.id, waiting);
+    assert_eq!(desk.next_offer().await.ticket.id, waiting);
 }
 
 async fn an_agent_who_misses_offers_in_a_row_goes_on_break(app: TestApp) {
@@ -209,12 +190,12 @@ async fn an_agent_who_misses_offers_in_a_row_goes_on_break(app: TestApp) {
     let who = customer(&app, "c-2", "standard").await;
     let (_a, token) = app.agent("vera", &[], 1).await;
     let mut desk = app.socket(&token).await;
-    available(&mut desk).await;
+    desk.go_available().await;
     let ticket = file(&app, "m-1", who, category).await;
-    assert_eq!(offer_of(&mut desk).await.ticket.id, ticket);
+    assert_eq!(desk.next_offer().await.ticket.id, ticket);
     app.clock.advance_ms(10_001);
     // Missed once: offered again (the only agent).
-    let again = offer_of(&mut desk).await;
+    let again = desk.next_offer().await;
     assert_eq!(again.ticket.id, ticket);
     app.clock.advance_ms(10_001);
     let reason = state_becomes(&mut desk, AgentState::Break).await;
@@ -231,9 +212,9 @@ async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app
     let (_a, token_a) = app.agent("anna", &[], 1).await;
     let (_b, token_b) = app.agent("gleb", &[], 1).await;
     let mut desk_a = app.socket(&token_a).await;
-    available(&mut desk_a).await;
+    desk_a.go_available().await;
     let held = file(&app, "r-1", who, category).await;
-    let offer = offer_of(&mut desk_a).await;
+    let offer = desk_a.next_offer().await;
     let r = desk_a
         .command(Command::Accept {
             ticket_id: held,
@@ -258,8 +239,8 @@ async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app
     back.drop_connection().await;
     let waiting = file(&app, "r-2", who, category).await;
     let mut desk_b = app.socket(&token_b).await;
-    available(&mut desk_b).await;
-    let first = offer_of(&mut desk_b).await;
+    desk_b.go_available().await;
+    let first = desk_b.next_offer().await;
     assert_eq!(
         first.ticket.id, waiting,
         "Gleb takes the waiting ticket first"
@@ -286,8 +267,8 @@ async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app
         }
         tokio::task::yield_now().await;
     }
-    available(&mut desk_c).await;
-    let returned = offer_of(&mut desk_c).await;
+    desk_c.go_available().await;
+    let returned = desk_c.next_offer().await;
     assert_eq!(returned.ticket.id, held);
     let t = app
         .get(&format!("/api/tickets/{third}"), &app.admin_token)
@@ -305,9 +286,9 @@ async fn a_cancelled_ticket_withdraws_its_offer(app: TestApp) {
     let who = customer(&app, "c-4", "standard").await;
     let (_a, token) = app.agent("egor", &[], 1).await;
     let mut desk = app.socket(&token).await;
-    available(&mut desk).await;
+    desk.go_available().await;
     let ticket = file(&app, "x-1", who, category).await;
-    let offer = offer_of(&mut desk).await;
+    let offer = desk.next_offer().await;
     let (_s, supervisor) = app.user("sofia", "supervisor").await;
     let cancelled = app
         .post(
@@ -368,7 +349,7 @@ async fn a_ticket_waiting_too_long_overflows_to_another_queue(app: TestApp) {
     let who = customer(&app, "c-5", "standard").await;
     let (_a, token) = app.agent("fedor", &[], 1).await; // no warranty skill: only the backup queue
     let mut desk = app.socket(&token).await;
-    available(&mut desk).await;
+    desk.go_available().await;
     let ticket = file(&app, "o-1", who, category).await;
     app.clock.advance_ms(44_000);
     let t = app
@@ -376,7 +357,7 @@ async fn a_ticket_waiting_too_long_overflows_to_another_queue(app: TestApp) {
         .await;
     assert_eq!(t.body["status"], "queued");
     app.clock.advance_ms(2_000);
-    let offer = offer_of(&mut desk).await;
+    let offer = desk.next_offer().await;
     assert_eq!(offer.ticket.id, ticket);
     assert_eq!(offer.ticket.queue_id, backup);
     assert!(
@@ -391,12 +372,12 @@ async fn a_lost_live_state_is_rebuilt_and_nothing_is_lost(app: TestApp) {
     let who = customer(&app, "c-6", "standard").await;
     let (_a, token) = app.agent("kira", &[], 1).await;
     let mut desk = app.socket(&token).await;
-    available(&mut desk).await;
+    desk.go_available().await;
     let mut tickets = Vec::new();
     for i in 0..3 {
         tickets.push(file(&app, &format!("l-{i}"), who, category).await);
     }
-    let first = offer_of(&mut desk).await;
+    let first = desk.next_offer().await;
 
     // Redis loses everything this deployment kept there.
     let Some((url, prefix)) = app.redis.clone() else {
@@ -441,7 +422,7 @@ async fn a_lost_live_state_is_rebuilt_and_nothing_is_lost(app: TestApp) {
         served.push(first.ticket.id);
     }
     while served.len() < tickets.len() {
-        let offer = offer_of(&mut desk).await;
+        let offer = desk.next_offer().await;
         if served.contains(&offer.ticket.id) {
             continue;
         }
@@ -475,12 +456,12 @@ async fn best_skill_picks_the_most_skilled_free_agent(app: TestApp) {
     let (_n, novice) = app.agent("novice", &[("billing", 3)], 1).await;
     let (expert_id, expert) = app.agent("expert", &[("billing", 9)], 1).await;
     let mut desk_n = app.socket(&novice).await;
-    available(&mut desk_n).await; // idle longest
+    desk_n.go_available().await; // idle longest
     app.clock.advance_ms(60_000);
     let mut desk_e = app.socket(&expert).await;
-    available(&mut desk_e).await;
+    desk_e.go_available().await;
     let ticket = file(&app, "b-1", who, category).await;
-    let offer = offer_of(&mut desk_e).await;
+    let offer = desk_e.next_offer().await;
     assert_eq!(offer.ticket.id, ticket);
     let r = desk_e
         .command(Command::Accept {
@@ -493,7 +474,7 @@ async fn best_skill_picks_the_most_skilled_free_agent(app: TestApp) {
     );
     // With the expert busy, the novice gets the next one.
     let next = file(&app, "b-2", who, category).await;
-    assert_eq!(offer_of(&mut desk_n).await.ticket.id, next);
+    assert_eq!(desk_n.next_offer().await.ticket.id, next);
 }
 
 async fn fewest_today_picks_the_agent_with_the_fewest_tickets(app: TestApp) {
@@ -502,19 +483,19 @@ async fn fewest_today_picks_the_agent_with_the_fewest_tickets(app: TestApp) {
     let (_a, busy) = app.agent("busy", &[], 1).await;
     let (fresh_id, fresh) = app.agent("fresh", &[], 1).await;
     let mut desk_a = app.socket(&busy).await;
-    available(&mut desk_a).await;
+    desk_a.go_available().await;
     for i in 0..2 {
         file(&app, &format!("f-{i}"), who, category).await;
-        let offer = offer_of(&mut desk_a).await;
+        let offer = desk_a.next_offer().await;
         accept_and_resolve(&mut desk_a, &offer).await;
     }
     // "busy" has been idle since their last ticket; "fresh" arrives later but
     // has taken nothing today: fresh gets the next ticket.
     app.clock.advance_ms(1_000);
     let mut desk_b = app.socket(&fresh).await;
-    available(&mut desk_b).await;
+    desk_b.go_available().await;
     let ticket = file(&app, "f-3", who, category).await;
-    let offer = offer_of(&mut desk_b).await;
+    let offer = desk_b.next_offer().await;
     assert_eq!(offer.ticket.id, ticket);
     let r = desk_b
         .command(Command::Accept {
@@ -538,7 +519,7 @@ async fn bullseye_widens_the_ring_after_the_ticket_waits(app: TestApp) {
     let who = customer(&app, "c-9", "standard").await;
     let (_a, token) = app.agent("junior", &[("warranty", 5)], 1).await;
     let mut desk = app.socket(&token).await;
-    available(&mut desk).await;
+    desk.go_available().await;
     let ticket = file(&app, "e-1", who, category).await;
     app.clock.advance_ms(29_000);
     let t = app
@@ -549,11 +530,11 @@ async fn bullseye_widens_the_ring_after_the_ticket_waits(app: TestApp) {
         "not offered to the outer ring before 30 s"
     );
     app.clock.advance_ms(1_500);
-    assert_eq!(offer_of(&mut desk).await.ticket.id, ticket);
+    assert_eq!(desk.next_offer().await.ticket.id, ticket);
     // An agent with too little skill for every ring never gets it.
     let (_b, token_b) = app.agent("trainee", &[("warranty", 2)], 1).await;
     let mut trainee = app.socket(&token_b).await;
-    available(&mut trainee).await;
+    trainee.go_available().await;
     let snapshot = trainee.snapshot.clone().unwrap();
     assert!(snapshot.pending_offers.is_empty());
 }

@@ -162,6 +162,26 @@ impl Socket {
         .await
     }
 
+    /// Agents: go available; the reply must be ok.
+    pub async fn go_available(&mut self) {
+        let reply = self
+            .command(Command::SetState {
+                state: callcenter_proto::AgentState::Available,
+                reason: None,
+            })
+            .await;
+        assert_eq!(reply, ReplyResult::Ok { ticket: None });
+    }
+
+    /// Agents: the next offer (earlier events stay for later calls).
+    pub async fn next_offer(&mut self) -> callcenter_proto::ws::OfferDetails {
+        self.until(|e| match e {
+            ServerEvent::Offer(o) => Some(o.clone()),
+            _ => None,
+        })
+        .await
+    }
+
     /// Wait for the server to end the connection.
     pub async fn ended(mut self) -> Ended {
         loop {
