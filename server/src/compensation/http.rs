@@ -6,7 +6,6 @@ use super::policy::{self, Situation};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::http::tickets::IDEMPOTENCY_KEY;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -20,7 +19,6 @@ use callcenter_proto::compensation::{
 };
 use callcenter_proto::http::Problem;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -227,19 +225,8 @@ pub async fn request_grant(
     headers: HeaderMap,
     ApiJson(req): ApiJson<GrantRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<CompensationRequest>)> {
-    let key = headers
-        .get(IDEMPOTENCY_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 200)
-        .ok_or_else(|| {
-            ApiError::field(
-                "Idempotency-Key",
-                "send an Idempotency-Key header of 1 to 200 characters",
-            )
-        })?;
-    let canonical = serde_json::to_vec(&req).map_err(anyhow::Error::from)?;
-    let hash = hex::encode(Sha256::digest(&canonical));
+    let key = crate::http::idempotency_key(&headers)?;
+    let hash = crate::http::request_hash(&req)?;
     let (request, created) = state
         .desk
         .request_compensation(&user, &req, key, &hash)

@@ -24,6 +24,28 @@ pub fn router() -> Router<AppState> {
         .merge(openapi::router())
 }
 
+/// The `Idempotency-Key` header of a retried write (1 to 200 characters).
+pub(crate) fn idempotency_key(headers: &axum::http::HeaderMap) -> ApiResult<&str> {
+    headers
+        .get(tickets::IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .ok_or_else(|| {
+            ApiError::field(
+                "Idempotency-Key",
+                "send an Idempotency-Key header of 1 to 200 characters",
+            )
+        })
+}
+
+/// A fingerprint of a request body, to refuse a reused key with another body.
+pub(crate) fn request_hash(body: &impl serde::Serialize) -> ApiResult<String> {
+    use sha2::{Digest, Sha256};
+    let canonical = serde_json::to_vec(body).map_err(anyhow::Error::from)?;
+    Ok(hex::encode(Sha256::digest(&canonical)))
+}
+
 /// Collects per-field validation errors for one problem response.
 pub(crate) struct Check(Vec<FieldError>);
 

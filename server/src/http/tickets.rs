@@ -12,7 +12,6 @@ use callcenter_proto::Role;
 use callcenter_proto::http::{
     CancelRequest, ComplaintCreate, Outcome, Problem, Ticket, TicketHistory,
 };
-use sha2::{Digest, Sha256};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -38,17 +37,7 @@ pub async fn file_complaint(
     headers: HeaderMap,
     ApiJson(req): ApiJson<ComplaintCreate>,
 ) -> ApiResult<(StatusCode, ApiJson<Ticket>)> {
-    let key = headers
-        .get(IDEMPOTENCY_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 200)
-        .ok_or_else(|| {
-            ApiError::field(
-                "Idempotency-Key",
-                "send an Idempotency-Key header of 1 to 200 characters",
-            )
-        })?;
+    let key = crate::http::idempotency_key(&headers)?;
     let mut check = Check::new();
     check.text("description", &req.description, 4000);
     check.text("channel", &req.channel, 32);
@@ -56,8 +45,7 @@ pub async fn file_complaint(
         check.text("customer_external_id", ext, 128);
     }
     check.done()?;
-    let canonical = serde_json::to_vec(&req).map_err(anyhow::Error::from)?;
-    let hash = hex::encode(Sha256::digest(&canonical));
+    let hash = crate::http::request_hash(&req)?;
     let (ticket, created) = state.desk.file_complaint(&user, &req, key, &hash).await?;
     let status = if created {
         StatusCode::CREATED
