@@ -127,13 +127,7 @@ impl Db {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query(
-            "UPDATE assignments SET ended_at_ms = $1 WHERE ticket_id = $2 AND ended_at_ms IS NULL",
-        )
-        .bind(now_ms)
-        .bind(ticket_id)
-        .execute(&mut *tx)
-        .await?;
+        super::tickets::end_assignment(&mut tx, ticket_id, now_ms).await?;
         super::tickets::record(
             &mut tx,
             ticket_id,
@@ -171,13 +165,7 @@ impl Db {
             .bind(ticket_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "UPDATE assignments SET ended_at_ms = $1 WHERE ticket_id = $2 AND ended_at_ms IS NULL",
-        )
-        .bind(now_ms)
-        .bind(ticket_id)
-        .execute(&mut *tx)
-        .await?;
+        super::tickets::end_assignment(&mut tx, ticket_id, now_ms).await?;
         super::tickets::record(
             &mut tx,
             ticket_id,

@@ -95,6 +95,22 @@ pub(super) async fn record(
     Ok(())
 }
 
+/// End the ticket's live assignment, if it has one.
+pub(super) async fn end_assignment(
+    tx: &mut Transaction<'static, Any>,
+    ticket_id: i64,
+    now_ms: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE assignments SET ended_at_ms = $1 WHERE ticket_id = $2 AND ended_at_ms IS NULL",
+    )
+    .bind(now_ms)
+    .bind(ticket_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 pub(super) async fn ticket_in(tx: &mut Transaction<'static, Any>, id: i64) -> StoreResult<Ticket> {
     let row = sqlx::query(&format!(
         "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"
@@ -374,13 +390,7 @@ impl Db {
         .bind(ticket_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE assignments SET ended_at_ms = $1 WHERE ticket_id = $2 AND ended_at_ms IS NULL",
-        )
-        .bind(now_ms)
-        .bind(ticket_id)
-        .execute(&mut *tx)
-        .await?;
+        end_assignment(&mut tx, ticket_id, now_ms).await?;
         record(
             &mut tx,
             ticket_id,
