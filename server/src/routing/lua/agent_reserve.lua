@@ -1,12 +1,33 @@
 -- Count a tentative offer against the agent's capacity for its kind, if the
 -- agent is ready for the offer's queue at a ring open for the ticket, has
--- room for that kind, and the offer was not already settled (tombstone).
+-- room for that kind, and the offer was not already settled.
 -- KEYS[3]: the offer's tombstone.
 -- ARGV: ticket, hold ("kind|queue|version"), queue, kind, max_ring.
 -- Returns reply('ok' | 'full' | 'gone').
+--
+-- An offer is known settled when its tombstone is there (its unhold came
+-- first) or when the agent already holds a newer offer of the same ticket
+-- in the same queue: versions strictly increase per queue and a queue
+-- offers a ticket to one agent at a time, so the older offer ended before
+-- the newer one was made. Such a late reservation must not replace the
+-- newer hold: the older offer's unhold, still on its way, would then delete
+-- the only entry counting the live offer. For the same reason an older hold
+-- of the ticket in this queue is dead and is replaced, not counted.
 if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('DEL', KEYS[3])
   return reply('gone', nil)
+end
+local cur = redis.call('HGET', K_HELD, ARGV[1])
+if cur == ARGV[2] then
+  -- Already reserved (a repeated reservation changes nothing).
+  return reply('ok', nil)
+end
+if cur then
+  local cur_q, cur_v = string.match(cur, '^[^|]*|([^|]*)|([^|]*)$')
+  local _, my_v = string.match(ARGV[2], '^[^|]*|([^|]*)|([^|]*)$')
+  if cur_q == ARGV[3] and tonumber(cur_v) > tonumber(my_v) then
+    return reply('gone', nil)
+  end
 end
 local st = redis.call('HMGET', K_STATE, 'cap_i', 'cap_o', 'ready', 'queues')
 local ring = ring_in(st[4], ARGV[3])
@@ -22,8 +43,8 @@ local held = 0
 local entries = redis.call('HGETALL', K_HELD)
 for k = 1, #entries, 2 do
   local t, v = entries[k], entries[k + 1]
-  -- An earlier offer of the same ticket whose release is still on its way
-  -- does not count.
+  -- An older offer of the same ticket whose unhold is still on its way
+  -- does not count (it is replaced below).
   local same = t == ARGV[1] and string.find(v, '|', 1, true)
   if string.sub(v, 1, 1) == kind and not same then
     held = held + 1
