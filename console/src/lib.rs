@@ -29,7 +29,13 @@ pub const ASSETS: &[Asset] = assets![
     ("/js/desk.js", JS, "js/desk.js"),
     ("/js/compensation.js", JS, "js/compensation.js"),
     ("/js/board.js", JS, "js/board.js"),
+    ("/js/quality_board.js", JS, "js/quality_board.js"),
     ("/js/admin.js", JS, "js/admin.js"),
+    ("/js/ticket_actions.js", JS, "js/ticket_actions.js"),
+    ("/js/escalations.js", JS, "js/escalations.js"),
+    // The public survey page (issue 7): no account, served at /survey.
+    ("/survey", HTML, "survey.html"),
+    ("/js/survey.js", JS, "js/survey.js"),
 ];
 
 /// The asset served at `path`, if any.

@@ -132,6 +132,62 @@ pub struct PolicyVersion {
     pub published_at_ms: i64,
 }
 
+/// A stored, editable draft of a compensation policy. Every save is
+/// validated; publishing it creates a new immutable version and freezes the
+/// draft.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PolicyDraft {
+    pub id: i64,
+    pub name: String,
+    pub document: PolicyDocument,
+    /// The version this draft started from, if any.
+    pub based_on_version: Option<i64>,
+    /// Bumped by every edit; edits and publishing name the revision they saw.
+    pub revision: i64,
+    pub created_by: i64,
+    pub created_at_ms: i64,
+    pub updated_by: i64,
+    pub updated_at_ms: i64,
+    /// Set once published: the version it became (the draft is then frozen).
+    pub published_version: Option<i64>,
+    pub published_by: Option<i64>,
+    pub published_at_ms: Option<i64>,
+}
+
+/// Create a draft (`POST /api/admin/compensation/drafts`, with an `Idempotency-Key`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NewPolicyDraft {
+    /// 1 to 100 characters.
+    pub name: String,
+    pub document: PolicyDocument,
+    #[serde(default)]
+    pub based_on_version: Option<i64>,
+}
+
+/// Save an edited draft: refused (409) when `revision` is not the draft's
+/// current one (someone saved meanwhile) or the draft is published.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PolicyDraftEdit {
+    pub revision: i64,
+    /// 1 to 100 characters; unchanged when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub document: PolicyDocument,
+}
+
+/// Publish a draft as the next version (with an `Idempotency-Key`); refused
+/// (409) when the draft changed since `revision` or is already published.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PublishDraft {
+    pub revision: i64,
+}
+
+/// Dry-run a stored draft against the last `last` requests (1 to 1000).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DraftDryRun {
+    pub last: u32,
+}
+
 /// Evaluate a draft against the last `last` decided requests.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DryRunRequest {
@@ -268,6 +324,47 @@ pub struct DecisionInputs {
     /// The customer's 90-day cap (None: no cap).
     pub customer_cap_minor: Option<i64>,
     pub customer_spent_90d_minor: i64,
+    /// Approvals only: the requester's role. In an approval's inputs `role`
+    /// and `per_grant_limit_minor` are the approver's, while the budget and
+    /// spent fields are the requester's counters the grant is charged to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_role: Option<String>,
+    /// Approvals only: how far this grant takes the requester past their day
+    /// budget, on the approver's authority (0: within it).
+    #[serde(default)]
+    pub over_budget_day_minor: i64,
+    /// Approvals only: the same for the month budget.
+    #[serde(default)]
+    pub over_budget_month_minor: i64,
+}
+
+/// The requester's budget counters a grant was charged to.
+#[derive(
+    Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
+pub struct BudgetCharge {
+    /// `user:<id>:day:<days since 1970-01-01 UTC>`.
+    pub day_scope: String,
+    /// `user:<id>:month:<YYYY-MM>` (UTC).
+    pub month_scope: String,
+    pub amount_minor: i64,
+}
+
+/// A reversal of a grant, stored with its decision.
+#[derive(
+    Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
+pub struct ReversalRecord {
+    /// None for reversals made before refunds were recorded.
+    pub reversed_by: Option<i64>,
+    pub reversed_at_ms: i64,
+    pub note: String,
+    /// The reversal's ledger entry.
+    pub ledger_seq: i64,
+    /// Given back to the requester's day and month counters (never more than
+    /// they held, so they never go below zero).
+    pub refunded_day_minor: i64,
+    pub refunded_month_minor: i64,
 }
 
 /// A grant request and its decision.
@@ -297,10 +394,19 @@ pub struct CompensationRequest {
     /// For approvals: the version and rule under which the approver's authority held.
     pub decision_policy_version: Option<i64>,
     pub decision_rule: Option<String>,
+    /// For approvals: what the approval was decided on.
+    #[serde(default)]
+    pub decision_inputs: Option<DecisionInputs>,
     pub created_at_ms: i64,
     pub decided_at_ms: Option<i64>,
     /// Pending requests are denied automatically at this time.
     pub expires_at_ms: Option<i64>,
+    /// Granted and approved requests: the requester's budget counters charged.
+    #[serde(default)]
+    pub budget_charge: Option<BudgetCharge>,
+    /// Set once the grant has been reversed.
+    #[serde(default)]
+    pub reversal: Option<ReversalRecord>,
 }
 
 /// A supervisor's decision on a pending request.

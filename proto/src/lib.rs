@@ -6,8 +6,11 @@
 //! `schemars::JsonSchema` (for the published socket schema).
 
 pub mod compensation;
+pub mod desk;
 pub mod http;
 pub mod outbound;
+pub mod outcomes;
+pub mod quality;
 pub mod ws;
 
 /// The version of the live-channel protocol this build speaks ("major.minor").

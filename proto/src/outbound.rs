@@ -211,6 +211,10 @@ wire! {
         pub callback_at_ms: Option<i64>,
         #[serde(default)]
         pub note: String,
+        /// Only with `reached`, on a call that follows a complaint: what the
+        /// customer said about it ("no" reopens it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub confirmation: Option<crate::outcomes::ResolutionConfirmation>,
     }
 
     /// One reason for a call, with the script for it.

@@ -94,6 +94,27 @@ pub enum Command {
         #[serde(default)]
         note: String,
     },
+    /// Agents: ask a supervisor of your team for help on an inbound ticket
+    /// you hold (see `POST /api/tickets/{id}/escalate`).
+    Escalate { ticket_id: i64, reason: String },
+    /// Agents: schedule a callback to the customer of an inbound ticket you
+    /// hold (see `POST /api/tickets/{id}/callback`).
+    ScheduleCallback {
+        ticket_id: i64,
+        at_ms: i64,
+        #[serde(default)]
+        note: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end_with: Option<Outcome>,
+    },
+    /// Supervisors of the escalating agent's team, and admins: take an
+    /// escalated ticket over, hand it back, or put it back in its queue.
+    DecideEscalation {
+        ticket_id: i64,
+        action: crate::desk::EscalationAction,
+        #[serde(default)]
+        note: String,
+    },
     /// Supervisors and admins: watch queues (by id) and teams (by name) on
     /// this connection's board: a `board` snapshot now, then coalesced
     /// updates. Replaces the connection's earlier subscription.
@@ -165,6 +186,11 @@ pub enum ServerEvent {
     CompensationDecided {
         request: Box<crate::compensation::CompensationRequest>,
     },
+    /// An escalation opened or changed (to the agent who escalated and to
+    /// the supervisors who may decide it).
+    EscalationChanged {
+        escalation: Box<crate::desk::Escalation>,
+    },
     /// A client frame could not be understood (no request id to reply to).
     Error(WsError),
 }
@@ -188,6 +214,10 @@ pub struct Snapshot {
 pub struct Board {
     pub queues: Vec<QueueFigures>,
     pub teams: Vec<TeamFigures>,
+    /// Today's quality figures (complaints ended today) of the watched
+    /// queues and of the whole call center; refreshed every few seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::quality::BoardQuality>,
     /// Unix milliseconds when the figures were taken.
     pub at_ms: i64,
 }

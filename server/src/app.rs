@@ -53,6 +53,8 @@ pub struct AppState {
     pub connections: tokio_util::task::TaskTracker,
     pub refresh_ttl_seconds: u64,
     pub live: LiveLimits,
+    /// Today's quality figures for boards, read at most every few seconds.
+    pub quality_today: Arc<crate::quality::board::TodayCache>,
 }
 
 /// Live-channel timings and limits.
@@ -205,6 +207,7 @@ pub async fn run(
             idle: Duration::from_secs(serve.ws_idle_seconds.max(2)),
             commands_per_second: serve.ws_commands_per_second.max(1),
         },
+        quality_today: Arc::default(),
     };
 
     let queued = desk.reconcile().await?;
@@ -212,6 +215,8 @@ pub async fn run(
     tracing::info!(queued, "live queues rebuilt from the database");
     let background = spawn_background(state.clone(), bus_rx);
     let webhooks = crate::compensation::outbox::start(db.clone(), state.clock.clone(), &serve)?;
+    let surveys = crate::quality::surveys::start(db.clone(), state.clock.clone(), &serve, local)?;
+    let rollups = crate::quality::scorecards::start(db.clone());
 
     println!("listening on http://{local}");
     let app = router(state.clone());
@@ -248,6 +253,8 @@ pub async fn run(
     }
     background.abort();
     webhooks.inspect(tokio::task::JoinHandle::abort);
+    surveys.abort();
+    rollups.abort();
     db.close().await;
     Ok(())
 }

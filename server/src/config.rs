@@ -147,6 +147,15 @@ pub struct ServeArgs {
     /// HMAC-SHA256 key of the webhook signature (16 characters or more).
     #[arg(long, env = "CALLCENTER_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+    /// URL that receives a signed POST with each survey link the system makes
+    /// when a resolved complaint's confirmation is due (the shop or CRM sends
+    /// it to the customer). Absent: survey links are made by staff only.
+    #[arg(long, env = "CALLCENTER_SURVEY_WEBHOOK_URL")]
+    pub survey_webhook_url: Option<String>,
+    /// The address customers reach this server at, for the links sent to them
+    /// (e.g. https://care.example.com). Absent: http://<listen address>.
+    #[arg(long, env = "CALLCENTER_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 impl Default for ServeArgs {
@@ -165,6 +174,8 @@ impl Default for ServeArgs {
             admin_password: None,
             webhook_url: None,
             webhook_secret: None,
+            survey_webhook_url: None,
+            public_url: None,
             ws_ping_seconds: 15,
             ws_idle_seconds: 30,
             ws_commands_per_second: 20,

@@ -17,12 +17,16 @@ use callcenter_proto::ws::{OfferDetails, ServerEvent};
 use callcenter_proto::{AgentState, TicketStatus};
 use std::sync::Arc;
 
+mod callback;
+pub mod customer_history;
 mod eligibility;
+mod escalation;
 mod rules;
 
 /// How long a ticket must have been unchanged before the periodic reconcile
 /// touches it.
 pub const RECONCILE_QUIET_MS: i64 = 10_000;
+pub use eligibility::ring_after_ms;
 pub use rules::{FRONT_OF_QUEUE_RANK, head_start_ms};
 
 pub struct Desk {
@@ -86,6 +90,15 @@ impl Desk {
             .await
             .map_err(|_| ApiError::field("category_id", "no category has this id"))?;
         let now = self.now();
+        // A complaint within the reopen window after one of the customer's
+        // in this category ended reopens it (issue 7: `quality::reopen`).
+        let reopen =
+            crate::quality::reopen::reopen_candidate(&self.db, customer_id, category.id, now)
+                .await?;
+        let reopen_head_start = match reopen {
+            Some(_) => self.reopen_head_start_ms(category.spec.queue_id).await?,
+            None => 0,
+        };
         let rank_ms = self
             .rank_for(
                 category.spec.queue_id,
@@ -93,7 +106,8 @@ impl Desk {
                 customer_id,
                 now,
             )
-            .await?;
+            .await?
+            - reopen_head_start;
         let scope = format!("complaint:{}", actor.user_id);
         let (ticket, created) = self
             .db
@@ -106,6 +120,7 @@ impl Desk {
                     description: &req.description,
                     rank_ms,
                     actor_user_id: actor.user_id,
+                    reopen,
                 },
                 &IdempotencyKey {
                     scope: &scope,
@@ -247,6 +262,8 @@ impl Desk {
                         idle_since_ms: now,
                     })
                     .await?;
+                // A complaint the customer reopened waits for them first.
+                self.offer_held_reopens(agent_id).await;
                 for q in queues {
                     self.dispatch(q.queue_id).await?;
                 }
@@ -339,14 +356,23 @@ impl Desk {
         outcome: &Outcome,
     ) -> ApiResult<Ticket> {
         validate_outcome(outcome)?;
-        self.ticket_of(agent_id, ticket_id).await?;
+        let held = self.ticket_of(agent_id, ticket_id).await?;
+        // A complaint's outcome carries an active resolution code (issue 7).
+        if held.kind == "inbound" {
+            crate::quality::codes::check_active(&self.db, outcome.code.trim()).await?;
+        }
         let now = self.now();
         let ticket = self.db.resolve(ticket_id, agent_id, outcome, now).await?;
         self.metrics.tickets_resolved.inc();
         self.routing.release(agent_id, ticket_id, now).await?;
         let queue = self.db.queue(ticket.queue_id).await?;
+        if queue.spec.wrap_up_seconds == 0 {
+            // A complaint the customer reopened goes before the next one.
+            self.offer_held_reopens(agent_id).await;
+        }
         self.after_ticket(agent_id, &queue).await?;
         self.ticket_resolved(&ticket).await;
+        self.escalation_ended(&ticket).await;
         Ok(ticket)
     }
 
@@ -393,6 +419,7 @@ impl Desk {
         }
         self.end_wrap_ups().await?;
         self.return_abandoned().await?;
+        self.quality_tick().await;
         Ok(())
     }
 

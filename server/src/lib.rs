@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod outbound;
+pub mod quality;
 pub mod redis_conn;
 pub mod routing;
 pub mod store;

@@ -122,7 +122,7 @@ async fn complaint_is_offered_accepted_and_resolved(app: TestApp) {
         .command(Command::Resolve {
             ticket_id,
             outcome: Outcome {
-                code: "x".into(),
+                code: "fixed".into(),
                 resolved: true,
                 note: String::new(),
             },

@@ -173,7 +173,7 @@ async fn an_accept_racing_a_timeout_on_another_node_has_exactly_one_outcome() {
             .command(Command::Resolve {
                 ticket_id,
                 outcome: callcenter_proto::http::Outcome {
-                    code: "done".into(),
+                    code: "fixed".into(),
                     resolved: true,
                     note: String::new(),
                 },

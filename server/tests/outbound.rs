@@ -22,6 +22,7 @@ fn reached() -> CallOutcome {
         reason_code: None,
         callback_at_ms: None,
         note: "All good".into(),
+        confirmation: None,
     }
 }
 
@@ -31,6 +32,7 @@ fn no_answer() -> CallOutcome {
         reason_code: None,
         callback_at_ms: None,
         note: String::new(),
+        confirmation: None,
     }
 }
 
@@ -427,6 +429,7 @@ async fn callback_is_made_at_the_requested_time_and_refusals_are_reported(mut c:
                 reason_code: None,
                 callback_at_ms: Some(c.now() - HOUR),
                 note: String::new(),
+                confirmation: None,
             },
         })
         .await;
@@ -446,6 +449,7 @@ async fn callback_is_made_at_the_requested_time_and_refusals_are_reported(mut c:
                 reason_code: None,
                 callback_at_ms: Some(at),
                 note: "Busy now".into(),
+                confirmation: None,
             },
         })
         .await;
@@ -465,6 +469,7 @@ async fn callback_is_made_at_the_requested_time_and_refusals_are_reported(mut c:
             reason_code: Some("switched_provider".into()),
             callback_at_ms: None,
             note: String::new(),
+            confirmation: None,
         },
     )
     .await;

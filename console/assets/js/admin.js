@@ -3,7 +3,7 @@
 // policy versions (edit a draft, dry-run it, publish, history).
 
 import { api } from './api.js';
-import { dateTime, field, h, mount, notify, problemText, select, words } from './ui.js';
+import { dateTime, field, h, money, mount, notify, problemText, select, uuid, words } from './ui.js';
 
 export const ADMIN_PAGES = [
   ['users', 'Users'],
@@ -32,13 +32,26 @@ function table(columns, rows) {
 function submitting(action, done) {
   return async (ev) => {
     ev.preventDefault();
+    const form = ev.target;
+    for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
     try {
       await action();
       await done();
     } catch (e) {
       notify(problemText(e));
+      markInvalid(form, e);
     }
   };
+}
+
+/** The controls a problem's field errors name (by their `name`): marked
+ * invalid, the first one focused, so the error is found by keyboard too. */
+function markInvalid(form, e) {
+  const named = (e?.problem?.errors || [])
+    .map((f) => form.querySelector(`[name="${CSS.escape(String(f.field).split(/[.[]/)[0])}"]`))
+    .filter(Boolean);
+  for (const el of named) el.setAttribute('aria-invalid', 'true');
+  if (named.length) named[0].focus();
 }
 
 function skillsText(skills) {
@@ -188,39 +201,149 @@ const POLICY_TEMPLATE = {
   approval_timeout_minutes: 15,
 };
 
+// Compensation policy: stored drafts (each save validated by the server,
+// every bad field listed), a dry run of the stored draft, publishing it as
+// the next immutable version (the draft is then frozen), and the history.
+const policyPage = { draftId: null, createKey: null, publishKeys: new Map() };
+
 async function compensation(root) {
-  const versions = await api('GET', '/api/admin/compensation/policies');
+  const [versions, drafts] = await Promise.all([
+    api('GET', '/api/admin/compensation/policies'),
+    api('GET', '/api/admin/compensation/drafts'),
+  ]);
   const again = () => compensation(root);
   const latest = versions.reduce((a, v) => (!a || v.version > a.version ? v : a), null);
-  const editor = jsonEditor('Draft policy (JSON)', latest ? latest.document : POLICY_TEMPLATE, 24);
+  // The draft being edited: the one picked, else the newest still editable,
+  // else a new one (stored on its first save) from the version in force.
+  let draft = drafts.find((d) => d.id === policyPage.draftId)
+    || drafts.find((d) => d.published_version === null && policyPage.draftId === null) || null;
+  policyPage.draftId = draft ? draft.id : null;
+  if (!draft) policyPage.createKey = policyPage.createKey || uuid();
+  const frozen = Boolean(draft && draft.published_version !== null);
+
+  const name = h('input', { name: 'draft_name', maxlength: 100, required: true, disabled: frozen,
+    value: draft ? draft.name : (latest ? `Changes to version ${latest.version}` : 'First policy') });
+  const editor = jsonEditor('Policy document (JSON)', draft ? draft.document : (latest ? latest.document : POLICY_TEMPLATE), 24);
+  const area = editor.querySelector('textarea');
+  area.readOnly = frozen;
+  let dirty = !draft;
+  for (const el of [name, area]) el.addEventListener('input', () => { dirty = true; });
+  const errors = h('div', { role: 'alert', 'aria-live': 'assertive' });
   const last = h('input', { type: 'number', min: 1, max: 1000, value: 100, class: 'short' });
   const report = h('div', { 'aria-live': 'polite' });
-  const dryRun = async () => {
+
+  const showProblem = (e) => {
+    const list = e && e.problem && e.problem.errors;
+    if (list && list.length) {
+      mount(errors, h('p', { class: 'error' }, `Not saved: ${list.length === 1 ? 'one field needs' : `${list.length} fields need`} fixing.`),
+        h('ul', { class: 'error' }, list.map((f) => h('li', {}, h('code', {}, f.field), `: ${f.message}`))));
+    } else {
+      mount(errors, h('p', { class: 'error' }, problemText(e)));
+    }
+  };
+  // Store the editor's draft (create it on the first save); true when stored.
+  const save = async () => {
+    mount(errors);
     try {
-      const r = await api('POST', '/api/admin/compensation/dry-run', { document: editor.read(), last: Number(last.value) });
-      mount(report, h('p', {}, `${r.evaluated} requests replayed: ${r.unchanged} unchanged, ${r.changes.length} would change.`),
+      const document = editor.read();
+      if (draft) {
+        draft = await api('PUT', `/api/admin/compensation/drafts/${draft.id}`, { revision: draft.revision, name: name.value, document });
+      } else {
+        draft = await api('POST', '/api/admin/compensation/drafts',
+          { name: name.value, document, based_on_version: latest ? latest.version : null },
+          { 'Idempotency-Key': policyPage.createKey });
+        policyPage.createKey = null;
+        policyPage.draftId = draft.id;
+      }
+      dirty = false;
+      status.textContent = draftStatus(draft);
+      title.textContent = `Draft #${draft.id}`;
+      return true;
+    } catch (e) {
+      showProblem(e);
+      return false;
+    }
+  };
+  const dryRun = async () => {
+    if ((dirty || !draft) && !(await save())) return;
+    try {
+      const r = await api('POST', `/api/admin/compensation/drafts/${draft.id}/dry-run`, { last: Number(last.value) });
+      mount(report, h('p', {}, `Draft revision ${draft.revision}: ${r.evaluated} requests replayed: ${r.unchanged} unchanged, ${r.changes.length} would change.`),
         r.changes.length ? table(['Request', 'Cost', 'Was', 'Would be'], r.changes.map((c) => h('tr', {},
-          h('td', {}, `#${c.request_id}`), h('td', {}, String(c.cost_minor)), h('td', {}, `${words(c.was_status)} (${words(c.was_rule)})`),
+          h('td', {}, `#${c.request_id}`), h('td', {}, money(c.cost_minor)), h('td', {}, `${words(c.was_status)} (${words(c.was_rule)})`),
           h('td', {}, `${words(c.would_be)} (${words(c.would_rule)})`)))) : null);
     } catch (e) {
       mount(report, h('p', { role: 'alert' }, problemText(e)));
     }
   };
+  const publish = async () => {
+    if (dirty || !draft) {
+      mount(errors, h('p', { class: 'error' }, 'Save the draft first, so that what you publish is what you saved and dry-ran.'));
+      return;
+    }
+    const tag = `${draft.id}:${draft.revision}`;
+    if (!policyPage.publishKeys.has(tag)) policyPage.publishKeys.set(tag, uuid());
+    try {
+      const v = await api('POST', `/api/admin/compensation/drafts/${draft.id}/publish`, { revision: draft.revision },
+        { 'Idempotency-Key': policyPage.publishKeys.get(tag) });
+      policyPage.publishKeys.delete(tag);
+      notify(`Published version ${v.version}; it is in force from now on.`, 'info');
+      policyPage.draftId = null;
+      await again();
+    } catch (e) {
+      showProblem(e);
+    }
+  };
+  const open = (id) => { policyPage.draftId = id; again(); };
+  const fresh = () => { policyPage.draftId = -1; policyPage.createKey = uuid(); again(); };
+  const status = h('p', { class: 'muted' }, draft ? draftStatus(draft) : 'New draft, not saved yet.');
+  const title = h('h2', {}, draft ? `Draft #${draft.id}` : 'New draft');
+
+  const editSection = h('section', { class: 'panel' },
+    title,
+    h('p', { class: 'muted' }, latest ? `In force: version ${latest.version} (published ${dateTime(latest.published_at_ms)}).` : 'No policy published yet: nothing can be granted.'),
+    status,
+    h('form', { class: 'stack', 'aria-label': 'Policy draft', onsubmit: async (ev) => {
+      ev.preventDefault();
+      if (await save()) notify(`Draft #${draft.id} saved (revision ${draft.revision})`, 'info');
+    } },
+    field('Draft name', name), editor, errors,
+    frozen
+      ? h('p', {}, `This draft was published as version ${draft.published_version} and can no longer change. `,
+        h('button', { type: 'button', onclick: fresh }, 'New draft from the version in force'))
+      : h('div', { class: 'row wrap' },
+        h('button', { type: 'submit' }, 'Save draft'),
+        field('Dry run over the last … requests', last),
+        h('button', { type: 'button', onclick: dryRun }, 'Dry run'),
+        h('button', { type: 'button', class: 'primary', onclick: publish }, 'Publish new version')),
+    report));
+
+  const draftRows = drafts.map((d) => h('tr', {},
+    h('th', { scope: 'row' }, `#${d.id} ${d.name}`), h('td', {}, String(d.revision)),
+    h('td', {}, d.based_on_version ? `version ${d.based_on_version}` : '—'),
+    h('td', {}, `${dateTime(d.updated_at_ms)} by user ${d.updated_by}`),
+    h('td', {}, d.published_version === null ? 'editable' : `published as version ${d.published_version}`),
+    h('td', {}, d.id === policyPage.draftId ? h('span', { class: 'badge' }, 'open')
+      : h('button', { type: 'button', onclick: () => open(d.id) }, d.published_version === null ? 'Edit' : 'View'))));
+  const draftOf = new Map(drafts.filter((d) => d.published_version !== null).map((d) => [d.published_version, d]));
   const history = [...versions].sort((a, b) => b.version - a.version);
   mount(root, h('h1', {}, 'Compensation policy'),
-    h('section', { class: 'panel' }, h('h2', {}, latest ? `Edit (current: version ${latest.version})` : 'No policy published yet'),
-      h('form', { class: 'stack', onsubmit: submitting(async () => {
-        const v = await api('POST', '/api/admin/compensation/policies', editor.read());
-        notify(`Published version ${v.version}`, 'info');
-      }, again) },
-      editor,
-      h('div', { class: 'row' }, field('Dry run over the last … requests', last),
-        h('button', { type: 'button', onclick: dryRun }, 'Dry run'),
-        h('button', { type: 'submit', class: 'primary' }, 'Publish new version')),
-      report)),
+    editSection,
+    h('section', { class: 'panel' }, h('h2', {}, 'Drafts'),
+      h('button', { type: 'button', onclick: fresh }, 'New draft'),
+      drafts.length ? table(['Draft', 'Revision', 'Started from', 'Last saved', 'State', ''], draftRows)
+        : h('p', { class: 'muted' }, 'No drafts stored yet.')),
     h('section', { class: 'panel' }, h('h2', {}, 'History'),
-      table(['Version', 'Published', 'By', 'Currency', 'Agent per grant'], history.map((v) => h('tr', {},
+      history.length ? table(['Version', 'Published', 'By', 'From draft', 'Agent per grant', 'Document'], history.map((v) => h('tr', {},
         h('th', { scope: 'row' }, String(v.version)), h('td', {}, dateTime(v.published_at_ms)), h('td', {}, `user ${v.published_by}`),
-        h('td', {}, v.document.currency),
-        h('td', {}, JSON.stringify(v.document.roles.find((r) => r.role === 'agent')?.per_grant ?? {})))))));
+        h('td', {}, draftOf.has(v.version) ? `#${draftOf.get(v.version).id} ${draftOf.get(v.version).name}` : '—'),
+        h('td', {}, JSON.stringify(v.document.roles.find((r) => r.role === 'agent')?.per_grant ?? {})),
+        h('td', {}, h('details', {}, h('summary', {}, `Version ${v.version}`),
+          h('pre', { class: 'code' }, JSON.stringify(v.document, null, 2)))))))
+        : h('p', { class: 'muted' }, 'No version published yet.')));
+}
+
+function draftStatus(d) {
+  if (d.published_version !== null) return `Published as version ${d.published_version} on ${dateTime(d.published_at_ms)}.`;
+  return `Revision ${d.revision}, last saved ${dateTime(d.updated_at_ms)} by user ${d.updated_by}.`;
 }

@@ -4,6 +4,8 @@
 // locally between pushes.
 
 import { api } from './api.js';
+import { escalationsPanel } from './escalations.js';
+import { qualityPanel } from './quality_board.js';
 import { duration, h, money, mount, notify, problemText, words } from './ui.js';
 
 export function startBoard(root, live) {
@@ -12,9 +14,10 @@ export function startBoard(root, live) {
   const agentsEl = h('section', { class: 'panel', 'aria-labelledby': 'agents-title' });
   const approvalsEl = h('section', { class: 'panel', 'aria-labelledby': 'approvals-title' });
   const stamp = h('p', { class: 'muted', id: 'board-stamp' });
+  const quality = qualityPanel();
   mount(root, h('div', { class: 'board' },
     h('div', { class: 'board-head' }, h('h1', {}, 'Supervisor board'), stamp),
-    queuesEl, agentsEl, approvalsEl));
+    queuesEl, quality.el, agentsEl, approvalsEl, escalationsPanel(live)));
 
   async function subscribe() {
     try {
@@ -98,6 +101,7 @@ export function startBoard(root, live) {
     board.figures = detail;
     board.receivedAt = Date.now();
     renderQueues();
+    quality.update(detail);
     renderAgents();
   });
   live.on('compensation_pending', ({ detail }) => {

@@ -5,6 +5,7 @@
 
 import { api } from './api.js';
 import { openCompensation } from './compensation.js';
+import { callbackBox, escalationBox, historyBlocks, resolutionCodes } from './ticket_actions.js';
 import { dateTime, duration, field, h, money, mount, notify, problemText, select, words } from './ui.js';
 
 const WANTED = 'callcenter.wanted_state';
@@ -80,6 +81,8 @@ export function startDesk(root, live, me) {
       return;
     }
     offerBox.hidden = false;
+    offerBox.dataset.ticket = offer.ticket.id;
+    offerBox.dataset.version = offer.version;
     const c = offer.customer;
     const t = offer.ticket;
     const countdown = h('strong', { class: 'countdown', 'aria-live': 'off' });
@@ -106,18 +109,24 @@ export function startDesk(root, live, me) {
           onclick: () => answer(offer, 'decline') }, h('u', {}, 'D'), 'ecline')));
   }
 
+  // A declined ticket may be offered again (a new version) before the
+  // reply to the decline arrives: only the answered offer is dropped.
+  function dropOffer(offer) {
+    if (desk.offers.get(offer.ticket.id)?.version === offer.version) desk.offers.delete(offer.ticket.id);
+  }
+
   async function answer(offer, how) {
     const id = offer.ticket.id;
     try {
       const reply = await live.command(how, { ticket_id: id, version: offer.version });
-      desk.offers.delete(id);
+      dropOffer(offer);
       if (how === 'accept' && reply.ticket) {
         if (offer.outbound) desk.briefs.set(id, offer.outbound);
         desk.tickets.set(id, reply.ticket);
         select_(id);
       }
     } catch (e) {
-      desk.offers.delete(id);
+      dropOffer(offer);
       notify(`Could not ${how}: ${problemText(e)}`);
     }
     renderOffers();
@@ -150,14 +159,20 @@ export function startDesk(root, live, me) {
       return;
     }
     mount(view, h('h2', {}, `Ticket #${id}`), h('p', { class: 'muted' }, 'Loading…'));
-    let customer; let contact = null; let history;
+    let customer; let contact = null; let history; let past = null; let codes = [];
     try {
       [customer, history] = await Promise.all([
         api('GET', `/api/customers/${t.customer_id}`),
         api('GET', `/api/tickets/${id}/history`),
       ]);
-      contact = await api('GET', `/api/customers/${t.customer_id}/contact`).catch(() => null);
+      [past, codes] = await Promise.all([
+        api('GET', `/api/customers/${t.customer_id}/history`).catch(() => null),
+        resolutionCodes(),
+      ]);
+      contact = past ? past.contact : await api('GET', `/api/customers/${t.customer_id}/contact`).catch(() => null);
     } catch (e) {
+      // Taken over or ended meanwhile: the view moved on already.
+      if (desk.selected !== id || !desk.tickets.has(id)) return;
       mount(view, h('h2', {}, `Ticket #${id}`), h('p', { role: 'alert' }, problemText(e)));
       return;
     }
@@ -168,12 +183,22 @@ export function startDesk(root, live, me) {
       h('p', { class: 'description' }, t.description),
       h('p', { class: 'muted' }, `${words(t.kind)} · ${words(t.channel)} · filed ${dateTime(t.created_at_ms)}`),
       h('div', { class: 'columns' },
-        customerCard(customer, contact),
+        customerCard(customer, contact, past, id),
         h('section', { 'aria-labelledby': 'timeline-title' },
           h('h3', { id: 'timeline-title' }, 'Timeline'),
           h('ol', { class: 'timeline' }, history.events.map((e) => h('li', {},
             h('time', {}, dateTime(e.at_ms)), ' ', h('strong', {}, words(e.kind)), eventDetail(e)))))),
-      t.status === 'assigned' ? actions(t, brief) : null);
+      t.status === 'assigned' ? actions(t, brief) : null,
+      t.status === 'assigned' && t.kind === 'inbound' ? h('div', { class: 'columns' },
+        escalationBox(t, live, history.events, () => renderTicket()),
+        callbackBox(t, live, customer, codes, (after) => {
+          if (after && after.status !== 'assigned') {
+            desk.tickets.delete(t.id);
+            desk.selected = null;
+            renderList();
+          }
+          renderTicket();
+        })) : null);
   }
 
   function actions(t, brief) {
@@ -298,6 +323,18 @@ export function startDesk(root, live, me) {
     notify(`Compensation request #${r.id} for ticket #${r.ticket_id}: ${words(r.status)}`, r.status === 'approved' ? 'info' : 'error');
     if (desk.selected === r.ticket_id) renderTicket();
   });
+  live.on('escalation_changed', ({ detail }) => {
+    const e = detail.escalation;
+    if (e.escalated_by !== me.id) return;
+    const by = e.decided_by_name || 'a supervisor';
+    const text = {
+      taken: `${by} took ticket #${e.ticket.id} over`,
+      handed_back: `${by} handed ticket #${e.ticket.id} back${e.note ? `: “${e.note}”` : ''}`,
+      requeued: `${by} put ticket #${e.ticket.id} back in the queue for another agent`,
+    }[e.status];
+    if (text) notify(text, 'info');
+    if (desk.selected === e.ticket.id) renderTicket();
+  });
   live.on('welcome', () => restoreWanted());
 
   renderState();
@@ -314,7 +351,7 @@ function customerSummary(c) {
     h('dt', {}, 'Purchases'), h('dd', {}, String(c.purchases?.length ?? 0)));
 }
 
-function customerCard(c, contact) {
+function customerCard(c, contact, past, ticketId) {
   return h('section', { class: 'card', 'aria-labelledby': 'customer-title' },
     h('h3', { id: 'customer-title' }, 'Customer'),
     h('dl', { class: 'facts' },
@@ -324,7 +361,7 @@ function customerCard(c, contact) {
       h('dt', {}, 'Phone'), h('dd', {}, c.phone || '—'),
       h('dt', {}, 'Email'), h('dd', {}, c.email || '—'),
       h('dt', {}, 'Time zone'), h('dd', {}, c.timezone || '—'),
-      contact ? [
+      contact && !past ? [
         h('dt', {}, 'Consent to calls'), h('dd', {}, contact.consent_calls ? 'yes' : 'no'),
         h('dt', {}, 'Do not call'), h('dd', {}, contact.do_not_call ? 'yes' : 'no'),
         h('dt', {}, 'Account'), h('dd', {}, words(contact.account_status)),
@@ -332,7 +369,8 @@ function customerCard(c, contact) {
     h('h4', {}, 'Purchases'),
     c.purchases?.length
       ? h('ul', { class: 'plain' }, c.purchases.map((p) => h('li', {}, `${p.product} · ${money(p.amount_minor, p.currency)} · ${dateTime(p.purchased_at_ms)}`)))
-      : h('p', { class: 'muted' }, 'None recorded.'));
+      : h('p', { class: 'muted' }, 'None recorded.'),
+    past !== undefined ? historyBlocks(past, ticketId) : null);
 }
 
 function purposes(brief) {
@@ -348,5 +386,6 @@ function eventDetail(e) {
   if (d.reason) parts.push(words(d.reason));
   if (d.code) parts.push(`${words(d.code)}${d.resolved ? ' (solved)' : ''}`);
   if (d.note) parts.push(d.note);
+  if (d.at_ms) parts.push(`for ${dateTime(d.at_ms)}`);
   return parts.length ? `: ${parts.join(' · ')}` : '';
 }

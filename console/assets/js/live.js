@@ -14,7 +14,7 @@ import { uuid } from './ui.js';
 const PROTOCOL = '1.0';
 const STREAM_EVENTS = new Set([
   'offer', 'offer_rescinded', 'agent_state_changed', 'ticket_updated',
-  'compensation_pending', 'compensation_decided',
+  'compensation_pending', 'compensation_decided', 'escalation_changed',
 ]);
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 

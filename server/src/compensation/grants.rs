@@ -6,11 +6,19 @@
 //! inputs, charges the budget counters (checked by the table) and appends to
 //! the ledger and the outbox. Parallel requests on any number of nodes are
 //! therefore decided one after another against fresh numbers.
+//!
+//! Approvals take the same lock and charge the same counters (the requester's
+//! day and month): a supervisor's approval may take the requester past their
+//! budget, and the decision then says so (`approval_over_requester_budget`,
+//! with the excess in its inputs). A reversal gives back to those counters
+//! what the grant charged them, and the customer's 90-day cap stops counting
+//! the grant; both are stored with the decision.
 
 use super::ledger::{append, lock_ledger};
 use super::policy::{self, CUSTOMER_WINDOW_MS, Situation};
 use super::store::{
-    NewRequest, budget_scopes, charge, customer_spent_since, insert_request, request_in, spent,
+    NewRequest, budget_scopes, charge, customer_spent_since, insert_request, refund, request_in,
+    spent,
 };
 use crate::auth::AuthUser;
 use crate::desk::Desk;
@@ -201,6 +209,8 @@ impl Desk {
                 inputs: &verdict.inputs,
                 created_at_ms: now,
                 expires_at_ms: expires,
+                charged_to: (status == CompensationStatus::Granted)
+                    .then_some((day.as_str(), month.as_str())),
             },
         )
         .await?;
@@ -364,19 +374,24 @@ impl Desk {
                 "this request has expired and is denied".into(),
             ));
         }
-        let (status, version, rule) = if let Some((policy, category_id, value)) = approving {
+        // An approval is charged to the requester's counters of today and
+        // this month, like a grant within authority, under the same lock.
+        let (day, month) = budget_scopes(current.requested_by, now);
+        let mut approval = None;
+        if let Some((policy, category_id, value)) = approving {
             let situation = Situation {
-                role: Some(actor.role),
+                role: Role::parse(&current.inputs.role),
                 category_id,
                 customer_value_minor: value,
                 cost_minor: current.cost_minor,
+                spent_day_minor: spent(&mut tx, &day).await?,
+                spent_month_minor: spent(&mut tx, &month).await?,
                 customer_spent_90d_minor: customer_spent_since(
                     &mut tx,
                     current.customer_id,
                     now - CUSTOMER_WINDOW_MS,
                 )
                 .await?,
-                ..Situation::default()
             };
             let verdict = policy::evaluate_approval(&policy.document, actor.role, &situation);
             if verdict.outcome != DecisionOutcome::Grant {
@@ -385,25 +400,36 @@ impl Desk {
                     policy.version, verdict.rule
                 )));
             }
-            (
-                CompensationStatus::Approved,
-                Some(policy.version),
-                Some(verdict.rule),
-            )
+            approval = Some((policy.version, verdict, situation));
+        }
+        let status = if approval.is_some() {
+            CompensationStatus::Approved
         } else {
-            (CompensationStatus::Denied, None, None)
+            CompensationStatus::Denied
         };
+        let inputs = approval
+            .as_ref()
+            .map(|(_, v, _)| serde_json::to_string(&v.inputs))
+            .transpose()
+            .map_err(anyhow::Error::from)?;
+        let charged = approval.is_some();
         let updated = sqlx::query(
             "UPDATE compensation_requests SET status = $1, decided_by = $2, decision_note = $3, \
-                 decision_policy_version = $4, decision_rule = $5, decided_at_ms = $6 \
-             WHERE id = $7 AND status = 'pending'",
+                 decision_policy_version = $4, decision_rule = $5, decided_at_ms = $6, \
+                 decision_inputs = $7, charged_day_scope = $8, charged_month_scope = $9, \
+                 charged_minor = $10 \
+             WHERE id = $11 AND status = 'pending'",
         )
         .bind(status.as_str())
         .bind(actor.user_id)
         .bind(note)
-        .bind(version)
-        .bind(rule.as_deref())
+        .bind(approval.as_ref().map(|(version, _, _)| *version))
+        .bind(approval.as_ref().map(|(_, v, _)| v.rule.clone()))
         .bind(now)
+        .bind(inputs)
+        .bind(charged.then_some(day.as_str()))
+        .bind(charged.then_some(month.as_str()))
+        .bind(charged.then_some(current.cost_minor))
         .bind(request_id)
         .execute(&mut *tx)
         .await
@@ -413,8 +439,24 @@ impl Desk {
                 "this request was decided meanwhile".into(),
             ));
         }
+        if let Some((_, verdict, situation)) = &approval {
+            // Past the requester's budget the approval raises that counter's
+            // cap to the new total; the table's check still holds every grant
+            // within authority to the budget.
+            let cost = current.cost_minor;
+            let day_cap = verdict
+                .inputs
+                .budget_day_minor
+                .max(situation.spent_day_minor.saturating_add(cost));
+            let month_cap = verdict
+                .inputs
+                .budget_month_minor
+                .max(situation.spent_month_minor.saturating_add(cost));
+            charge(&mut tx, &day, cost, day_cap).await?;
+            charge(&mut tx, &month, cost, month_cap).await?;
+        }
         let decided = request_in(&mut tx, request_id).await?;
-        if status == CompensationStatus::Approved {
+        if charged {
             append(&mut tx, ledger_entry(&decided, Some(actor.user_id), now)).await?;
         }
         ticket_event(
@@ -448,7 +490,10 @@ impl Desk {
         }
     }
 
-    /// Reverse a grant: a new ledger entry with the negative amount.
+    /// Reverse a grant: a new ledger entry with the negative amount. The
+    /// counters the grant was charged to get it back (never below zero), the
+    /// customer's 90-day cap no longer counts it, and the reversal is stored
+    /// with the decision.
     pub async fn reverse_compensation(
         &self,
         actor: &AuthUser,
@@ -473,6 +518,9 @@ impl Desk {
                 request.status.as_str()
             )));
         }
+        if request.reversal.is_some() {
+            return Err(ApiError::Conflict("this grant is already reversed".into()));
+        }
         let mut entry = ledger_entry(&request, request.decided_by, now);
         entry.kind = LedgerEntryKind::Reversal;
         entry.amount_minor = -request.cost_minor;
@@ -482,9 +530,36 @@ impl Desk {
             StoreError::Conflict(_) => ApiError::Conflict("this grant is already reversed".into()),
             other => other.into(),
         })?;
+        let (back_day, back_month) = match &request.budget_charge {
+            Some(c) => (
+                refund(&mut tx, &c.day_scope, c.amount_minor).await?,
+                refund(&mut tx, &c.month_scope, c.amount_minor).await?,
+            ),
+            None => (0, 0),
+        };
+        let stored = sqlx::query(
+            "UPDATE compensation_requests SET reversed_by = $1, reversed_at_ms = $2, \
+                 reversal_note = $3, reversal_seq = $4, refunded_day_minor = $5, \
+                 refunded_month_minor = $6 \
+             WHERE id = $7 AND reversed_at_ms IS NULL",
+        )
+        .bind(actor.user_id)
+        .bind(now)
+        .bind(note)
+        .bind(entry.seq)
+        .bind(back_day)
+        .bind(back_month)
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        if stored.rows_affected() != 1 {
+            return Err(ApiError::Conflict("this grant is already reversed".into()));
+        }
+        let reversed = request_in(&mut tx, request_id).await?;
         ticket_event(
             &mut tx,
-            &request,
+            &reversed,
             "compensation_reversed",
             actor.user_id,
             now,
@@ -551,13 +626,18 @@ async fn ticket_event(
     actor: i64,
     now: i64,
 ) -> ApiResult<()> {
-    let data = serde_json::json!({
+    let mut data = serde_json::json!({
         "compensation_id": r.id,
         "status": r.status.as_str(),
         "kind": r.kind.as_str(),
         "cost_minor": r.cost_minor,
         "policy_version": r.decision_policy_version.unwrap_or(r.policy_version),
     });
+    if let Some(reversal) = &r.reversal {
+        data["ledger_seq"] = reversal.ledger_seq.into();
+        data["refunded_day_minor"] = reversal.refunded_day_minor.into();
+        data["refunded_month_minor"] = reversal.refunded_month_minor.into();
+    }
     sqlx::query(
         "INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) VALUES ($1, $2, $3, $4, $5)",
     )

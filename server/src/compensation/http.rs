@@ -2,10 +2,11 @@
 //! (agents and supervisors), the ledger and its verification, deliveries and
 //! reports.
 
-use super::policy::{self, Situation};
+use super::policy;
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::store::IdempotencyKey;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -13,11 +14,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use callcenter_proto::Role;
 use callcenter_proto::compensation::{
-    Allowance, ApprovalDecision, CompensationRequest, CompensationStatus, DecisionOutcome,
-    DryRunChange, DryRunReport, DryRunRequest, GrantRequest, LedgerEntry, LedgerVerification,
-    PolicyDocument, PolicyVersion, ReversalRequest, SpendReport, SupervisorTeams, WebhookDelivery,
+    Allowance, ApprovalDecision, CompensationRequest, DraftDryRun, DryRunReport, DryRunRequest,
+    GrantRequest, LedgerEntry, LedgerVerification, NewPolicyDraft, PolicyDocument, PolicyDraft,
+    PolicyDraftEdit, PolicyVersion, PublishDraft, ReversalRequest, SpendReport, SupervisorTeams,
+    WebhookDelivery,
 };
-use callcenter_proto::http::Problem;
+use callcenter_proto::http::{FieldError, Problem};
 use serde::Deserialize;
 
 pub fn router() -> Router<AppState> {
@@ -31,6 +33,22 @@ pub fn router() -> Router<AppState> {
             get(get_policy),
         )
         .route("/api/admin/compensation/dry-run", post(dry_run))
+        .route(
+            "/api/admin/compensation/drafts",
+            get(list_drafts).post(create_draft),
+        )
+        .route(
+            "/api/admin/compensation/drafts/{id}",
+            get(get_draft).put(save_draft),
+        )
+        .route(
+            "/api/admin/compensation/drafts/{id}/dry-run",
+            post(dry_run_draft),
+        )
+        .route(
+            "/api/admin/compensation/drafts/{id}/publish",
+            post(publish_draft),
+        )
         .route("/api/admin/compensation/ledger", get(ledger))
         .route("/api/admin/compensation/ledger/verify", get(verify_ledger))
         .route("/api/admin/compensation/deliveries", get(deliveries))
@@ -70,8 +88,10 @@ fn checked(doc: &PolicyDocument) -> ApiResult<()> {
     }
 }
 
-/// Publish a policy: validated, then stored as a new immutable version that
-/// is in force from now on. Earlier versions stay readable.
+/// Publish a policy document directly: validated, then stored as a new
+/// immutable version that is in force from now on. Earlier versions stay
+/// readable. (The console publishes stored drafts instead:
+/// `/api/admin/compensation/drafts/{id}/publish`.)
 #[utoipa::path(post, path = "/api/admin/compensation/policies", tag = "compensation", security(("bearer" = [])),
     request_body = PolicyDocument,
     responses((status = 201, body = PolicyVersion), (status = 403, body = Problem), (status = 422, body = Problem)))]
@@ -112,19 +132,17 @@ pub async fn get_policy(
     Ok(ApiJson(state.db.policy_version(version).await?))
 }
 
-fn as_outcome(status: CompensationStatus) -> DecisionOutcome {
-    match status {
-        CompensationStatus::Granted => DecisionOutcome::Grant,
-        CompensationStatus::Refused => DecisionOutcome::Refuse,
-        CompensationStatus::Pending
-        | CompensationStatus::Approved
-        | CompensationStatus::Denied
-        | CompensationStatus::Expired => DecisionOutcome::NeedsApproval,
+fn last_in_range(last: u32) -> ApiResult<()> {
+    if (1..=1000).contains(&last) {
+        Ok(())
+    } else {
+        Err(ApiError::field("last", "must be 1 to 1000"))
     }
 }
 
-/// Evaluate a draft against the last N requests, with the inputs stored with
-/// each decision, and list the requests whose decision or rule would change.
+/// Evaluate a document (not stored) against the last N requests, with the
+/// inputs stored with each decision, and list the requests whose decision or
+/// rule would change. Stored drafts have their own dry run.
 #[utoipa::path(post, path = "/api/admin/compensation/dry-run", tag = "compensation", security(("bearer" = [])),
     request_body = DryRunRequest,
     responses((status = 200, body = DryRunReport), (status = 422, body = Problem)))]
@@ -134,56 +152,194 @@ pub async fn dry_run(
     ApiJson(req): ApiJson<DryRunRequest>,
 ) -> ApiResult<ApiJson<DryRunReport>> {
     admin(&user)?;
-    if !(1..=1000).contains(&req.last) {
-        return Err(ApiError::field("last", "must be 1 to 1000"));
-    }
+    last_in_range(req.last)?;
     checked(&req.document)?;
-    let draft = &req.document;
-    let requests = state
-        .db
-        .recent_compensation_requests(i64::from(req.last))
-        .await?;
-    let mut changes = Vec::new();
-    for r in &requests {
-        let i = &r.inputs;
-        let (would_be, would_rule, cost) =
-            match policy::cost(draft, r.kind, r.quantity, r.order_amount_minor).and_then(|cost| {
-                policy::check_reason(draft, &r.reason_code, &r.note).map(|()| cost)
-            }) {
-                Err(unfit) => (DecisionOutcome::Refuse, unfit.rule, r.cost_minor),
-                Ok(cost) => {
-                    let v = policy::evaluate(
-                        draft,
-                        &Situation {
-                            role: Role::parse(&i.role),
-                            category_id: i.category_id,
-                            customer_value_minor: i.customer_value_minor,
-                            cost_minor: cost,
-                            spent_day_minor: i.spent_day_minor,
-                            spent_month_minor: i.spent_month_minor,
-                            customer_spent_90d_minor: i.customer_spent_90d_minor,
-                        },
-                    );
-                    (v.outcome, v.rule, cost)
-                }
-            };
-        if would_be != as_outcome(r.status) || would_rule != r.rule {
-            changes.push(DryRunChange {
-                request_id: r.id,
-                cost_minor: cost,
-                was_status: r.status,
-                was_rule: r.rule.clone(),
-                would_be,
-                would_rule,
+    Ok(ApiJson(state.db.dry_run(&req.document, req.last).await?))
+}
+
+pub const MAX_DRAFT_NAME: usize = 100;
+
+/// A draft's name and document, validated on every save: each bad field is
+/// named (`name`, `document.<field>`).
+fn checked_draft(name: Option<&str>, doc: &PolicyDocument) -> ApiResult<()> {
+    let mut errors = Vec::new();
+    if let Some(name) = name {
+        let n = name.trim().chars().count();
+        if n == 0 || n > MAX_DRAFT_NAME {
+            errors.push(FieldError {
+                field: "name".into(),
+                message: format!("must be 1 to {MAX_DRAFT_NAME} characters"),
             });
         }
     }
-    let evaluated = requests.len() as u32;
-    Ok(ApiJson(DryRunReport {
-        evaluated,
-        unchanged: evaluated - changes.len() as u32,
-        changes,
-    }))
+    errors.extend(policy::validate(doc).into_iter().map(|e| FieldError {
+        field: format!("document.{}", e.field),
+        message: e.message,
+    }));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// Store a new policy draft (validated; nothing is in force until it is
+/// published). Requires an `Idempotency-Key`; a retry answers 200 with the draft.
+#[utoipa::path(post, path = "/api/admin/compensation/drafts", tag = "compensation", security(("bearer" = [])),
+    request_body = NewPolicyDraft,
+    params(("Idempotency-Key" = String, Header, description = "unique per draft; retries reuse it")),
+    responses((status = 201, body = PolicyDraft), (status = 200, body = PolicyDraft, description = "a retry"),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_draft(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<NewPolicyDraft>,
+) -> ApiResult<(StatusCode, ApiJson<PolicyDraft>)> {
+    admin(&user)?;
+    let key = crate::http::idempotency_key(&headers)?;
+    checked_draft(Some(&req.name), &req.document)?;
+    if let Some(v) = req.based_on_version {
+        match state.db.policy_version(v).await {
+            Ok(_) => {}
+            Err(crate::store::StoreError::NotFound(_)) => {
+                return Err(ApiError::field("based_on_version", "no such version"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let hash = crate::http::request_hash(&req)?;
+    let scope = format!("compensation_draft:{}", user.user_id);
+    let (draft, created) = state
+        .db
+        .create_policy_draft(
+            req.name.trim(),
+            &req.document,
+            req.based_on_version,
+            user.user_id,
+            state.clock.now_ms(),
+            &IdempotencyKey {
+                scope: &scope,
+                key,
+                request_hash: &hash,
+            },
+        )
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, ApiJson(draft)))
+}
+
+/// Every draft (the latest 500), newest first; published ones name their version.
+#[utoipa::path(get, path = "/api/admin/compensation/drafts", tag = "compensation", security(("bearer" = [])),
+    responses((status = 200, body = [PolicyDraft]), (status = 403, body = Problem)))]
+pub async fn list_drafts(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<ApiJson<Vec<PolicyDraft>>> {
+    admin(&user)?;
+    Ok(ApiJson(state.db.policy_drafts().await?))
+}
+
+#[utoipa::path(get, path = "/api/admin/compensation/drafts/{id}", tag = "compensation", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = PolicyDraft), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_draft(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<ApiJson<PolicyDraft>> {
+    admin(&user)?;
+    Ok(ApiJson(state.db.policy_draft(id).await?))
+}
+
+/// Save an edited draft: validated (422 naming each bad field, nothing
+/// stored); 409 when it was saved meanwhile (`revision`) or is published.
+#[utoipa::path(put, path = "/api/admin/compensation/drafts/{id}", tag = "compensation", security(("bearer" = [])),
+    request_body = PolicyDraftEdit, params(("id" = i64, Path)),
+    responses((status = 200, body = PolicyDraft), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn save_draft(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<PolicyDraftEdit>,
+) -> ApiResult<ApiJson<PolicyDraft>> {
+    admin(&user)?;
+    checked_draft(req.name.as_deref(), &req.document)?;
+    Ok(ApiJson(
+        state
+            .db
+            .update_policy_draft(
+                id,
+                req.revision,
+                req.name.as_deref().map(str::trim),
+                &req.document,
+                user.user_id,
+                state.clock.now_ms(),
+            )
+            .await?,
+    ))
+}
+
+/// Dry-run a stored draft against the last N requests.
+#[utoipa::path(post, path = "/api/admin/compensation/drafts/{id}/dry-run", tag = "compensation", security(("bearer" = [])),
+    request_body = DraftDryRun, params(("id" = i64, Path)),
+    responses((status = 200, body = DryRunReport), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn dry_run_draft(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<DraftDryRun>,
+) -> ApiResult<ApiJson<DryRunReport>> {
+    admin(&user)?;
+    last_in_range(req.last)?;
+    let draft = state.db.policy_draft(id).await?;
+    Ok(ApiJson(state.db.dry_run(&draft.document, req.last).await?))
+}
+
+/// Publish a draft seen at `revision` as the next immutable version, in
+/// force from now on; the draft can no longer be edited. Requires an
+/// `Idempotency-Key`; a retry answers 200 with the same version.
+#[utoipa::path(post, path = "/api/admin/compensation/drafts/{id}/publish", tag = "compensation", security(("bearer" = [])),
+    request_body = PublishDraft, params(("id" = i64, Path),
+        ("Idempotency-Key" = String, Header, description = "unique per publication; retries reuse it")),
+    responses((status = 201, body = PolicyVersion), (status = 200, body = PolicyVersion, description = "a retry"),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn publish_draft(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<PublishDraft>,
+) -> ApiResult<(StatusCode, ApiJson<PolicyVersion>)> {
+    admin(&user)?;
+    let key = crate::http::idempotency_key(&headers)?;
+    let hash = crate::http::request_hash(&(id, &req))?;
+    let scope = format!("compensation_publish:{}", user.user_id);
+    let (version, created) = state
+        .db
+        .publish_policy_draft(
+            id,
+            req.revision,
+            user.user_id,
+            state.clock.now_ms(),
+            &IdempotencyKey {
+                scope: &scope,
+                key,
+                request_hash: &hash,
+            },
+        )
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, ApiJson(version)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -155,6 +155,8 @@ pub(crate) async fn append(
         .bind(&entry.hash)
         .execute(&mut **tx)
         .await?;
+    // The complaint's quality record counts what was spent on it (issue 7).
+    crate::quality::retention::compensation_entered(tx, entry.ticket_id).await?;
     let event = WebhookEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
         kind: match entry.kind {

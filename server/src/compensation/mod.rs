@@ -4,12 +4,15 @@
 //!
 //! - [`policy`]: policy documents, validation, and the pure evaluation of a
 //!   request (every limit kind is table-tested there).
+//! - [`drafts`]: stored, editable policy drafts, their dry runs, and
+//!   publishing a draft as the next immutable version.
 //! - [`grants`]: requests, live approvals, automatic expiry and reversals
 //!   (`impl Desk`), serialized in the database by the ledger head's row lock.
 //! - [`ledger`]: the append-only, hash-chained ledger and its verifier.
 //! - [`outbox`]: signed webhook deliveries of every ledger entry, with retries.
 //! - [`store`]: the SQL (`impl Db`); [`http`]: the routes.
 
+pub mod drafts;
 pub mod grants;
 pub mod http;
 pub mod ledger;

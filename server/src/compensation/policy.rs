@@ -11,6 +11,11 @@
 //!    budget → a supervisor decides (`roles.<role>.per_grant…`, `…budget_per_day_minor`,
 //!    `…budget_per_month_minor`; `roles.<role>.missing` when the role has no authority);
 //! 5. otherwise granted at once (`roles.<role>.within_authority`).
+//!
+//! An approval ([`evaluate_approval`]) keeps steps 1 and 2, needs the
+//! approver's own per-grant limit, and is charged to the requester's budget
+//! counters; past them the approval itself is the authority
+//! (`roles.<approver>.approval_over_requester_budget`, the excess in the inputs).
 
 use callcenter_proto::Role;
 use callcenter_proto::compensation::{
@@ -173,6 +178,9 @@ fn inputs(policy: &PolicyDocument, s: &Situation) -> DecisionInputs {
         spent_month_minor: s.spent_month_minor,
         customer_cap_minor: resolve(&policy.customer_cap_90d, s.customer_value_minor).map(|l| l.0),
         customer_spent_90d_minor: s.customer_spent_90d_minor,
+        requester_role: None,
+        over_budget_day_minor: 0,
+        over_budget_month_minor: 0,
     }
 }
 
@@ -273,15 +281,33 @@ fn escalate(
 }
 
 /// Decide an approval by the approver's authority: the hard limits hold, and
-/// the grant must be within the approver's per-grant limit (approvers'
-/// budgets are not charged).
+/// the grant must be within the approver's per-grant limit.
+///
+/// `s` describes the requester (`role`) and their budget counters now. An
+/// approved grant is charged to those counters like a grant within authority;
+/// the approval is the authority to go past the requester's day or month
+/// budget (that is what a budget escalation asks for), so the verdict then
+/// names `roles.<approver>.approval_over_requester_budget` and the inputs
+/// record by how much. The approver's own budgets are not charged.
 pub fn evaluate_approval(policy: &PolicyDocument, approver: Role, s: &Situation) -> Verdict {
-    let s = Situation {
+    let by_approver = Situation {
         role: Some(approver),
         ..s.clone()
     };
-    let inputs = inputs(policy, &s);
-    if let Some(rule) = hard_limits(policy, &s) {
+    let mut inputs = inputs(policy, &by_approver);
+    let requester = s.role.and_then(|r| authority(policy, r));
+    inputs.requester_role = Some(role_name(s.role).into());
+    inputs.budget_day_minor = requester.map(|a| a.budget_per_day_minor).unwrap_or(0);
+    inputs.budget_month_minor = requester.map(|a| a.budget_per_month_minor).unwrap_or(0);
+    let over = |spent: i64, budget: i64| {
+        spent
+            .saturating_add(s.cost_minor)
+            .saturating_sub(budget)
+            .clamp(0, s.cost_minor)
+    };
+    inputs.over_budget_day_minor = over(s.spent_day_minor, inputs.budget_day_minor);
+    inputs.over_budget_month_minor = over(s.spent_month_minor, inputs.budget_month_minor);
+    if let Some(rule) = hard_limits(policy, &by_approver) {
         return verdict(DecisionOutcome::Refuse, rule, inputs);
     }
     let role = approver.as_str();
@@ -296,6 +322,13 @@ pub fn evaluate_approval(policy: &PolicyDocument, approver: Role, s: &Situation)
             format!("roles.{role}.per_grant.{part}"),
             inputs,
         ),
+        Some(_) if inputs.over_budget_day_minor > 0 || inputs.over_budget_month_minor > 0 => {
+            verdict(
+                DecisionOutcome::Grant,
+                format!("roles.{role}.approval_over_requester_budget"),
+                inputs,
+            )
+        }
         Some(_) => verdict(
             DecisionOutcome::Grant,
             format!("roles.{role}.approval_within_authority"),
@@ -794,6 +827,9 @@ mod tests {
                 spent_month_minor: 900,
                 customer_cap_minor: Some(24_000),
                 customer_spent_90d_minor: 50,
+                requester_role: None,
+                over_budget_day_minor: 0,
+                over_budget_month_minor: 0,
             }
         );
     }
@@ -805,7 +841,7 @@ mod tests {
         let table: &[(Role, Situation, DecisionOutcome, &str)] = &[
             (
                 Role::Supervisor,
-                agent(15_000),
+                agent(4_000),
                 Grant,
                 "roles.supervisor.approval_within_authority",
             ),
@@ -837,15 +873,45 @@ mod tests {
                 Refuse,
                 "forbidden_category",
             ),
-            // The approver's own budget is not consulted.
+            // Above the requester's per-grant limit, within their budgets.
             (
                 Role::Supervisor,
                 Situation {
-                    spent_day_minor: 1_000_000,
+                    spent_day_minor: 1_000,
                     ..agent(3_000)
                 },
                 Grant,
                 "roles.supervisor.approval_within_authority",
+            ),
+            // The approval is the authority to go past the requester's budget.
+            (
+                Role::Supervisor,
+                Situation {
+                    spent_day_minor: 4_000,
+                    ..agent(1_500)
+                },
+                Grant,
+                "roles.supervisor.approval_over_requester_budget",
+            ),
+            (
+                Role::Supervisor,
+                Situation {
+                    spent_month_minor: 39_900,
+                    ..agent(200)
+                },
+                Grant,
+                "roles.supervisor.approval_over_requester_budget",
+            ),
+            // …but never past the customer's cap.
+            (
+                Role::Supervisor,
+                Situation {
+                    spent_day_minor: 4_000,
+                    customer_spent_90d_minor: 23_000,
+                    ..agent(1_500)
+                },
+                Refuse,
+                "customer_cap_90d.max_value_bp",
             ),
         ];
         for (approver, s, outcome, rule) in table {
@@ -856,6 +922,57 @@ mod tests {
                 "{approver:?} {s:?}"
             );
         }
+    }
+
+    #[test]
+    fn approvals_record_the_requesters_budgets_and_the_excess() {
+        let p = policy();
+        let v = evaluate_approval(
+            &p,
+            Role::Supervisor,
+            &Situation {
+                spent_day_minor: 4_000,
+                spent_month_minor: 39_000,
+                ..agent(3_000)
+            },
+        );
+        assert_eq!(v.rule, "roles.supervisor.approval_over_requester_budget");
+        let i = v.inputs;
+        // The approver's authority…
+        assert_eq!(i.role, "supervisor");
+        assert_eq!(i.per_grant_limit_minor, Some(20_000));
+        // …and the requester's counters it is charged to.
+        assert_eq!(i.requester_role.as_deref(), Some("agent"));
+        assert_eq!((i.budget_day_minor, i.spent_day_minor), (5_000, 4_000));
+        assert_eq!(
+            (i.budget_month_minor, i.spent_month_minor),
+            (40_000, 39_000)
+        );
+        assert_eq!(i.over_budget_day_minor, 2_000);
+        assert_eq!(i.over_budget_month_minor, 2_000);
+        // Already past the budget: the whole grant is over it, never more.
+        let v = evaluate_approval(
+            &p,
+            Role::Supervisor,
+            &Situation {
+                spent_day_minor: 9_000,
+                ..agent(2_500)
+            },
+        );
+        assert_eq!(v.inputs.over_budget_day_minor, 2_500);
+        assert_eq!(v.inputs.over_budget_month_minor, 0);
+        // A requester whose role has no authority: everything is over budget.
+        let v = evaluate_approval(
+            &p,
+            Role::Supervisor,
+            &Situation {
+                role: Some(Role::Admin),
+                ..agent(100)
+            },
+        );
+        assert_eq!(v.inputs.requester_role.as_deref(), Some("admin"));
+        assert_eq!(v.inputs.over_budget_day_minor, 100);
+        assert_eq!(v.rule, "roles.supervisor.approval_over_requester_budget");
     }
 
     #[test]

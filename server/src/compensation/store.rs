@@ -3,16 +3,18 @@
 
 use crate::store::{Db, StoreError, StoreResult};
 use callcenter_proto::compensation::{
-    BonusKind, CompensationRequest, CompensationStatus, DecisionInputs, PolicyDocument,
-    PolicyVersion, SpendLine, SpendReport, WebhookDelivery,
+    BonusKind, BudgetCharge, CompensationRequest, CompensationStatus, DecisionInputs,
+    PolicyDocument, PolicyVersion, ReversalRecord, SpendLine, SpendReport, WebhookDelivery,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 pub(crate) const REQUEST_COLUMNS: &str = "id, ticket_id, customer_id, requested_by, kind, quantity, \
      order_amount_minor, cost_minor, reason_code, note, status, policy_version, rule, inputs, \
-     decided_by, decision_note, decision_policy_version, decision_rule, created_at_ms, \
-     decided_at_ms, expires_at_ms";
+     decided_by, decision_note, decision_policy_version, decision_rule, decision_inputs, \
+     created_at_ms, decided_at_ms, expires_at_ms, charged_day_scope, charged_month_scope, \
+     charged_minor, reversed_by, reversed_at_ms, reversal_note, reversal_seq, \
+     refunded_day_minor, refunded_month_minor";
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -24,6 +26,37 @@ pub(crate) fn request_from_row(row: &AnyRow) -> StoreResult<CompensationRequest>
     let kind: String = row.try_get("kind")?;
     let status: String = row.try_get("status")?;
     let inputs: String = row.try_get("inputs")?;
+    let decision_inputs: Option<String> = row.try_get("decision_inputs")?;
+    let day_scope: Option<String> = row.try_get("charged_day_scope")?;
+    let month_scope: Option<String> = row.try_get("charged_month_scope")?;
+    let charged: Option<i64> = row.try_get("charged_minor")?;
+    let budget_charge = match (day_scope, month_scope, charged) {
+        (Some(day_scope), Some(month_scope), Some(amount_minor)) => Some(BudgetCharge {
+            day_scope,
+            month_scope,
+            amount_minor,
+        }),
+        _ => None,
+    };
+    let reversed_at: Option<i64> = row.try_get("reversed_at_ms")?;
+    let reversal_seq: Option<i64> = row.try_get("reversal_seq")?;
+    let reversal = match (reversed_at, reversal_seq) {
+        (Some(reversed_at_ms), Some(ledger_seq)) => Some(ReversalRecord {
+            reversed_by: row.try_get("reversed_by")?,
+            reversed_at_ms,
+            note: row
+                .try_get::<Option<String>, _>("reversal_note")?
+                .unwrap_or_default(),
+            ledger_seq,
+            refunded_day_minor: row
+                .try_get::<Option<i64>, _>("refunded_day_minor")?
+                .unwrap_or(0),
+            refunded_month_minor: row
+                .try_get::<Option<i64>, _>("refunded_month_minor")?
+                .unwrap_or(0),
+        }),
+        _ => None,
+    };
     Ok(CompensationRequest {
         id: row.try_get("id")?,
         ticket_id: row.try_get("ticket_id")?,
@@ -43,13 +76,16 @@ pub(crate) fn request_from_row(row: &AnyRow) -> StoreResult<CompensationRequest>
         decision_note: row.try_get("decision_note")?,
         decision_policy_version: row.try_get("decision_policy_version")?,
         decision_rule: row.try_get("decision_rule")?,
+        decision_inputs: decision_inputs.and_then(|i| serde_json::from_str(&i).ok()),
         created_at_ms: row.try_get("created_at_ms")?,
         decided_at_ms: row.try_get("decided_at_ms")?,
         expires_at_ms: row.try_get("expires_at_ms")?,
+        budget_charge,
+        reversal,
     })
 }
 
-fn policy_from_row(row: &AnyRow) -> StoreResult<PolicyVersion> {
+pub(crate) fn policy_from_row(row: &AnyRow) -> StoreResult<PolicyVersion> {
     let doc: String = row.try_get("document")?;
     Ok(PolicyVersion {
         version: row.try_get("version")?,
@@ -102,6 +138,8 @@ pub(crate) struct NewRequest<'a> {
     pub inputs: &'a DecisionInputs,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
+    /// Granted at once: the requester's (day, month) counters it is charged to.
+    pub charged_to: Option<(&'a str, &'a str)>,
 }
 
 pub(crate) async fn insert_request(
@@ -113,8 +151,8 @@ pub(crate) async fn insert_request(
     let row = sqlx::query(&format!(
         "INSERT INTO compensation_requests (ticket_id, customer_id, requested_by, kind, quantity, \
              order_amount_minor, cost_minor, reason_code, note, status, policy_version, rule, inputs, \
-             created_at_ms, expires_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             created_at_ms, expires_at_ms, charged_day_scope, charged_month_scope, charged_minor) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
          RETURNING {REQUEST_COLUMNS}"
     ))
     .bind(r.ticket_id)
@@ -132,6 +170,9 @@ pub(crate) async fn insert_request(
     .bind(inputs)
     .bind(r.created_at_ms)
     .bind(r.expires_at_ms)
+    .bind(r.charged_to.map(|c| c.0))
+    .bind(r.charged_to.map(|c| c.1))
+    .bind(r.charged_to.map(|_| r.cost_minor))
     .fetch_one(&mut **tx)
     .await?;
     request_from_row(&row)
@@ -164,7 +205,8 @@ pub(crate) async fn spent(tx: &mut Transaction<'static, Any>, scope: &str) -> St
     )
 }
 
-/// Charge a counter; the table's check refuses spending past `cap_minor`.
+/// Charge a counter; the table's check refuses spending past `cap_minor`
+/// (the budget in force, or for an approval the new total it authorizes).
 pub(crate) async fn charge(
     tx: &mut Transaction<'static, Any>,
     scope: &str,
@@ -184,15 +226,41 @@ pub(crate) async fn charge(
     Ok(())
 }
 
-/// The customer's net compensation (grants minus reversals) since `since_ms`.
+/// Give back to a counter what a reversed grant charged it, never more than
+/// it holds (so it never goes below zero). Returns what was given back.
+pub(crate) async fn refund(
+    tx: &mut Transaction<'static, Any>,
+    scope: &str,
+    amount_minor: i64,
+) -> StoreResult<i64> {
+    let back = amount_minor.clamp(0, spent(tx, scope).await?);
+    if back > 0 {
+        sqlx::query(
+            "UPDATE compensation_spend SET spent_minor = spent_minor - $1 \
+             WHERE scope = $2 AND spent_minor >= $1",
+        )
+        .bind(back)
+        .bind(scope)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(back)
+}
+
+/// What the customer received over the window from `since_ms`: every grant
+/// made in it that has not been reversed (a reversal gives the whole grant
+/// back, whenever it happens, and never more).
 pub(crate) async fn customer_spent_since(
     tx: &mut Transaction<'static, Any>,
     customer_id: i64,
     since_ms: i64,
 ) -> StoreResult<i64> {
     let row = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total FROM compensation_ledger \
-         WHERE customer_id = $1 AND created_at_ms > $2",
+        "SELECT CAST(COALESCE(SUM(g.amount_minor), 0) AS BIGINT) AS total \
+         FROM compensation_ledger g \
+         WHERE g.customer_id = $1 AND g.created_at_ms > $2 AND g.kind = 'grant' \
+           AND NOT EXISTS (SELECT 1 FROM compensation_ledger r \
+                           WHERE r.request_id = g.request_id AND r.kind = 'reversal')",
     )
     .bind(customer_id)
     .bind(since_ms)

@@ -187,6 +187,7 @@ impl Desk {
             .await;
         }
         let ticket = self.db.ticket(ticket_id).await?;
+        self.escalation_ended(&ticket).await;
         if before.status == TicketStatus::Assigned
             && let Some(agent) = before.assigned_agent_id
         {

@@ -3,7 +3,7 @@
 use super::Check;
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::error::{ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiResult};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -63,14 +63,21 @@ pub async fn upsert_customer(
 }
 
 #[utoipa::path(get, path = "/api/customers/{id}", tag = "customers", security(("bearer" = [])),
-    params(("id" = i64, Path)), responses((status = 200, body = Customer), (status = 404, body = Problem)))]
+    params(("id" = i64, Path)), responses((status = 200, body = Customer), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_customer(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<i64>,
 ) -> ApiResult<ApiJson<Customer>> {
     user.require(WRITERS)?;
-    Ok(ApiJson(state.db.customer(id).await?))
+    let customer = state.db.customer(id).await?;
+    // An agent sees the card of a customer they are serving, nobody else's.
+    if user.role == Role::Agent && !state.desk.agent_serves_customer(user.user_id, id).await? {
+        return Err(ApiError::Forbidden(
+            "you hold no ticket of this customer and are offered none",
+        ));
+    }
+    Ok(ApiJson(customer))
 }
 
 /// Record a purchase, idempotent by its `external_id`.

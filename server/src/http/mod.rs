@@ -5,6 +5,7 @@ pub mod auth;
 pub mod customers;
 pub mod health;
 pub mod openapi;
+pub mod ticket_actions;
 pub mod tickets;
 
 use crate::app::AppState;
@@ -18,9 +19,12 @@ pub fn router() -> Router<AppState> {
         .merge(admin::router())
         .merge(customers::router())
         .merge(tickets::router())
+        .merge(ticket_actions::router())
         .merge(health::router())
         .merge(crate::compensation::http::router())
         .merge(crate::outbound::http::router())
+        .merge(crate::quality::http::router())
+        .merge(crate::quality::reports_http::router())
         .merge(openapi::router())
 }
 

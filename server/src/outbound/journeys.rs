@@ -99,6 +99,8 @@ impl Desk {
     /// Plan the calls of every active journey this event starts. Planning is
     /// idempotent: the same event plans each step once.
     pub async fn journeys_on(&self, trigger: Trigger) -> anyhow::Result<usize> {
+        // Purchases and renewals also count as retention after complaints (issue 7).
+        self.retention_on(&trigger).await;
         let journeys = self.db.journeys(Some(trigger.kind().as_str())).await?;
         if journeys.is_empty() {
             return Ok(0);

@@ -64,6 +64,11 @@ impl Desk {
                 "only for callback_requested",
             ),
         }
+        check.that(
+            outcome.confirmation.is_none() || outcome.result == CallResult::Reached,
+            "confirmation",
+            "only a reached customer confirms",
+        );
         check.done()?;
         self.ticket_of(agent_id, ticket_id).await?;
         let call = self
@@ -76,6 +81,11 @@ impl Desk {
         if call.status != CallStatus::Fired {
             return Err(ApiError::Conflict("this call's outcome is recorded".into()));
         }
+        // The customer's word on the complaint the call follows (issue 7).
+        let confirmed = match &outcome.confirmation {
+            Some(c) => Some((self.check_call_confirmation(call.id, c).await?, c)),
+            None => None,
+        };
         let ticket = self
             .resolve(
                 agent_id,
@@ -161,6 +171,9 @@ impl Desk {
             CallResult::Reached | CallResult::Refused => None,
         };
         tx.commit().await.map_err(anyhow::Error::from)?;
+        if let Some((complaint_id, c)) = confirmed {
+            self.confirm_by_call(complaint_id, c, &outcome.note).await;
+        }
         if let Some((new, action)) = next {
             let due = new.due_at_ms;
             if let Some(next_id) = self.plan_call(new).await? {

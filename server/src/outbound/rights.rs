@@ -133,7 +133,7 @@ impl Desk {
         self.db.customer(customer_id).await?;
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         // (statement, whether it takes the time as $2)
-        let statements: [(&str, bool); 8] = [
+        let statements: [(&str, bool); 9] = [
             (
                 "UPDATE customers SET external_id = 'erased-' || CAST(id AS TEXT), name = '[erased]', \
                  email = NULL, phone = NULL, timezone = NULL, updated_at_ms = $2 WHERE id = $1",
@@ -152,7 +152,8 @@ impl Desk {
             // itself is never touched: its hash chain must stay whole).
             (
                 "UPDATE compensation_requests SET note = '[erased]', decision_note = \
-                     CASE WHEN decision_note IS NULL THEN NULL ELSE '[erased]' END \
+                     CASE WHEN decision_note IS NULL THEN NULL ELSE '[erased]' END, \
+                     reversal_note = CASE WHEN reversal_note IS NULL THEN NULL ELSE '[erased]' END \
                  WHERE customer_id = $1",
                 false,
             ),
@@ -160,6 +161,12 @@ impl Desk {
                 "UPDATE tickets SET description = '[erased]', outcome_note = CASE WHEN outcome_note IS NULL \
                  THEN NULL ELSE '[erased]' END, updated_at_ms = $2 WHERE customer_id = $1",
                 true,
+            ),
+            // Survey comments (issue 7); the answers themselves stay.
+            (
+                "UPDATE surveys SET comment = CASE WHEN comment IS NULL OR comment = '' THEN comment ELSE '[erased]' END \
+                 WHERE ticket_id IN (SELECT id FROM tickets WHERE customer_id = $1)",
+                false,
             ),
             (
                 "INSERT INTO contact_profiles (customer_id, consent_calls, do_not_call, erased_at_ms, updated_at_ms) \

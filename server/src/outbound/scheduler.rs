@@ -176,7 +176,7 @@ impl Desk {
     }
 
     /// The contact policy's verdict on a call at `at_ms`.
-    async fn judge_call(
+    pub(crate) async fn judge_call(
         &self,
         p: &LoadedPolicy,
         call: &CallRow,

@@ -187,7 +187,7 @@ impl Db {
     ) -> StoreResult<Vec<(i64, i64)>> {
         Ok(sqlx::query(
             "SELECT id, rank_ms FROM tickets WHERE queue_id = $1 AND status = 'queued' AND created_at_ms <= $2 \
-             ORDER BY id LIMIT 500",
+             AND held_for_agent_id IS NULL ORDER BY id LIMIT 500",
         )
         .bind(queue_id)
         .bind(created_before_ms)

@@ -19,6 +19,8 @@ pub struct NewComplaint<'a> {
     pub description: &'a str,
     pub rank_ms: i64,
     pub actor_user_id: i64,
+    /// The earlier complaint this one reopens (see `quality::reopen`).
+    pub reopen: Option<crate::quality::reopen::ReopenLink>,
 }
 
 /// An idempotency key and the hash of the request body it came with.
@@ -193,6 +195,7 @@ impl Db {
             serde_json::json!({ "queue_id": c.queue_id }),
         )
         .await?;
+        crate::quality::reopen::link_in(&mut tx, id, c.reopen.as_ref(), now_ms).await?;
         let ticket = ticket_in(&mut tx, id).await?;
         tx.commit().await?;
         Ok((ticket, true))
@@ -400,6 +403,8 @@ impl Db {
             serde_json::json!({ "code": outcome.code, "resolved": outcome.resolved, "note": outcome.note }),
         )
         .await?;
+        // The complaint's quality record, in the same transaction (issue 7).
+        crate::quality::outcomes::record_outcome(&mut tx, ticket_id, agent_id, now_ms).await?;
         let ticket = ticket_in(&mut tx, ticket_id).await?;
         tx.commit().await?;
         Ok(ticket)
@@ -470,11 +475,12 @@ impl Db {
         .try_get("n")?)
     }
 
-    /// Every ticket not yet ended, for rebuilding the live routing state.
+    /// Every ticket not yet ended, for rebuilding the live routing state
+    /// (but reopens held for their agent, which `quality::reopen` routes).
     pub async fn live_tickets(&self) -> StoreResult<Vec<LiveTicket>> {
         sqlx::query(
             "SELECT id, queue_id, kind, created_at_ms, updated_at_ms, rank_ms, status, assigned_agent_id FROM tickets \
-             WHERE status IN ('queued', 'offered', 'assigned') ORDER BY id",
+             WHERE status IN ('queued', 'offered', 'assigned') AND held_for_agent_id IS NULL ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?

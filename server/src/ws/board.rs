@@ -64,6 +64,7 @@ async fn figures(state: &AppState, subscription: &Subscription) -> anyhow::Resul
     let mut board = Board {
         queues: Vec::new(),
         teams: Vec::new(),
+        quality: None,
         at_ms: now,
     };
     for &q in &subscription.queues {
@@ -74,10 +75,14 @@ async fn figures(state: &AppState, subscription: &Subscription) -> anyhow::Resul
     for team in &subscription.teams {
         board.teams.push(state.db.team_figures(team).await?);
     }
+    // Today's quality: one reading per node every few seconds, shared by
+    // every board (see `quality::board`).
+    let today = state.quality_today.get(&state.db, now).await?;
+    board.quality = Some(today.board(&subscription.queues));
     // The fingerprint leaves out the time of reading, so unchanged figures
     // send nothing.
     let mut hasher = DefaultHasher::new();
-    serde_json::to_string(&(&board.queues, &board.teams))?.hash(&mut hasher);
+    serde_json::to_string(&(&board.queues, &board.teams, &board.quality))?.hash(&mut hasher);
     Ok((hasher.finish(), board))
 }
 

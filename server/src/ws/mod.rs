@@ -116,6 +116,41 @@ async fn handle(
                         .await?,
                 ))
             }
+            Command::Escalate { ticket_id, reason } => {
+                agent()?;
+                Ok(Some(
+                    desk.escalate(user.user_id, ticket_id, &reason)
+                        .await?
+                        .ticket,
+                ))
+            }
+            Command::ScheduleCallback {
+                ticket_id,
+                at_ms,
+                note,
+                end_with,
+            } => {
+                agent()?;
+                let req = callcenter_proto::desk::CallbackRequest {
+                    at_ms,
+                    note,
+                    end_with,
+                };
+                Ok(Some(
+                    desk.schedule_callback(user.user_id, ticket_id, &req)
+                        .await?
+                        .ticket,
+                ))
+            }
+            Command::DecideEscalation {
+                ticket_id,
+                action,
+                note,
+            } => Ok(Some(
+                desk.decide_escalation(user, ticket_id, action, &note)
+                    .await?
+                    .ticket,
+            )),
             Command::Subscribe { queues, teams } => {
                 user.require(&[Role::Supervisor, Role::Admin])?;
                 board::subscribe(state, socket_id, queues, teams).await?;

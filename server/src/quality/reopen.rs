@@ -1,0 +1,650 @@
+//! Reopens: durations and reopen rates count the customer's problem, not the
+//! ticket.
+//!
+//! - **Filed again.** A complaint filed by a customer within the reopen
+//!   window (default 14 days) after an earlier complaint of theirs in the
+//!   same category ended is that complaint's reopen: `tickets.reopen_of` is
+//!   the most recently ended one, `origin_id`/`origin_started_ms` come from
+//!   it (so a chain keeps its first start), and the earlier row is marked
+//!   `reopened`, all in the filing transaction. It gets the queue's
+//!   `reopen_head_start_seconds`. Every other complaint is its own origin.
+//! - **Denied.** A customer's "no" (survey or call) marks the complaint
+//!   `denied` and `reopened` and files its reopen with a head start (the
+//!   queue's `reopen_head_start_seconds` or the settings'
+//!   `denied_head_start_seconds`, whichever is larger), unless the customer
+//!   already has an open complaint in that category. The reopen is first
+//!   held for the agent who resolved the complaint: routing does not see it
+//!   until that agent is available with room for it — then it is offered to
+//!   them first — or until `same_agent_wait_seconds` pass, when it joins its
+//!   queue at its boosted rank.
+
+use super::{DAY_MS, settings};
+use crate::desk::{Desk, FRONT_OF_QUEUE_RANK, head_start_ms};
+use crate::error::ApiResult;
+use crate::routing::{TicketKind, WaitingTicket};
+use crate::store::{Db, StoreError, StoreResult};
+use callcenter_proto::AgentState;
+use sqlx::{Any, Row, Transaction};
+
+/// A preference below any a queue strategy gives (they are small numbers:
+/// minus skill levels, tickets taken today): the held reopen's agent is
+/// picked first among the eligible ones.
+const FIRST_CHOICE: i64 = -1_000_000_000;
+
+/// The earlier complaint a new one reopens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReopenLink {
+    pub of: i64,
+    pub origin_id: i64,
+    pub origin_started_ms: i64,
+}
+
+/// Append a step to a ticket's history inside a transaction.
+pub(crate) async fn event(
+    tx: &mut Transaction<'static, Any>,
+    ticket_id: i64,
+    at_ms: i64,
+    actor: Option<i64>,
+    kind: &str,
+    data: serde_json::Value,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(ticket_id)
+    .bind(at_ms)
+    .bind(actor)
+    .bind(kind)
+    .bind(data.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The complaint a new complaint of this customer in this category, filed
+/// now, would reopen: the one that ended last inside the reopen window.
+pub async fn reopen_candidate(
+    db: &Db,
+    customer_id: i64,
+    category_id: i64,
+    now_ms: i64,
+) -> StoreResult<Option<ReopenLink>> {
+    let window = i64::from(settings(db).await?.reopen_window_days) * DAY_MS;
+    if window == 0 {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT q.ticket_id, t.origin_id, t.origin_started_ms, t.created_at_ms \
+         FROM ticket_quality q JOIN tickets t ON t.id = q.ticket_id \
+         WHERE q.customer_id = $1 AND q.category_id = $2 AND q.ended_at_ms >= $3 AND q.ended_at_ms <= $4 \
+         ORDER BY q.ended_at_ms DESC, q.ticket_id DESC LIMIT 1",
+    )
+    .bind(customer_id)
+    .bind(category_id)
+    .bind(now_ms - window)
+    .bind(now_ms)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| link_to(&r)).transpose()
+}
+
+fn link_to(r: &sqlx::any::AnyRow) -> StoreResult<ReopenLink> {
+    let of: i64 = r.try_get("ticket_id")?;
+    Ok(ReopenLink {
+        of,
+        origin_id: r.try_get::<Option<i64>, _>("origin_id")?.unwrap_or(of),
+        origin_started_ms: match r.try_get::<Option<i64>, _>("origin_started_ms")? {
+            Some(ms) => ms,
+            None => r.try_get("created_at_ms")?,
+        },
+    })
+}
+
+/// Set a new ticket's place in its reopen chain, in its filing transaction:
+/// linked to `link` (whose row is marked reopened), or its own origin.
+pub async fn link_in(
+    tx: &mut Transaction<'static, Any>,
+    ticket_id: i64,
+    link: Option<&ReopenLink>,
+    created_ms: i64,
+) -> StoreResult<()> {
+    let (of, origin, started) = match link {
+        Some(l) => (Some(l.of), l.origin_id, l.origin_started_ms),
+        None => (None, ticket_id, created_ms),
+    };
+    sqlx::query(
+        "UPDATE tickets SET reopen_of = $1, origin_id = $2, origin_started_ms = $3 WHERE id = $4",
+    )
+    .bind(of)
+    .bind(origin)
+    .bind(started)
+    .bind(ticket_id)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(l) = link {
+        sqlx::query("UPDATE ticket_quality SET reopened = 1 WHERE ticket_id = $1 AND reopened = 0")
+            .bind(l.of)
+            .execute(&mut **tx)
+            .await?;
+        event(
+            tx,
+            ticket_id,
+            created_ms,
+            None,
+            "reopen_of",
+            serde_json::json!({ "ticket_id": l.of, "origin_id": l.origin_id }),
+        )
+        .await?;
+        event(
+            tx,
+            l.of,
+            created_ms,
+            None,
+            "reopened",
+            serde_json::json!({ "by_ticket_id": ticket_id }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Everything a "no" needs, read before its transaction (SQLite has one
+/// connection: nothing may be read through the pool inside it).
+pub(crate) struct DenialPlan {
+    pub complaint_id: i64,
+    pub customer_id: i64,
+    pub category_id: i64,
+    pub queue_id: i64,
+    pub rank_ms: i64,
+    pub hold: Option<(i64, i64)>,
+    pub link: ReopenLink,
+}
+
+/// What an answer did.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AnswerEffect {
+    /// The new reopen ticket: (id, queue, rank, held for agent).
+    pub reopen: Option<(i64, i64, i64, Option<i64>)>,
+    /// The complaint is reopened (now or before).
+    pub reopened: bool,
+}
+
+/// A customer's answer about a resolved complaint.
+pub(crate) struct Answer<'a> {
+    pub still_solved: bool,
+    pub satisfaction: Option<u8>,
+    /// `survey` or `call`.
+    pub via: &'static str,
+    pub comment: &'a str,
+}
+
+impl Desk {
+    /// The head start of a reopen in this queue, in milliseconds (the
+    /// queue's `reopen_head_start_seconds`).
+    pub(crate) async fn reopen_head_start_ms(&self, queue_id: i64) -> anyhow::Result<i64> {
+        let queue = self.db.queue(queue_id).await?;
+        Ok(i64::from(queue.spec.priority.reopen_head_start_seconds) * 1000)
+    }
+
+    /// Read what reopening this complaint after a "no" takes.
+    pub(crate) async fn denial_plan(&self, complaint_id: i64) -> ApiResult<DenialPlan> {
+        let now = self.clock.now_ms();
+        let ticket = self.db.ticket(complaint_id).await?;
+        let category = self.db.category(ticket.category_id).await?;
+        let queue = self.db.queue(category.spec.queue_id).await?;
+        let customer = self.db.customer(ticket.customer_id).await?;
+        let s = settings(&self.db).await?;
+        let boost = i64::from(
+            queue
+                .spec
+                .priority
+                .reopen_head_start_seconds
+                .max(s.denied_head_start_seconds),
+        ) * 1000;
+        let rank_ms = now
+            - head_start_ms(&queue.spec.priority, category.spec.base_priority, &customer)
+            - boost;
+        let row = sqlx::query(
+            "SELECT q.ticket_id, q.agent_id, t.origin_id, t.origin_started_ms, t.created_at_ms \
+             FROM ticket_quality q JOIN tickets t ON t.id = q.ticket_id WHERE q.ticket_id = $1",
+        )
+        .bind(complaint_id)
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or(StoreError::NotFound("quality record of this ticket"))?;
+        let agent: Option<i64> = row.try_get("agent_id")?;
+        let hold = match agent {
+            Some(a) if s.same_agent_wait_seconds > 0 && self.db.agent_routing(a).await.is_ok() => {
+                Some((a, now + i64::from(s.same_agent_wait_seconds) * 1000))
+            }
+            _ => None,
+        };
+        Ok(DenialPlan {
+            complaint_id,
+            customer_id: ticket.customer_id,
+            category_id: ticket.category_id,
+            queue_id: queue.id,
+            rank_ms,
+            hold,
+            link: link_to(&row)?,
+        })
+    }
+
+    /// After an answer's transaction committed: a new reopen goes to its
+    /// agent (if free now) or stays held, or joins its queue.
+    pub(crate) async fn after_answer(&self, effect: &AnswerEffect) -> anyhow::Result<()> {
+        let Some((ticket_id, queue_id, rank_ms, held)) = effect.reopen else {
+            return Ok(());
+        };
+        match held {
+            Some(agent_id) => {
+                self.offer_held(ticket_id, agent_id).await?;
+            }
+            None => {
+                self.routing
+                    .enqueue(WaitingTicket {
+                        ticket_id,
+                        queue_id,
+                        kind: TicketKind::Inbound,
+                        rank_ms,
+                        entered_ms: self.clock.now_ms(),
+                    })
+                    .await?;
+                self.dispatch(queue_id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Offer the reopens held for this agent, now that they may be free
+    /// (called when they become available and when they end a ticket).
+    pub async fn offer_held_reopens(&self, agent_id: i64) {
+        let held = sqlx::query(
+            "SELECT id FROM tickets WHERE held_for_agent_id = $1 AND status = 'queued' \
+             AND held_until_ms > $2 ORDER BY id",
+        )
+        .bind(agent_id)
+        .bind(self.clock.now_ms())
+        .fetch_all(self.db.pool())
+        .await;
+        let held = match held {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, agent_id, "could not read held reopens");
+                return;
+            }
+        };
+        for row in held {
+            let Ok(ticket_id) = row.try_get::<i64, _>("id") else {
+                continue;
+            };
+            if let Err(e) = self.offer_held(ticket_id, agent_id).await {
+                tracing::warn!(error = %e, ticket_id, "could not offer a held reopen");
+            }
+        }
+    }
+
+    /// Held reopens whose wait is over join their queue; the others are
+    /// offered to their agent if that agent is free now. Every node runs
+    /// this on its tick; a conditional update hands each ticket to one.
+    pub(crate) async fn release_holds(&self) -> anyhow::Result<()> {
+        let now = self.clock.now_ms();
+        let held = sqlx::query(
+            "SELECT id, status, queue_id, rank_ms, held_for_agent_id, held_until_ms FROM tickets \
+             WHERE held_for_agent_id IS NOT NULL ORDER BY held_until_ms, id LIMIT 100",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        for r in held {
+            let ticket_id: i64 = r.try_get("id")?;
+            let agent_id: i64 = r.try_get("held_for_agent_id")?;
+            let until: i64 = r.try_get("held_until_ms")?;
+            let status: String = r.try_get("status")?;
+            if status != "queued" {
+                // Cancelled meanwhile: nothing to route.
+                sqlx::query(
+                    "UPDATE tickets SET held_for_agent_id = NULL, held_until_ms = NULL WHERE id = $1",
+                )
+                .bind(ticket_id)
+                .execute(self.db.pool())
+                .await?;
+            } else if until <= now {
+                self.release_to_queue(ticket_id, agent_id, "the agent was not free in time")
+                    .await?;
+            } else {
+                self.offer_held(ticket_id, agent_id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// End a hold (once, across nodes): the ticket joins its queue's line
+    /// at its rank. Returns false when the hold had already ended.
+    async fn release_to_queue(
+        &self,
+        ticket_id: i64,
+        agent_id: i64,
+        why: &str,
+    ) -> anyhow::Result<bool> {
+        let Some((queue_id, rank_ms)) = self.end_hold(ticket_id, agent_id, why, false).await?
+        else {
+            return Ok(false);
+        };
+        self.routing
+            .enqueue(WaitingTicket {
+                ticket_id,
+                queue_id,
+                kind: TicketKind::Inbound,
+                rank_ms,
+                entered_ms: self.clock.now_ms(),
+            })
+            .await?;
+        self.dispatch(queue_id).await?;
+        Ok(true)
+    }
+
+    /// Clear the hold in the record if it is still this agent's; returns
+    /// the ticket's queue and rank.
+    async fn end_hold(
+        &self,
+        ticket_id: i64,
+        agent_id: i64,
+        why: &str,
+        first_to_agent: bool,
+    ) -> anyhow::Result<Option<(i64, i64)>> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE tickets SET held_for_agent_id = NULL, held_until_ms = NULL, updated_at_ms = $1 \
+             WHERE id = $2 AND held_for_agent_id = $3 AND status = 'queued'",
+        )
+        .bind(now)
+        .bind(ticket_id)
+        .bind(agent_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let r = sqlx::query("SELECT queue_id, rank_ms FROM tickets WHERE id = $1")
+            .bind(ticket_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let (queue_id, rank_ms): (i64, i64) = (r.try_get("queue_id")?, r.try_get("rank_ms")?);
+        let data = if first_to_agent {
+            serde_json::json!({ "queue_id": queue_id, "offered_first_to": agent_id })
+        } else {
+            serde_json::json!({ "queue_id": queue_id, "held_for": agent_id, "reason": why })
+        };
+        event(&mut tx, ticket_id, now, None, "queued", data).await?;
+        tx.commit().await?;
+        Ok(Some((queue_id, rank_ms)))
+    }
+
+    /// Whether the agent is available with room for one more inbound ticket
+    /// (assigned in the record plus pending offers in the live state).
+    async fn free_for_inbound(&self, agent_id: i64, queues: &[i64]) -> anyhow::Result<bool> {
+        let agent = self.db.agent_routing(agent_id).await?;
+        if agent.state != AgentState::Available {
+            return Ok(false);
+        }
+        let assigned = self
+            .db
+            .assigned_tickets_with_kind(agent_id)
+            .await?
+            .iter()
+            .filter(|(_, kind)| kind == "inbound")
+            .count();
+        let mut offered = 0;
+        for q in queues {
+            offered += self
+                .routing
+                .offers(*q)
+                .await?
+                .iter()
+                .filter(|o| o.agent_id == agent_id && o.kind == TicketKind::Inbound)
+                .count();
+        }
+        Ok(((assigned + offered) as u32) < agent.capacity_inbound)
+    }
+
+    /// Offer a held reopen to its agent if they are free now: the hold ends
+    /// and, for this one dispatch, the ticket is at the front of its line
+    /// and the agent first among the eligible ones. An agent who cannot
+    /// serve the ticket's queue any more releases it to the queue at once.
+    pub(crate) async fn offer_held(&self, ticket_id: i64, agent_id: i64) -> anyhow::Result<()> {
+        let queues = self.agent_queues(agent_id).await?;
+        let ticket = self.db.ticket(ticket_id).await?;
+        let Some(seat) = queues
+            .iter()
+            .find(|q| q.queue_id == ticket.queue_id)
+            .copied()
+        else {
+            self.release_to_queue(ticket_id, agent_id, "the agent does not serve this queue")
+                .await?;
+            return Ok(());
+        };
+        let queue_ids: Vec<i64> = queues.iter().map(|q| q.queue_id).collect();
+        if !self.free_for_inbound(agent_id, &queue_ids).await? {
+            return Ok(());
+        }
+        let Some((queue_id, rank_ms)) = self.end_hold(ticket_id, agent_id, "", true).await? else {
+            return Ok(());
+        };
+        let now = self.clock.now_ms();
+        // The agent's ring in this queue must be open for the ticket.
+        let queue = self.db.queue(queue_id).await?;
+        let rings = crate::desk::ring_after_ms(&queue);
+        let entered_ms = match seat.ring {
+            0 => now,
+            k => now - rings.get(usize::from(k) - 1).copied().unwrap_or(0),
+        };
+        self.routing
+            .set_preference(agent_id, queue_id, FIRST_CHOICE)
+            .await?;
+        let offered = async {
+            self.routing
+                .enqueue(WaitingTicket {
+                    ticket_id,
+                    queue_id,
+                    kind: TicketKind::Inbound,
+                    rank_ms: FRONT_OF_QUEUE_RANK - 1,
+                    entered_ms,
+                })
+                .await?;
+            self.dispatch(queue_id).await
+        }
+        .await;
+        self.routing
+            .set_preference(agent_id, queue_id, seat.preference)
+            .await?;
+        offered?;
+        // Not offered to anyone (the live state thought the agent full):
+        // it waits at its own rank like any reopen.
+        if self.routing.waiting(queue_id).await?.contains(&ticket_id) {
+            self.routing
+                .enqueue(WaitingTicket {
+                    ticket_id,
+                    queue_id,
+                    kind: TicketKind::Inbound,
+                    rank_ms,
+                    entered_ms,
+                })
+                .await?;
+            self.dispatch(queue_id).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Record a customer's answer about a resolved complaint, in the caller's
+/// transaction. A "yes" confirms it (a complaint already denied stays
+/// denied: its reopen carries the story on); a "no" denies it, marks it
+/// reopened and files its reopen (`plan`), unless it was denied before or
+/// the customer has an open complaint in the category already.
+pub(crate) async fn apply_answer(
+    tx: &mut Transaction<'static, Any>,
+    plan: &DenialPlan,
+    answer: &Answer<'_>,
+    now_ms: i64,
+) -> StoreResult<AnswerEffect> {
+    let current: String =
+        sqlx::query("SELECT confirmation FROM ticket_quality WHERE ticket_id = $1")
+            .bind(plan.complaint_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(StoreError::NotFound("quality record of this ticket"))?
+            .try_get("confirmation")?;
+    let satisfaction = answer.satisfaction.map(i64::from);
+    let mut effect = AnswerEffect::default();
+    let summary = serde_json::json!({
+        "still_solved": answer.still_solved,
+        "satisfaction": answer.satisfaction,
+        "via": answer.via,
+        // `note`: erased with the customer's other free text (`rights.rs`).
+        "note": answer.comment,
+    });
+    if current == "denied" {
+        // Already reopened: keep a late satisfaction, nothing else.
+        sqlx::query(
+            "UPDATE ticket_quality SET satisfaction = COALESCE($1, satisfaction) WHERE ticket_id = $2",
+        )
+        .bind(satisfaction)
+        .bind(plan.complaint_id)
+        .execute(&mut **tx)
+        .await?;
+        event(tx, plan.complaint_id, now_ms, None, "confirmation", summary).await?;
+        effect.reopened = true;
+        return Ok(effect);
+    }
+    sqlx::query(
+        "UPDATE ticket_quality SET confirmation = $1, confirmed_at_ms = $2, confirmation_via = $3, \
+             satisfaction = COALESCE($4, satisfaction), reopened = CASE WHEN $5 = 1 THEN 1 ELSE reopened END \
+         WHERE ticket_id = $6",
+    )
+    .bind(if answer.still_solved { "confirmed" } else { "denied" })
+    .bind(now_ms)
+    .bind(answer.via)
+    .bind(satisfaction)
+    .bind(i64::from(!answer.still_solved))
+    .bind(plan.complaint_id)
+    .execute(&mut **tx)
+    .await?;
+    event(tx, plan.complaint_id, now_ms, None, "confirmation", summary).await?;
+    if answer.still_solved {
+        return Ok(effect);
+    }
+    effect.reopened = true;
+    let open = sqlx::query(
+        "SELECT id FROM tickets WHERE customer_id = $1 AND category_id = $2 AND kind = 'inbound' \
+             AND status IN ('queued', 'offered', 'assigned') ORDER BY id LIMIT 1",
+    )
+    .bind(plan.customer_id)
+    .bind(plan.category_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(open) = open {
+        let id: i64 = open.try_get("id")?;
+        event(
+            tx,
+            plan.complaint_id,
+            now_ms,
+            None,
+            "reopened",
+            serde_json::json!({ "by_ticket_id": id, "already_open": true }),
+        )
+        .await?;
+        return Ok(effect);
+    }
+    let description = if answer.comment.trim().is_empty() {
+        format!(
+            "Reopened: the customer says the problem of ticket #{} is not solved.",
+            plan.complaint_id
+        )
+    } else {
+        format!(
+            "Reopened: the customer says the problem of ticket #{} is not solved: {}",
+            plan.complaint_id,
+            answer.comment.trim()
+        )
+    };
+    let (held_for, held_until) = match plan.hold {
+        Some((a, until)) => (Some(a), Some(until)),
+        None => (None, None),
+    };
+    let id: i64 = sqlx::query(
+        "INSERT INTO tickets (kind, status, customer_id, category_id, queue_id, channel, description, \
+             rank_ms, created_at_ms, updated_at_ms, reopen_of, origin_id, origin_started_ms, \
+             held_for_agent_id, held_until_ms) \
+         VALUES ('inbound', 'queued', $1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12) RETURNING id",
+    )
+    .bind(plan.customer_id)
+    .bind(plan.category_id)
+    .bind(plan.queue_id)
+    .bind(answer.via)
+    .bind(&description)
+    .bind(plan.rank_ms)
+    .bind(now_ms)
+    .bind(plan.complaint_id)
+    .bind(plan.link.origin_id)
+    .bind(plan.link.origin_started_ms)
+    .bind(held_for)
+    .bind(held_until)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("id")?;
+    event(
+        tx,
+        id,
+        now_ms,
+        None,
+        "created",
+        serde_json::json!({ "channel": answer.via, "category_id": plan.category_id,
+                            "reopen_of": plan.complaint_id }),
+    )
+    .await?;
+    event(
+        tx,
+        id,
+        now_ms,
+        None,
+        "reopen_of",
+        serde_json::json!({ "ticket_id": plan.complaint_id, "origin_id": plan.link.origin_id }),
+    )
+    .await?;
+    match plan.hold {
+        Some((agent_id, until_ms)) => {
+            event(
+                tx,
+                id,
+                now_ms,
+                None,
+                "held_for_agent",
+                serde_json::json!({ "agent_id": agent_id, "until_ms": until_ms }),
+            )
+            .await?
+        }
+        None => {
+            event(
+                tx,
+                id,
+                now_ms,
+                None,
+                "queued",
+                serde_json::json!({ "queue_id": plan.queue_id }),
+            )
+            .await?
+        }
+    }
+    event(
+        tx,
+        plan.complaint_id,
+        now_ms,
+        None,
+        "reopened",
+        serde_json::json!({ "by_ticket_id": id }),
+    )
+    .await?;
+    effect.reopen = Some((id, plan.queue_id, plan.rank_ms, held_for));
+    Ok(effect)
+}
