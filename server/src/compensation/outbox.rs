@@ -34,6 +34,31 @@ pub fn signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// POST one signed event: the JSON body, its HMAC signature over the
+/// timestamp and body, the timestamp and the event id (the receiver's
+/// de-duplication key). Shared by every webhook the server sends.
+pub async fn post_signed(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    now_ms: i64,
+    event_id: &str,
+    payload: String,
+) -> reqwest::Result<reqwest::Response> {
+    let timestamp = now_ms.to_string();
+    http.post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(
+            SIGNATURE_HEADER,
+            signature(secret, &timestamp, payload.as_bytes()),
+        )
+        .header(TIMESTAMP_HEADER, &timestamp)
+        .header(EVENT_ID_HEADER, event_id)
+        .body(payload)
+        .send()
+        .await
+}
+
 /// Delay before attempt `attempts + 1`, after `attempts` failures.
 pub fn backoff_ms(attempts: i64) -> i64 {
     let exp = attempts.clamp(1, 30) - 1;
@@ -126,19 +151,15 @@ async fn deliver_one(
     let event_id: String = row.try_get("event_id")?;
     let payload: String = row.try_get("payload")?;
     let attempt = row.try_get::<i64, _>("attempts")? + 1;
-    let timestamp = clock.now_ms().to_string();
-    let sent = http
-        .post(&target.url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(
-            SIGNATURE_HEADER,
-            signature(&target.secret, &timestamp, payload.as_bytes()),
-        )
-        .header(TIMESTAMP_HEADER, &timestamp)
-        .header(EVENT_ID_HEADER, &event_id)
-        .body(payload)
-        .send()
-        .await;
+    let sent = post_signed(
+        http,
+        &target.url,
+        &target.secret,
+        clock.now_ms(),
+        &event_id,
+        payload,
+    )
+    .await;
     let (status, error) = match sent {
         Ok(r) if r.status().is_success() => (Some(r.status().as_u16() as i64), None),
         Ok(r) => (

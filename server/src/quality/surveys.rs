@@ -548,9 +548,7 @@ async fn deliver_one(
     id: i64,
     token: &str,
 ) -> anyhow::Result<()> {
-    use crate::compensation::outbox::{
-        EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, backoff_ms, signature,
-    };
+    use crate::compensation::outbox::{backoff_ms, post_signed};
     let r = sqlx::query(
         "SELECT s.ticket_id, s.expires_at_ms, s.attempts, c.id AS customer_id, c.external_id, c.name, \
              c.email, c.phone, k.name AS category FROM surveys s \
@@ -579,19 +577,15 @@ async fn deliver_one(
         "expires_at_ms": r.try_get::<i64, _>("expires_at_ms")?,
     })
     .to_string();
-    let timestamp = clock.now_ms().to_string();
-    let sent = http
-        .post(&target.url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(
-            SIGNATURE_HEADER,
-            signature(&target.secret, &timestamp, payload.as_bytes()),
-        )
-        .header(TIMESTAMP_HEADER, &timestamp)
-        .header(EVENT_ID_HEADER, &event_id)
-        .body(payload)
-        .send()
-        .await;
+    let sent = post_signed(
+        http,
+        &target.url,
+        &target.secret,
+        clock.now_ms(),
+        &event_id,
+        payload,
+    )
+    .await;
     let error = match sent {
         Ok(r) if r.status().is_success() => None,
         Ok(r) => Some(format!("the receiver answered {}", r.status())),
