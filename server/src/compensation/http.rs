@@ -225,11 +225,7 @@ pub async fn create_draft(
             },
         )
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = crate::http::created_or_ok(created);
     Ok((status, ApiJson(draft)))
 }
 
@@ -334,11 +330,7 @@ pub async fn publish_draft(
             },
         )
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = crate::http::created_or_ok(created);
     Ok((status, ApiJson(version)))
 }
 
@@ -387,11 +379,7 @@ pub async fn request_grant(
         .desk
         .request_compensation(&user, &req, key, &hash)
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = crate::http::created_or_ok(created);
     Ok((status, ApiJson(request)))
 }
 

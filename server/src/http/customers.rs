@@ -54,11 +54,7 @@ pub async fn upsert_customer(
     }
     check.done()?;
     let (customer, created) = state.db.upsert_customer(&req, state.clock.now_ms()).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = crate::http::created_or_ok(created);
     Ok((status, ApiJson(customer)))
 }
 
@@ -113,10 +109,6 @@ pub async fn add_purchase(
         .desk
         .purchase_recorded(id, purchase.id, purchase.purchased_at_ms)
         .await;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = crate::http::created_or_ok(created);
     Ok((status, ApiJson(purchase)))
 }

@@ -93,3 +93,13 @@ impl Check {
         }
     }
 }
+
+/// An idempotent create answers 201 the first time and 200 on a retry that
+/// found what the first one made.
+pub fn created_or_ok(created: bool) -> axum::http::StatusCode {
+    if created {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::OK
+    }
+}

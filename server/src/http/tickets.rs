@@ -47,11 +47,7 @@ pub async fn file_complaint(
     check.done()?;
     let hash = crate::http::request_hash(&req)?;
     let (ticket, created) = state.desk.file_complaint(&user, &req, key, &hash).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = crate::http::created_or_ok(created);
     Ok((status, ApiJson(ticket)))
 }
 
