@@ -170,6 +170,12 @@ pub struct LoadArgs {
     /// reports how far behind schedule it fell).
     #[arg(long, default_value_t = 256)]
     pub max_inflight: usize,
+    /// Seconds to let PostgreSQL's statistics settle before the idle-cost
+    /// reading and after the drain (a backend publishes its transaction
+    /// counts at most once a second, and an idle one after 10 s): 0 reads
+    /// at once (short runs), less exact.
+    #[arg(long, default_value_t = 11)]
+    pub stats_settle_seconds: u64,
     /// Random seed (the same seed gives the same behaviour mix).
     #[arg(long)]
     pub seed: Option<u64>,

@@ -3,6 +3,12 @@
 use clap::Parser;
 use loadtest::cli::{Cli, Internal};
 
+/// mimalloc rather than the system allocator: under load glibc's malloc kept
+/// about ten times the live heap resident (measured: 82 MiB live, 800 MiB RSS
+/// after 12 s at 150 tickets/s), and memory per console is a figure we hold.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -237,9 +237,12 @@ pub async fn load(args: &LoadArgs, target: &Target) -> anyhow::Result<Summary> {
     }
     let connections = (args.agents + args.supervisors) as u64;
 
-    // The servers' idle cost (background ticks), then the load's.
+    // The servers' idle cost (background ticks), then the load's. The
+    // setup's counts are published late: let them settle first.
+    let settle = Duration::from_secs(args.stats_settle_seconds);
+    tokio::time::sleep(settle).await;
     let idle_before = cost(target).await;
-    let idle_for = Duration::from_secs(2);
+    let idle_for = Duration::from_secs(if settle.is_zero() { 2 } else { 5 });
     tokio::time::sleep(idle_for).await;
     let before = cost(target).await;
     let idle_xacts = before
@@ -295,8 +298,9 @@ pub async fn load(args: &LoadArgs, target: &Target) -> anyhow::Result<Summary> {
     while Instant::now() < drain_until && lock(&shared.tickets).open() > 0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // PostgreSQL publishes transaction counters about once a second.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // PostgreSQL publishes transaction counters about once a second (an
+    // idle backend's after 10 s); the idle rate covers the wait.
+    tokio::time::sleep(settle.max(Duration::from_millis(1200))).await;
     let after = cost(target).await;
     let cost_seconds = cost_from.elapsed().as_secs_f64();
     let rss = target.rss();

@@ -73,6 +73,8 @@ fn harness(name: &str, extra: &[&str]) -> (Summary, Option<i32>) {
             "0.34",
             "--seed",
             "7",
+            "--stats-settle-seconds",
+            "0",
             "--quiet",
             "--json",
         ])

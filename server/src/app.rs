@@ -188,6 +188,7 @@ pub async fn run(
             &serve.redis_prefix,
         )
         .await?,
+        offered_in: Default::default(),
     });
     let stop = CancellationToken::new();
     let state = AppState {
@@ -277,10 +278,28 @@ fn spawn_background(
     mut bus_rx: mpsc::UnboundedReceiver<BusMessage>,
 ) -> tokio::task::JoinHandle<()> {
     let hub = state.hub.clone();
+    // This node's directory changes go out on the bus (see `store::cache`).
+    let (announce_tx, mut announce_rx) = mpsc::unbounded_channel();
+    state.db.cache().announce_to(announce_tx);
     tokio::spawn(async move {
         let fanout = async {
             while let Some(message) = bus_rx.recv().await {
+                match &message {
+                    BusMessage::Invalidate { scope } => state.db.cache().drop_local(*scope),
+                    BusMessage::Revoke { .. } => state
+                        .db
+                        .cache()
+                        .drop_local(crate::store::cache::Scope::Sessions),
+                    BusMessage::Deliver { .. } => {}
+                }
                 hub.dispatch(message);
+            }
+        };
+        let announcer = async {
+            while let Some(scope) = announce_rx.recv().await {
+                if let Err(e) = state.bus.publish(BusMessage::Invalidate { scope }).await {
+                    tracing::warn!(error = %e, "could not announce a directory change");
+                }
             }
         };
         let boards = async {
@@ -315,7 +334,7 @@ fn spawn_background(
                 }
             }
         };
-        tokio::join!(fanout, ticker, boards);
+        tokio::join!(fanout, announcer, ticker, boards);
     })
 }
 

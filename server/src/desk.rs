@@ -11,8 +11,8 @@ use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::routing::{Offer, OfferGone, ReadyAgent, Routing, TicketKind, WaitingTicket};
-use crate::store::{Db, IdempotencyKey, NewComplaint};
-use callcenter_proto::http::{ComplaintCreate, Outcome, Ticket};
+use crate::store::{Db, IdempotencyKey, NewComplaint, OfferStep};
+use callcenter_proto::http::{ComplaintCreate, Customer, Outcome, Queue, Ticket};
 use callcenter_proto::ws::{OfferDetails, ServerEvent};
 use callcenter_proto::{AgentState, TicketStatus};
 use std::sync::Arc;
@@ -37,6 +37,46 @@ pub struct Desk {
     pub metrics: Arc<Metrics>,
     /// Due times of planned outbound calls (see `outbound::scheduler`).
     pub due_index: Arc<dyn crate::outbound::DueIndex>,
+    /// The queue of each offer this node delivered, so that its answer
+    /// needs no read of the ticket (a miss or a stale entry falls back to
+    /// the record).
+    pub offered_in: OfferedQueues,
+}
+
+/// Ticket → queue of the offers this node delivered.
+#[derive(Default)]
+pub struct OfferedQueues {
+    /// A std mutex: every use is one map operation, never across an await.
+    map: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
+}
+
+impl OfferedQueues {
+    /// Entries kept before the map is emptied (offers that expire are never
+    /// answered, so nothing else would remove them).
+    const MAX: usize = 100_000;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, i64>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remember(&self, ticket_id: i64, queue_id: i64) {
+        let mut map = self.lock();
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(ticket_id, queue_id);
+    }
+
+    fn take(&self, ticket_id: i64) -> Option<i64> {
+        self.lock().remove(&ticket_id)
+    }
+}
+
+/// A ticket filed a moment ago and its customer's card, read once.
+#[derive(Clone, Copy)]
+struct Known<'a> {
+    ticket: &'a Ticket,
+    customer: &'a Customer,
 }
 
 impl From<OfferGone> for ApiError {
@@ -67,13 +107,7 @@ impl Desk {
         request_hash: &str,
     ) -> ApiResult<(Ticket, bool)> {
         let customer_id = match (req.customer_id, &req.customer_external_id) {
-            (Some(id), None) => {
-                self.db
-                    .customer(id)
-                    .await
-                    .map_err(|_| ApiError::field("customer_id", "no customer has this id"))?;
-                id
-            }
+            (Some(id), None) => id,
             (None, Some(ext)) => self.db.customer_id_by_external(ext).await.map_err(|_| {
                 ApiError::field("customer_external_id", "no customer has this external id")
             })?,
@@ -89,27 +123,25 @@ impl Desk {
             .category(req.category_id)
             .await
             .map_err(|_| ApiError::field("category_id", "no category has this id"))?;
+        let queue = self.db.queue(category.spec.queue_id).await?;
         let now = self.now();
         // A complaint within the reopen window after one of the customer's
-        // in this category ended reopens it (issue 7: `quality::reopen`).
-        let reopen =
-            crate::quality::reopen::reopen_candidate(&self.db, customer_id, category.id, now)
-                .await?;
-        let reopen_head_start = match reopen {
-            Some(_) => self.reopen_head_start_ms(category.spec.queue_id).await?,
-            None => 0,
+        // in this category ended reopens it (issue 7: `quality::reopen`),
+        // with the queue's head start for reopens.
+        let reopen_window_ms = crate::quality::reopen::reopen_window_ms(&self.db).await?;
+        let rank = |customer: &Customer, reopen: Option<&crate::quality::reopen::ReopenLink>| {
+            let reopen_head_start = match reopen {
+                Some(_) => i64::from(queue.spec.priority.reopen_head_start_seconds) * 1000,
+                None => 0,
+            };
+            now - rules::head_start_ms(&queue.spec.priority, category.spec.base_priority, customer)
+                - reopen_head_start
         };
-        let rank_ms = self
-            .rank_for(
-                category.spec.queue_id,
-                category.spec.base_priority,
-                customer_id,
-                now,
-            )
-            .await?
-            - reopen_head_start;
         let scope = format!("complaint:{}", actor.user_id);
-        let (ticket, created) = self
+        // One transaction reads the customer's card (it checks the id, ranks
+        // the ticket and is shown with the offer that follows at once) and
+        // files the complaint.
+        let filed = self
             .db
             .file_complaint(
                 &NewComplaint {
@@ -118,9 +150,9 @@ impl Desk {
                     queue_id: category.spec.queue_id,
                     channel: &req.channel,
                     description: &req.description,
-                    rank_ms,
                     actor_user_id: actor.user_id,
-                    reopen,
+                    reopen_window_ms,
+                    rank: &rank,
                 },
                 &IdempotencyKey {
                     scope: &scope,
@@ -129,7 +161,14 @@ impl Desk {
                 },
                 now,
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::NotFound("customer") => {
+                    ApiError::field("customer_id", "no customer has this id")
+                }
+                e => e.into(),
+            })?;
+        let (ticket, created) = (filed.ticket, filed.created);
         if created {
             self.metrics.tickets_created.inc();
             self.routing
@@ -137,11 +176,15 @@ impl Desk {
                     ticket_id: ticket.id,
                     queue_id: ticket.queue_id,
                     kind: TicketKind::Inbound,
-                    rank_ms,
+                    rank_ms: filed.rank_ms,
                     entered_ms: now,
                 })
                 .await?;
-            self.dispatch(ticket.queue_id).await?;
+            let known = Known {
+                ticket: &ticket,
+                customer: &filed.customer,
+            };
+            self.dispatch_knowing(&queue, Some(known)).await?;
         }
         Ok((ticket, created))
     }
@@ -149,37 +192,44 @@ impl Desk {
     /// Offer the queue's waiting tickets to its free agents.
     pub async fn dispatch(&self, queue_id: i64) -> anyhow::Result<()> {
         let queue = self.db.queue(queue_id).await?;
+        self.dispatch_knowing(&queue, None).await
+    }
+
+    /// Dispatch, with the ticket just filed and its customer already in
+    /// hand (their offer needs no second read of either).
+    async fn dispatch_knowing(
+        &self,
+        queue: &Queue,
+        known: Option<Known<'_>>,
+    ) -> anyhow::Result<()> {
         let timeout_ms = i64::from(queue.spec.offer_timeout_seconds) * 1000;
-        let rings = eligibility::ring_after_ms(&queue);
+        let rings = eligibility::ring_after_ms(queue);
         let offers = self
             .routing
-            .dispatch(queue_id, self.now(), timeout_ms, &rings)
+            .dispatch(queue.id, self.now(), timeout_ms, &rings)
             .await?;
         for offer in offers {
-            self.deliver_offer(offer).await?;
+            let known = known.filter(|k| k.ticket.id == offer.ticket_id);
+            self.deliver_offer(offer, known).await?;
         }
         Ok(())
     }
 
-    async fn deliver_offer(&self, offer: Offer) -> anyhow::Result<()> {
-        let now = self.now();
-        let ticket = self.db.ticket(offer.ticket_id).await?;
+    async fn deliver_offer(&self, offer: Offer, known: Option<Known<'_>>) -> anyhow::Result<()> {
+        let (ticket, customer) = match known {
+            Some(k) => (k.ticket.clone(), Some(k.customer.clone())),
+            None => (self.db.ticket(offer.ticket_id).await?, None),
+        };
         if !matches!(ticket.status, TicketStatus::Queued | TicketStatus::Offered) {
             // The record says this ticket is no longer waiting: the live entry
             // was stale. Withdraw it rather than offer it.
             self.routing.cancel(offer.queue_id, offer.ticket_id).await?;
             return Ok(());
         }
-        self.db
-            .mark_offered(
-                offer.ticket_id,
-                offer.agent_id,
-                offer.version,
-                offer.deadline_ms,
-                now,
-            )
-            .await?;
-        let details = self.offer_details(&offer, ticket).await?;
+        // The offer itself is live state: its record is written with the
+        // answer (`store::OfferStep`), not now.
+        let details = self.offer_details_with(&offer, ticket, customer).await?;
+        self.offered_in.remember(offer.ticket_id, offer.queue_id);
         self.metrics.offers.inc();
         self.tell(offer.agent_id, ServerEvent::Offer(details)).await;
         Ok(())
@@ -191,7 +241,19 @@ impl Desk {
         offer: &Offer,
         ticket: Ticket,
     ) -> anyhow::Result<OfferDetails> {
-        let customer = self.db.customer(ticket.customer_id).await?;
+        self.offer_details_with(offer, ticket, None).await
+    }
+
+    async fn offer_details_with(
+        &self,
+        offer: &Offer,
+        ticket: Ticket,
+        customer: Option<Customer>,
+    ) -> anyhow::Result<OfferDetails> {
+        let customer = match customer {
+            Some(c) => c,
+            None => self.db.customer(ticket.customer_id).await?,
+        };
         let outbound = self.outbound_brief(&ticket).await?;
         Ok(OfferDetails {
             ticket: Ticket {
@@ -210,9 +272,11 @@ impl Desk {
     async fn requeue(&self, offers: &[Offer], kind: &str, reason: &str) -> anyhow::Result<()> {
         let now = self.now();
         for o in offers {
+            let step = self.offer_step(o).await?;
             self.db
                 .mark_requeued(
                     o.ticket_id,
+                    &step,
                     Some(o.agent_id).filter(|_| kind == "declined"),
                     kind,
                     serde_json::json!({ "agent_id": o.agent_id, "version": o.version }),
@@ -298,13 +362,14 @@ impl Desk {
 
     pub async fn accept(&self, agent_id: i64, ticket_id: i64, version: u64) -> ApiResult<Ticket> {
         let now = self.now();
-        let queue_id = self.offered_queue(ticket_id).await?;
         let offer = self
-            .routing
-            .accept(agent_id, queue_id, ticket_id, version, now)
-            .await??;
-        self.db.offer_answered(agent_id).await?;
-        match self.db.assign(ticket_id, agent_id, version, now).await {
+            .settle_offer(ticket_id, |queue_id| {
+                self.routing
+                    .accept(agent_id, queue_id, ticket_id, version, now)
+            })
+            .await?;
+        let step = self.offer_step(&offer).await?;
+        match self.db.assign(ticket_id, &step, now).await {
             Ok(ticket) => {
                 self.metrics.accepts.inc();
                 Ok(ticket)
@@ -319,15 +384,82 @@ impl Desk {
     }
 
     pub async fn decline(&self, agent_id: i64, ticket_id: i64, version: u64) -> ApiResult<()> {
-        let queue_id = self.offered_queue(ticket_id).await?;
         let offer = self
-            .routing
-            .decline(agent_id, queue_id, ticket_id, version)
-            .await??;
-        self.db.offer_answered(agent_id).await?;
+            .settle_offer(ticket_id, |queue_id| {
+                self.routing.decline(agent_id, queue_id, ticket_id, version)
+            })
+            .await?;
         self.requeue(&[offer], "declined", "declined").await?;
         self.dispatch(offer.queue_id).await?;
         Ok(())
+    }
+
+    /// The record of an offer: when it was made follows from its deadline
+    /// and the queue's offer timeout.
+    async fn offer_step(&self, offer: &Offer) -> anyhow::Result<OfferStep> {
+        let queue = self.db.queue(offer.queue_id).await?;
+        Ok(OfferStep {
+            agent_id: offer.agent_id,
+            version: offer.version,
+            deadline_ms: offer.deadline_ms,
+            at_ms: offer.deadline_ms - i64::from(queue.spec.offer_timeout_seconds) * 1000,
+        })
+    }
+
+    /// A waiting ticket as users see it: `offered` while an offer of it is
+    /// open (live state), with that offer.
+    pub async fn with_live_offer(
+        &self,
+        ticket: Ticket,
+    ) -> anyhow::Result<(Ticket, Option<OfferStep>)> {
+        if !matches!(ticket.status, TicketStatus::Queued | TicketStatus::Offered) {
+            return Ok((ticket, None));
+        }
+        let live = self
+            .routing
+            .offers(ticket.queue_id)
+            .await?
+            .into_iter()
+            .find(|o| o.ticket_id == ticket.id);
+        match live {
+            Some(offer) => Ok((
+                Ticket {
+                    status: TicketStatus::Offered,
+                    ..ticket
+                },
+                Some(self.offer_step(&offer).await?),
+            )),
+            None => Ok((
+                Ticket {
+                    status: TicketStatus::Queued,
+                    ..ticket
+                },
+                None,
+            )),
+        }
+    }
+
+    /// Answer an offer in its queue: the one this node offered it in if it
+    /// did, else (or if the ticket moved queue since) the record's.
+    async fn settle_offer<F, Fut>(&self, ticket_id: i64, answer: F) -> ApiResult<Offer>
+    where
+        F: Fn(i64) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<Result<Offer, OfferGone>>>,
+    {
+        if let Some(guess) = self.offered_in.take(ticket_id) {
+            match answer(guess).await? {
+                Ok(offer) => return Ok(offer),
+                Err(gone) => {
+                    let queue_id = self.offered_queue(ticket_id).await?;
+                    if queue_id == guess {
+                        return Err(gone.into());
+                    }
+                    return Ok(answer(queue_id).await??);
+                }
+            }
+        }
+        let queue_id = self.offered_queue(ticket_id).await?;
+        Ok(answer(queue_id).await??)
     }
 
     /// The queue a ticket is offered in (the record's queue); no such
@@ -356,23 +488,40 @@ impl Desk {
         outcome: &Outcome,
     ) -> ApiResult<Ticket> {
         validate_outcome(outcome)?;
-        let held = self.ticket_of(agent_id, ticket_id).await?;
         // A complaint's outcome carries an active resolution code (issue 7).
-        if held.kind == "inbound" {
-            crate::quality::codes::check_active(&self.db, outcome.code.trim()).await?;
+        // With an active code (the usual case) the ticket need not be read
+        // first: the resolve transaction checks that the agent holds it.
+        if !crate::quality::codes::is_active(&self.db, outcome.code.trim()).await? {
+            let held = self.ticket_of(agent_id, ticket_id).await?;
+            if held.kind == "inbound" {
+                crate::quality::codes::check_active(&self.db, outcome.code.trim()).await?;
+            }
         }
         let now = self.now();
-        let ticket = self.db.resolve(ticket_id, agent_id, outcome, now).await?;
+        let resolved = match self
+            .db
+            .resolve_reading_next(ticket_id, agent_id, outcome, now)
+            .await
+        {
+            Err(crate::store::StoreError::NotFound("assigned ticket")) => {
+                return Err(ApiError::Forbidden("this ticket is not assigned to you"));
+            }
+            other => other?,
+        };
+        let ticket = resolved.ticket;
         self.metrics.tickets_resolved.inc();
         self.routing.release(agent_id, ticket_id, now).await?;
         let queue = self.db.queue(ticket.queue_id).await?;
-        if queue.spec.wrap_up_seconds == 0 {
+        if queue.spec.wrap_up_seconds == 0 && !resolved.held_reopens.is_empty() {
             // A complaint the customer reopened goes before the next one.
-            self.offer_held_reopens(agent_id).await;
+            self.offer_these_held_reopens(agent_id, &resolved.held_reopens)
+                .await;
         }
         self.after_ticket(agent_id, &queue).await?;
         self.ticket_resolved(&ticket).await;
-        self.escalation_ended(&ticket).await;
+        if resolved.ever_escalated {
+            self.escalation_ended(&ticket).await;
+        }
         Ok(ticket)
     }
 

@@ -48,12 +48,20 @@ async fn ticket_filed_on_one_node_is_offered_to_an_agent_on_another() {
         .await;
     assert_eq!(ticket.body["status"], "assigned");
 
-    // Logout on node A closes the socket on node B.
+    // Node B has the agent's session in its cache now.
+    let before = b.get(&format!("/api/tickets/{ticket_id}"), &token).await;
+    assert_eq!(before.status, StatusCode::OK);
+
+    // Logout on node A closes the socket on node B…
     let out = a
         .send(a.http.post(a.url("/api/auth/logout")).bearer_auth(&token))
         .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert_eq!(close_code(&desk.ended().await), Some(1008));
+    // …and node B refuses the token at once: its cached session went with
+    // the same message.
+    let after = b.get(&format!("/api/tickets/{ticket_id}"), &token).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     b.stop().await;
     a.stop().await;
 }

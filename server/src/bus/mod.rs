@@ -50,6 +50,9 @@ pub enum BusMessage {
         session_id: Option<String>,
         reason: String,
     },
+    /// A node changed part of the directory: every node drops its cached
+    /// copy (`store::cache`).
+    Invalidate { scope: crate::store::cache::Scope },
 }
 
 #[async_trait]

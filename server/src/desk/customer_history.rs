@@ -49,8 +49,8 @@ impl Desk {
         customer_id: i64,
     ) -> ApiResult<bool> {
         let live = sqlx::query(
-            "SELECT id, status, assigned_agent_id FROM tickets \
-             WHERE customer_id = $1 AND status IN ('offered', 'assigned')",
+            "SELECT id, status, queue_id, assigned_agent_id FROM tickets \
+             WHERE customer_id = $1 AND status IN ('queued', 'offered', 'assigned')",
         )
         .bind(customer_id)
         .fetch_all(self.db.pool())
@@ -63,19 +63,16 @@ impl Desk {
                 }
                 continue;
             }
-            let offered = sqlx::query(
-                "SELECT data FROM ticket_events WHERE ticket_id = $1 AND kind = 'offered' \
-                 ORDER BY id DESC LIMIT 1",
-            )
-            .bind(t.try_get::<i64, _>("id")?)
-            .fetch_optional(self.db.pool())
-            .await?;
-            if let Some(row) = offered {
-                let data: String = row.try_get("data")?;
-                let data: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
-                if data.get("agent_id").and_then(|v| v.as_i64()) == Some(agent_id) {
-                    return Ok(true);
-                }
+            // Offers are live state (routing), not in the record.
+            let ticket_id: i64 = t.try_get("id")?;
+            let offered_to_agent = self
+                .routing
+                .offers(t.try_get("queue_id")?)
+                .await?
+                .iter()
+                .any(|o| o.ticket_id == ticket_id && o.agent_id == agent_id);
+            if offered_to_agent {
+                return Ok(true);
             }
         }
         Ok(false)

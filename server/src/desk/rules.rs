@@ -31,19 +31,6 @@ pub fn head_start_ms(rule: &PriorityRule, base_priority_seconds: u32, customer: 
 pub const FRONT_OF_QUEUE_RANK: i64 = 0;
 
 impl Desk {
-    /// Where a new ticket of this customer waits in this queue.
-    pub(super) async fn rank_for(
-        &self,
-        queue_id: i64,
-        base_priority_seconds: u32,
-        customer_id: i64,
-        now_ms: i64,
-    ) -> anyhow::Result<i64> {
-        let queue = self.db.queue(queue_id).await?;
-        let customer = self.db.customer(customer_id).await?;
-        Ok(now_ms - head_start_ms(&queue.spec.priority, base_priority_seconds, &customer))
-    }
-
     /// After a ticket ends: the agent pauses for the queue's wrap-up, if any,
     /// and gets no offer until it is over (or until they end it themselves).
     pub(super) async fn after_ticket(&self, agent_id: i64, queue: &Queue) -> anyhow::Result<()> {

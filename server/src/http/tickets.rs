@@ -54,7 +54,10 @@ pub async fn file_complaint(
 /// Agents see their own tickets; supervisors and admins see every ticket.
 async fn visible_ticket(state: &AppState, user: &AuthUser, id: i64) -> ApiResult<Ticket> {
     match user.role {
-        Role::Supervisor | Role::Admin => Ok(state.db.ticket(id).await?),
+        Role::Supervisor | Role::Admin => {
+            let ticket = state.db.ticket(id).await?;
+            Ok(state.desk.with_live_offer(ticket).await?.0)
+        }
         Role::Agent => state.desk.ticket_of(user.user_id, id).await,
         Role::Integration => Err(ApiError::Forbidden("your role may not read tickets")),
     }
@@ -79,7 +82,18 @@ pub async fn history(
     Path(id): Path<i64>,
 ) -> ApiResult<ApiJson<TicketHistory>> {
     let ticket = visible_ticket(&state, &user, id).await?;
-    let events = state.db.ticket_events(id).await?;
+    let mut events = state.db.ticket_events(id).await?;
+    // An offer still open is live state, not yet in the record: show it.
+    if let (_, Some(offer)) = state.desk.with_live_offer(ticket.clone()).await? {
+        events.push(callcenter_proto::http::TicketEvent {
+            id: 0,
+            ticket_id: id,
+            at_ms: offer.at_ms,
+            actor_user_id: None,
+            kind: "offered".into(),
+            data: offer.data(),
+        });
+    }
     Ok(ApiJson(TicketHistory { ticket, events }))
 }
 

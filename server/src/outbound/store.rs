@@ -182,6 +182,8 @@ impl Db {
         let id: i64 = row.try_get("id")?;
         insert_version(&mut tx, id, 1, spec, actor, now_ms).await?;
         tx.commit().await?;
+        self.cache()
+            .invalidate(crate::store::cache::Scope::Directory);
         Ok(Journey {
             id,
             version: 1,
@@ -218,6 +220,8 @@ impl Db {
         .map_err(|e| unique_conflict(e, "a journey with this name exists"))?;
         insert_version(&mut tx, id, version, spec, actor, now_ms).await?;
         tx.commit().await?;
+        self.cache()
+            .invalidate(crate::store::cache::Scope::Directory);
         Ok(Journey {
             id,
             version,
@@ -226,7 +230,22 @@ impl Db {
     }
 
     /// Every journey at its current version; only active ones with `trigger`.
+    /// The active journeys of a trigger (through the directory cache), or
+    /// every journey (`None`, read from the record).
     pub async fn journeys(&self, trigger: Option<&str>) -> StoreResult<Vec<Journey>> {
+        let Some(kind) = trigger else {
+            return self.journeys_uncached(None).await;
+        };
+        if let Some(journeys) = self.cache().journeys(kind) {
+            return Ok(journeys);
+        }
+        let generation = self.cache().generation();
+        let journeys = self.journeys_uncached(Some(kind)).await?;
+        self.cache().put_journeys(generation, kind, &journeys);
+        Ok(journeys)
+    }
+
+    async fn journeys_uncached(&self, trigger: Option<&str>) -> StoreResult<Vec<Journey>> {
         let rows = sqlx::query(
             "SELECT j.id, j.current_version, v.definition FROM journeys j \
              JOIN journey_versions v ON v.journey_id = j.id AND v.version = j.current_version \

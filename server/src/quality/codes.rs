@@ -4,6 +4,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::Check;
+use crate::store::cache::Scope;
 use crate::store::{Db, StoreError, StoreResult};
 use callcenter_proto::outcomes::{ResolutionCode, ResolutionCodeCreate, ResolutionCodeUpdate};
 use sqlx::Row;
@@ -54,13 +55,7 @@ pub async fn get(db: &Db, code: &str) -> StoreResult<ResolutionCode> {
 
 /// Refuse an inbound outcome whose code is not an active resolution code.
 pub async fn check_active(db: &Db, code: &str) -> ApiResult<()> {
-    let active =
-        sqlx::query("SELECT 1 AS one FROM resolution_codes WHERE code = $1 AND active = 1")
-            .bind(code)
-            .fetch_optional(db.pool())
-            .await?
-            .is_some();
-    if active {
+    if is_active(db, code).await? {
         Ok(())
     } else {
         Err(ApiError::field(
@@ -68,6 +63,24 @@ pub async fn check_active(db: &Db, code: &str) -> ApiResult<()> {
             format!("{code:?} is not an active resolution code (see /api/resolution-codes)"),
         ))
     }
+}
+
+/// Whether `code` is an active resolution code (read through the cache).
+pub async fn is_active(db: &Db, code: &str) -> StoreResult<bool> {
+    Ok(match db.cache().code_active(code) {
+        Some(active) => active,
+        None => {
+            let generation = db.cache().generation();
+            let active =
+                sqlx::query("SELECT 1 AS one FROM resolution_codes WHERE code = $1 AND active = 1")
+                    .bind(code)
+                    .fetch_optional(db.pool())
+                    .await?
+                    .is_some();
+            db.cache().put_code_active(generation, code, active);
+            active
+        }
+    })
 }
 
 pub async fn create(db: &Db, req: &ResolutionCodeCreate, now_ms: i64) -> ApiResult<ResolutionCode> {
@@ -84,7 +97,10 @@ pub async fn create(db: &Db, req: &ResolutionCodeCreate, now_ms: i64) -> ApiResu
     .execute(db.pool())
     .await;
     match inserted {
-        Ok(_) => Ok(get(db, &req.code).await?),
+        Ok(_) => {
+            db.cache().invalidate(Scope::Directory);
+            Ok(get(db, &req.code).await?)
+        }
         Err(e) if crate::store::is_unique_violation(&e) => Err(ApiError::Conflict(format!(
             "the resolution code {:?} already exists",
             req.code
@@ -111,6 +127,7 @@ pub async fn update(db: &Db, code: &str, req: &ResolutionCodeUpdate) -> ApiResul
         .bind(code)
         .execute(db.pool())
         .await?;
+    db.cache().invalidate(Scope::Directory);
     Ok(get(db, code).await?)
 }
 

@@ -50,10 +50,18 @@ pub const DAY_MS: i64 = 86_400_000;
 
 /// The quality settings in force (the defaults until an administrator saves some).
 pub async fn settings(db: &Db) -> StoreResult<QualitySettings> {
+    if let Some(document) = db.cache().settings() {
+        return Ok(serde_json::from_str(&document).unwrap_or_default());
+    }
+    let generation = db.cache().generation();
     let row = sqlx::query("SELECT document FROM quality_settings WHERE id = 1")
         .fetch_optional(db.pool())
         .await?;
-    Ok(parse_settings(row))
+    let document = row
+        .and_then(|r| r.try_get::<String, _>("document").ok())
+        .unwrap_or_default();
+    db.cache().put_settings(generation, &document);
+    Ok(serde_json::from_str(&document).unwrap_or_default())
 }
 
 /// The quality settings, read inside a transaction.
@@ -80,6 +88,7 @@ pub async fn save_settings(db: &Db, s: &QualitySettings, now_ms: i64) -> StoreRe
     .bind(now_ms)
     .execute(db.pool())
     .await?;
+    db.cache().invalidate(crate::store::cache::Scope::Directory);
     Ok(())
 }
 

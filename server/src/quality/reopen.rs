@@ -69,8 +69,25 @@ pub async fn reopen_candidate(
     category_id: i64,
     now_ms: i64,
 ) -> StoreResult<Option<ReopenLink>> {
-    let window = i64::from(settings(db).await?.reopen_window_days) * DAY_MS;
-    if window == 0 {
+    let window_ms = reopen_window_ms(db).await?;
+    let mut conn = db.pool().acquire().await?;
+    reopen_candidate_on(&mut conn, customer_id, category_id, window_ms, now_ms).await
+}
+
+/// The reopen window, in milliseconds (0: complaints never reopen).
+pub async fn reopen_window_ms(db: &Db) -> StoreResult<i64> {
+    Ok(i64::from(settings(db).await?.reopen_window_days) * DAY_MS)
+}
+
+/// [`reopen_candidate`] on a connection (or in the filing transaction).
+pub async fn reopen_candidate_on(
+    conn: &mut sqlx::AnyConnection,
+    customer_id: i64,
+    category_id: i64,
+    window_ms: i64,
+    now_ms: i64,
+) -> StoreResult<Option<ReopenLink>> {
+    if window_ms == 0 {
         return Ok(None);
     }
     let row = sqlx::query(
@@ -81,9 +98,9 @@ pub async fn reopen_candidate(
     )
     .bind(customer_id)
     .bind(category_id)
-    .bind(now_ms - window)
+    .bind(now_ms - window_ms)
     .bind(now_ms)
-    .fetch_optional(db.pool())
+    .fetch_optional(conn)
     .await?;
     row.map(|r| link_to(&r)).transpose()
 }
@@ -179,13 +196,6 @@ pub(crate) struct Answer<'a> {
 }
 
 impl Desk {
-    /// The head start of a reopen in this queue, in milliseconds (the
-    /// queue's `reopen_head_start_seconds`).
-    pub(crate) async fn reopen_head_start_ms(&self, queue_id: i64) -> anyhow::Result<i64> {
-        let queue = self.db.queue(queue_id).await?;
-        Ok(i64::from(queue.spec.priority.reopen_head_start_seconds) * 1000)
-    }
-
     /// Read what reopening this complaint after a "no" takes.
     pub(crate) async fn denial_plan(&self, complaint_id: i64) -> ApiResult<DenialPlan> {
         let now = self.clock.now_ms();
@@ -274,10 +284,16 @@ impl Desk {
                 return;
             }
         };
-        for row in held {
-            let Ok(ticket_id) = row.try_get::<i64, _>("id") else {
-                continue;
-            };
+        let held: Vec<i64> = held
+            .iter()
+            .filter_map(|row| row.try_get::<i64, _>("id").ok())
+            .collect();
+        self.offer_these_held_reopens(agent_id, &held).await;
+    }
+
+    /// Offer these held reopens (read by the caller) to their agent.
+    pub async fn offer_these_held_reopens(&self, agent_id: i64, held: &[i64]) {
+        for &ticket_id in held {
             if let Err(e) = self.offer_held(ticket_id, agent_id).await {
                 tracing::warn!(error = %e, ticket_id, "could not offer a held reopen");
             }

@@ -12,38 +12,34 @@ impl Db {
         queue_id: i64,
         day_start_ms: i64,
     ) -> StoreResult<Option<QueueFigures>> {
-        let Some(queue) =
-            sqlx::query("SELECT name, service_level_seconds FROM queues WHERE id = $1")
-                .bind(queue_id)
-                .fetch_optional(&self.pool)
-                .await?
-        else {
-            return Ok(None);
+        // The definition from the directory cache; the figures in one statement.
+        let queue = match self.queue(queue_id).await {
+            Ok(queue) => queue,
+            Err(super::StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
         };
-        let waiting = sqlx::query(
-            "SELECT COUNT(*) AS waiting, MIN(created_at_ms) AS oldest FROM tickets \
-             WHERE queue_id = $1 AND status IN ('queued', 'offered')",
-        )
-        .bind(queue_id)
-        .fetch_one(&self.pool)
-        .await?;
-        let target_ms = queue.try_get::<i64, _>("service_level_seconds")? * 1000;
-        let answered = sqlx::query(
-            "SELECT COUNT(*) AS answered, \
-                 COUNT(CASE WHEN a.started_at_ms - t.created_at_ms <= $2 THEN 1 END) AS within \
-             FROM assignments a JOIN tickets t ON t.id = a.ticket_id \
-             WHERE t.queue_id = $1 AND a.started_at_ms >= $3",
+        let target_ms = i64::from(queue.spec.service_level_seconds) * 1000;
+        let figures = sqlx::query(
+            "SELECT w.waiting, w.oldest, a.answered, a.within FROM \
+                 (SELECT COUNT(*) AS waiting, MIN(created_at_ms) AS oldest FROM tickets \
+                  WHERE queue_id = $1 AND status IN ('queued', 'offered')) w \
+             CROSS JOIN \
+                 (SELECT COUNT(*) AS answered, \
+                      COUNT(CASE WHEN a.started_at_ms - t.created_at_ms <= $2 THEN 1 END) AS within \
+                  FROM assignments a JOIN tickets t ON t.id = a.ticket_id \
+                  WHERE t.queue_id = $1 AND a.started_at_ms >= $3) a",
         )
         .bind(queue_id)
         .bind(target_ms)
         .bind(day_start_ms)
         .fetch_one(&self.pool)
         .await?;
+        let (waiting, answered) = (&figures, &figures);
         let answered_today: i64 = answered.try_get("answered")?;
         let within: i64 = answered.try_get("within")?;
         Ok(Some(QueueFigures {
             queue_id,
-            name: queue.try_get("name")?,
+            name: queue.spec.name.clone(),
             waiting: waiting.try_get::<i64, _>("waiting")? as u64,
             oldest_waiting_since_ms: waiting.try_get("oldest")?,
             service_level_permille: (answered_today > 0)

@@ -2,8 +2,8 @@
 
 use super::{Db, StoreError, StoreResult, is_unique_violation};
 use callcenter_proto::http::{Customer, CustomerUpsert, Purchase, PurchaseCreate};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 const CUSTOMER_COLUMNS: &str = "id, external_id, name, email, phone, tier, value_minor, timezone";
 
@@ -69,16 +69,8 @@ impl Db {
 
     /// A customer with their purchases, newest first.
     pub async fn customer(&self, id: i64) -> StoreResult<Customer> {
-        let row = sqlx::query(&format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound("customer"))?;
-        let mut customer = customer_from_row(&row)?;
-        customer.purchases = self.purchases(id).await?;
-        Ok(customer)
+        let mut conn = self.pool.acquire().await?;
+        customer_on(&mut conn, id).await
     }
 
     pub async fn customer_id_by_external(&self, external_id: &str) -> StoreResult<i64> {
@@ -93,16 +85,8 @@ impl Db {
     }
 
     async fn purchases(&self, customer_id: i64) -> StoreResult<Vec<Purchase>> {
-        sqlx::query(
-            "SELECT id, external_id, product, amount_minor, currency, purchased_at_ms FROM purchases \
-             WHERE customer_id = $1 ORDER BY purchased_at_ms DESC, id DESC LIMIT 100",
-        )
-        .bind(customer_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(purchase_from_row)
-        .collect()
+        let mut conn = self.pool.acquire().await?;
+        purchases_on(&mut conn, customer_id).await
     }
 
     /// Record a purchase, idempotent by its external id: a repeat returns the
@@ -154,4 +138,32 @@ impl Db {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// A customer with their purchases (newest first), on a connection or in a
+/// transaction.
+pub(crate) async fn customer_on(conn: &mut AnyConnection, id: i64) -> StoreResult<Customer> {
+    let row = sqlx::query(&format!(
+        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound("customer"))?;
+    let mut customer = customer_from_row(&row)?;
+    customer.purchases = purchases_on(conn, id).await?;
+    Ok(customer)
+}
+
+async fn purchases_on(conn: &mut AnyConnection, customer_id: i64) -> StoreResult<Vec<Purchase>> {
+    sqlx::query(
+        "SELECT id, external_id, product, amount_minor, currency, purchased_at_ms FROM purchases \
+         WHERE customer_id = $1 ORDER BY purchased_at_ms DESC, id DESC LIMIT 100",
+    )
+    .bind(customer_id)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(purchase_from_row)
+    .collect()
 }

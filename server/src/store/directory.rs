@@ -158,10 +158,21 @@ impl Db {
                 .map_err(conflict("that team membership"))?;
         }
         tx.commit().await?;
+        self.cache.invalidate(super::cache::Scope::Directory);
         Ok(())
     }
 
     pub async fn agent_profile(&self, user_id: i64) -> StoreResult<AgentProfile> {
+        if let Some(profile) = self.cache.profile(user_id) {
+            return Ok(profile);
+        }
+        let generation = self.cache.generation();
+        let profile = self.agent_profile_uncached(user_id).await?;
+        self.cache.put_profile(generation, user_id, &profile);
+        Ok(profile)
+    }
+
+    async fn agent_profile_uncached(&self, user_id: i64) -> StoreResult<AgentProfile> {
         let row = sqlx::query(
             "SELECT capacity_inbound, capacity_outbound FROM agents WHERE user_id = $1",
         )
@@ -303,20 +314,28 @@ impl Db {
             .map_err(conflict("that required skill"))?;
         }
         tx.commit().await?;
+        self.cache.invalidate(super::cache::Scope::Directory);
         Ok(Queue {
             id,
             spec: spec.clone(),
         })
     }
 
+    /// A queue's definition never changes once created (there is no update),
+    /// so a cached one is never stale.
     pub async fn queue(&self, id: i64) -> StoreResult<Queue> {
+        if let Some(queue) = self.cache.queue(id) {
+            return Ok(queue);
+        }
         let row = sqlx::query(&format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound("queue"))?;
         let skills = self.queue_skills(id).await?;
-        queue_from_row(&row, skills)
+        let queue = queue_from_row(&row, skills)?;
+        self.cache.put_queue(&queue);
+        Ok(queue)
     }
 
     async fn queue_skills(&self, id: i64) -> StoreResult<Vec<SkillLevel>> {
@@ -335,6 +354,16 @@ impl Db {
     }
 
     pub async fn queues(&self) -> StoreResult<Vec<Queue>> {
+        if let Some(queues) = self.cache.queues() {
+            return Ok(queues);
+        }
+        let generation = self.cache.generation();
+        let queues = self.queues_uncached().await?;
+        self.cache.put_queues(generation, &queues);
+        Ok(queues)
+    }
+
+    async fn queues_uncached(&self) -> StoreResult<Vec<Queue>> {
         let rows = sqlx::query(&format!("SELECT {QUEUE_COLUMNS} FROM queues ORDER BY id"))
             .fetch_all(&self.pool)
             .await?;
@@ -361,14 +390,20 @@ impl Db {
         category_from_row(&row)
     }
 
+    /// Like queues, a category never changes once created.
     pub async fn category(&self, id: i64) -> StoreResult<Category> {
+        if let Some(category) = self.cache.category(id) {
+            return Ok(category);
+        }
         let row =
             sqlx::query("SELECT id, name, queue_id, base_priority FROM categories WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?
                 .ok_or(StoreError::NotFound("category"))?;
-        category_from_row(&row)
+        let category = category_from_row(&row)?;
+        self.cache.put_category(&category);
+        Ok(category)
     }
 
     pub async fn categories(&self) -> StoreResult<Vec<Category>> {

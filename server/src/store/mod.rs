@@ -11,6 +11,7 @@
 //! embedded default's concurrency model (no `database is locked` surprises).
 
 mod boards;
+pub mod cache;
 mod customers;
 mod directory;
 mod presence;
@@ -54,6 +55,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Db {
     pool: AnyPool,
     dialect: Dialect,
+    /// This node's copy of the directory (see [`cache`]); shared by clones.
+    cache: std::sync::Arc<cache::DirectoryCache>,
 }
 
 impl Db {
@@ -106,7 +109,11 @@ impl Db {
             .acquire_timeout(Duration::from_secs(10))
             .connect(&url)
             .await?;
-        Ok(Db { pool, dialect })
+        Ok(Db {
+            pool,
+            dialect,
+            cache: Default::default(),
+        })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -123,6 +130,11 @@ impl Db {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// This node's directory cache (see [`cache`]).
+    pub fn cache(&self) -> &cache::DirectoryCache {
+        &self.cache
     }
 
     pub async fn ping(&self) -> anyhow::Result<()> {

@@ -1,8 +1,9 @@
 //! Tickets, their assignments and their history (one event row per change).
 
 use super::{Db, StoreError, StoreResult, is_unique_violation};
+use crate::quality::reopen::ReopenLink;
 use callcenter_proto::TicketStatus;
-use callcenter_proto::http::{Outcome, Ticket, TicketEvent};
+use callcenter_proto::http::{Customer, Outcome, Ticket, TicketEvent};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -17,10 +18,23 @@ pub struct NewComplaint<'a> {
     pub queue_id: i64,
     pub channel: &'a str,
     pub description: &'a str,
-    pub rank_ms: i64,
     pub actor_user_id: i64,
-    /// The earlier complaint this one reopens (see `quality::reopen`).
-    pub reopen: Option<crate::quality::reopen::ReopenLink>,
+    /// How far back an earlier complaint of the customer in this category
+    /// is reopened by this one (see `quality::reopen`); 0: never.
+    pub reopen_window_ms: i64,
+    /// The ticket's rank, from the customer and the complaint it reopens.
+    pub rank: &'a (dyn Fn(&Customer, Option<&ReopenLink>) -> i64 + Sync),
+}
+
+/// A complaint filed (or found filed under its idempotency key).
+pub struct Filed {
+    pub ticket: Ticket,
+    /// False: the key was seen before with the same body.
+    pub created: bool,
+    /// The customer's card, read in the filing transaction.
+    pub customer: Customer,
+    /// Where it waits in its queue.
+    pub rank_ms: i64,
 }
 
 /// An idempotency key and the hash of the request body it came with.
@@ -97,6 +111,64 @@ pub(super) async fn record(
     Ok(())
 }
 
+/// An offer, recorded in the ticket's history when it ends (accepted,
+/// declined, expired, rescinded): offers are live state (routing), so the
+/// record is written once per offer, in the transaction that settles it,
+/// and a ticket's status stays `queued` while it is offered.
+#[derive(Clone, Copy, Debug)]
+pub struct OfferStep {
+    pub agent_id: i64,
+    pub version: u64,
+    pub deadline_ms: i64,
+    /// When it was offered.
+    pub at_ms: i64,
+}
+
+impl OfferStep {
+    pub fn data(&self) -> serde_json::Value {
+        serde_json::json!({
+            "agent_id": self.agent_id,
+            "version": self.version,
+            "deadline_ms": self.deadline_ms,
+        })
+    }
+}
+
+/// A resolved ticket and what the desk needs next.
+#[derive(Debug)]
+pub struct Resolved {
+    pub ticket: Ticket,
+    /// Whether the ticket was ever escalated (an open escalation is closed).
+    pub ever_escalated: bool,
+    /// Reopened complaints held for this agent (offered to them first).
+    pub held_reopens: Vec<i64>,
+}
+
+/// Record two steps with one statement.
+pub(super) async fn record_two(
+    tx: &mut Transaction<'static, Any>,
+    ticket_id: i64,
+    first: (i64, Option<i64>, &str, serde_json::Value),
+    second: (i64, Option<i64>, &str, serde_json::Value),
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
+         VALUES ($1, $2, $3, $4, $5), ($1, $6, $7, $8, $9)",
+    )
+    .bind(ticket_id)
+    .bind(first.0)
+    .bind(first.1)
+    .bind(first.2)
+    .bind(first.3.to_string())
+    .bind(second.0)
+    .bind(second.1)
+    .bind(second.2)
+    .bind(second.3.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// End the ticket's live assignment, if it has one.
 pub(super) async fn end_assignment(
     tx: &mut Transaction<'static, Any>,
@@ -133,11 +205,21 @@ impl Db {
         c: &NewComplaint<'_>,
         idem: &IdempotencyKey<'_>,
         now_ms: i64,
-    ) -> StoreResult<(Ticket, bool)> {
-        if let Some(ticket) = self.replay(idem).await? {
-            return Ok((ticket, false));
-        }
+    ) -> StoreResult<Filed> {
+        // No read of the key first: the insert below refuses a key seen
+        // before (unique index), and only then is the first answer read.
+        // The reads the rank needs are made in the same transaction.
         let mut tx = self.pool.begin().await?;
+        let customer = super::customers::customer_on(&mut tx, c.customer_id).await?;
+        let reopen = crate::quality::reopen::reopen_candidate_on(
+            &mut tx,
+            c.customer_id,
+            c.category_id,
+            c.reopen_window_ms,
+            now_ms,
+        )
+        .await?;
+        let rank_ms = (c.rank)(&customer, reopen.as_ref());
         let row = sqlx::query(
             "INSERT INTO tickets (kind, status, customer_id, category_id, queue_id, channel, description, \
                  rank_ms, created_at_ms, updated_at_ms) \
@@ -148,7 +230,7 @@ impl Db {
         .bind(c.queue_id)
         .bind(c.channel)
         .bind(c.description)
-        .bind(c.rank_ms)
+        .bind(rank_ms)
         .bind(now_ms)
         .fetch_one(&mut *tx)
         .await?;
@@ -167,38 +249,48 @@ impl Db {
         match claimed {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
-                // A concurrent retry won the race: drop ours, answer with theirs.
+                // A retry (or a concurrent one that won the race): drop ours,
+                // answer with the first.
                 drop(tx);
                 let ticket = self
                     .replay(idem)
                     .await?
                     .ok_or(StoreError::NotFound("ticket"))?;
-                return Ok((ticket, false));
+                return Ok(Filed {
+                    ticket,
+                    created: false,
+                    customer,
+                    rank_ms,
+                });
             }
             Err(e) => return Err(e.into()),
         }
-        record(
+        record_two(
             &mut tx,
             id,
-            now_ms,
-            Some(c.actor_user_id),
-            "created",
-            serde_json::json!({ "channel": c.channel, "category_id": c.category_id }),
+            (
+                now_ms,
+                Some(c.actor_user_id),
+                "created",
+                serde_json::json!({ "channel": c.channel, "category_id": c.category_id }),
+            ),
+            (
+                now_ms,
+                None,
+                "queued",
+                serde_json::json!({ "queue_id": c.queue_id }),
+            ),
         )
         .await?;
-        record(
-            &mut tx,
-            id,
-            now_ms,
-            None,
-            "queued",
-            serde_json::json!({ "queue_id": c.queue_id }),
-        )
-        .await?;
-        crate::quality::reopen::link_in(&mut tx, id, c.reopen.as_ref(), now_ms).await?;
+        crate::quality::reopen::link_in(&mut tx, id, reopen.as_ref(), now_ms).await?;
         let ticket = ticket_in(&mut tx, id).await?;
         tx.commit().await?;
-        Ok((ticket, true))
+        Ok(Filed {
+            ticket,
+            created: true,
+            customer,
+            rank_ms,
+        })
     }
 
     async fn replay(&self, idem: &IdempotencyKey<'_>) -> StoreResult<Option<Ticket>> {
@@ -251,44 +343,12 @@ impl Db {
         .collect()
     }
 
-    /// Routing offered the ticket to an agent.
-    pub async fn mark_offered(
-        &self,
-        ticket_id: i64,
-        agent_id: i64,
-        version: u64,
-        deadline_ms: i64,
-        now_ms: i64,
-    ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE tickets SET status = 'offered', updated_at_ms = $1 \
-             WHERE id = $2 AND status IN ('queued', 'offered')",
-        )
-        .bind(now_ms)
-        .bind(ticket_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 1 {
-            record(
-                &mut tx,
-                ticket_id,
-                now_ms,
-                None,
-                "offered",
-                serde_json::json!({ "agent_id": agent_id, "version": version, "deadline_ms": deadline_ms }),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// An offer ended without an accept (declined, expired, rescinded): the
     /// ticket waits in its queue again.
     pub async fn mark_requeued(
         &self,
         ticket_id: i64,
+        offer: &OfferStep,
         actor: Option<i64>,
         kind: &str,
         data: serde_json::Value,
@@ -304,7 +364,22 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 1 {
-            record(&mut tx, ticket_id, now_ms, actor, kind, data).await?;
+            record_two(
+                &mut tx,
+                ticket_id,
+                (offer.at_ms, None, "offered", offer.data()),
+                (now_ms, actor, kind, data),
+            )
+            .await?;
+        }
+        if actor.is_some() {
+            // A decline answers the offer: it ends a run of missed ones.
+            sqlx::query(
+                "UPDATE agents SET missed_in_row = 0 WHERE user_id = $1 AND missed_in_row <> 0",
+            )
+            .bind(offer.agent_id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -315,10 +390,10 @@ impl Db {
     pub async fn assign(
         &self,
         ticket_id: i64,
-        agent_id: i64,
-        version: u64,
+        offer: &OfferStep,
         now_ms: i64,
     ) -> StoreResult<Ticket> {
+        let (agent_id, version) = (offer.agent_id, offer.version);
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE tickets SET status = 'assigned', assigned_agent_id = $1, updated_at_ms = $2 \
@@ -350,14 +425,24 @@ impl Db {
                 e.into()
             }
         })?;
-        record(
+        record_two(
             &mut tx,
             ticket_id,
-            now_ms,
-            Some(agent_id),
-            "accepted",
-            serde_json::json!({ "version": version }),
+            (offer.at_ms, None, "offered", offer.data()),
+            (
+                now_ms,
+                Some(agent_id),
+                "accepted",
+                serde_json::json!({ "version": version }),
+            ),
         )
+        .await?;
+        // An answered offer ends a run of missed ones (`desk::rules`).
+        sqlx::query(
+            "UPDATE agents SET missed_in_row = 0 WHERE user_id = $1 AND missed_in_row <> 0",
+        )
+        .bind(agent_id)
+        .execute(&mut *tx)
         .await?;
         let ticket = ticket_in(&mut tx, ticket_id).await?;
         tx.commit().await?;
@@ -372,6 +457,21 @@ impl Db {
         outcome: &Outcome,
         now_ms: i64,
     ) -> StoreResult<Ticket> {
+        Ok(self
+            .resolve_reading_next(ticket_id, agent_id, outcome, now_ms)
+            .await?
+            .ticket)
+    }
+
+    /// Resolve, and read in the same transaction what the desk does next
+    /// (so that those reads cost no transaction of their own).
+    pub async fn resolve_reading_next(
+        &self,
+        ticket_id: i64,
+        agent_id: i64,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> StoreResult<Resolved> {
         let mut tx = self.pool.begin().await?;
         let current = ticket_in(&mut tx, ticket_id).await?;
         if current.assigned_agent_id != Some(agent_id) || current.status != TicketStatus::Assigned {
@@ -406,8 +506,30 @@ impl Db {
         // The complaint's quality record, in the same transaction (issue 7).
         crate::quality::outcomes::record_outcome(&mut tx, ticket_id, agent_id, now_ms).await?;
         let ticket = ticket_in(&mut tx, ticket_id).await?;
+        let ever_escalated = sqlx::query(
+            "SELECT 1 AS one FROM ticket_events WHERE ticket_id = $1 AND kind = 'escalated' LIMIT 1",
+        )
+        .bind(ticket_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        let held_reopens = sqlx::query(
+            "SELECT id FROM tickets WHERE held_for_agent_id = $1 AND status = 'queued' \
+             AND held_until_ms > $2 ORDER BY id",
+        )
+        .bind(agent_id)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<Vec<i64>, _>>()?;
         tx.commit().await?;
-        Ok(ticket)
+        Ok(Resolved {
+            ticket,
+            ever_escalated,
+            held_reopens,
+        })
     }
 
     /// A note on a ticket the agent holds.

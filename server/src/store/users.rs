@@ -133,6 +133,9 @@ impl Db {
             .await?
             .ok_or(StoreError::NotFound("user"))?;
         tx.commit().await?;
+        // A disabled user's sessions end at once (their name or role in a
+        // cached session would be stale too).
+        self.cache.invalidate(super::cache::Scope::Sessions);
         user_from_row(&row)
     }
 
@@ -159,7 +162,27 @@ impl Db {
     }
 
     /// The user of a live session: not revoked, user not disabled.
+    ///
+    /// Served from this node's cache for up to [`super::cache::TTL`]; every
+    /// revocation empties the cache on the revoking node at once and on the
+    /// others through the bus.
     pub async fn session_user(&self, session_id: &str, user_id: i64) -> StoreResult<Option<User>> {
+        if let Some(user) = self.cache.session(session_id, user_id) {
+            return Ok(Some(user));
+        }
+        let generation = self.cache.generation();
+        let user = self.session_user_uncached(session_id, user_id).await?;
+        if let Some(user) = &user {
+            self.cache.put_session(generation, session_id, user);
+        }
+        Ok(user)
+    }
+
+    async fn session_user_uncached(
+        &self,
+        session_id: &str,
+        user_id: i64,
+    ) -> StoreResult<Option<User>> {
         let row = sqlx::query(
             "SELECT u.id, u.username, u.display_name, u.role, u.disabled FROM sessions s \
              JOIN users u ON u.id = s.user_id \
@@ -219,6 +242,7 @@ impl Db {
         .bind(session_id)
         .execute(&self.pool)
         .await?;
+        self.cache.invalidate(super::cache::Scope::Sessions);
         Ok(())
     }
 
@@ -230,6 +254,7 @@ impl Db {
         .bind(user_id)
         .execute(&self.pool)
         .await?;
+        self.cache.invalidate(super::cache::Scope::Sessions);
         Ok(())
     }
 

@@ -344,6 +344,17 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
     if user.role == Role::Agent && remaining == 0 {
         state.desk.agent_disconnected(user.user_id).await;
     }
+    // The socket is gone for the live channel; its TCP connection lingers: read (and drop) what the client still sends until
+    // its close frame, for a moment, so that frames it sent before seeing
+    // ours do not turn our close into a TCP reset it never reads.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// What the reader hands the writer: a frame, or the end of the connection.

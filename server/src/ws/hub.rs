@@ -160,6 +160,7 @@ impl Hub {
                     close(s, CLOSE_POLICY, &reason);
                 }
             }
+            BusMessage::Invalidate { .. } => {}
         }
     }
 

@@ -46,13 +46,21 @@ pub async fn upgrade(
                 .into_response();
         }
     }
+    // Small socket buffers: a console's frames are a few KiB at most, and
+    // tungstenite's 128 KiB defaults would make each idle console cost
+    // a quarter of a MiB (the loadtest's connections mode measures this).
     ws.max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| {
             let connections = state.connections.clone();
             connections.track_future(connection::serve_socket(state, socket))
         })
 }
+
+/// Read buffer of a live-channel socket (it grows for a larger frame).
+const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Run one command; every command is authorized here, not only at connect.
 async fn handle(
