@@ -189,6 +189,7 @@ pub async fn run(
         )
         .await?,
         offered_in: Default::default(),
+        missing_live: Default::default(),
     });
     let stop = CancellationToken::new();
     let state = AppState {

@@ -41,6 +41,10 @@ pub struct Desk {
     /// needs no read of the ticket (a miss or a stale entry falls back to
     /// the record).
     pub offered_in: OfferedQueues,
+    /// Waiting tickets of the record the last periodic reconcile found
+    /// missing from the live state (see `reconcile_quiet`). A std mutex:
+    /// swapped in one step, never held across an await.
+    pub missing_live: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 /// Ticket → queue of the offers this node delivered.
@@ -216,6 +220,14 @@ impl Desk {
     }
 
     async fn deliver_offer(&self, offer: Offer, known: Option<Known<'_>>) -> anyhow::Result<()> {
+        if self.now() >= offer.deadline_ms {
+            // Under overload a dispatch can finish after its own offers'
+            // deadlines: such an offer is not shown (the agent could not
+            // answer it in time anyway); the tick expires it and offers the
+            // ticket again.
+            self.metrics.offers_late.inc();
+            return Ok(());
+        }
         let (ticket, customer) = match known {
             Some(k) => (k.ticket.clone(), Some(k.customer.clone())),
             None => (self.db.ticket(offer.ticket_id).await?, None),
@@ -579,14 +591,65 @@ impl Desk {
         self.reconcile_settled_before(i64::MAX).await
     }
 
-    /// The periodic check: tickets changed in the last few seconds may be
-    /// in the middle of an accept (settled live, not yet committed), so they
-    /// are left alone; a later pass sees them settled one way or the other.
+    /// The periodic check. A waiting ticket of the record that is neither
+    /// waiting nor offered live may be missing (Redis lost it) or in the
+    /// middle of an accept (settled live, not yet committed: offers are
+    /// live state, so the record still says `queued`). It is put back in
+    /// line only when the previous pass found it missing too: an accept
+    /// takes milliseconds, not a reconcile interval.
     pub async fn reconcile_quiet(&self) -> anyhow::Result<usize> {
-        self.reconcile_settled_before(self.now() - RECONCILE_QUIET_MS)
-            .await
+        let quiet_before = self.now() - RECONCILE_QUIET_MS;
+        let mut missing = Vec::new();
+        let mut live: std::collections::HashMap<i64, std::collections::HashSet<i64>> =
+            Default::default();
+        for t in self.db.live_tickets().await? {
+            if t.updated_at_ms >= quiet_before
+                || !matches!(t.status, TicketStatus::Queued | TicketStatus::Offered)
+            {
+                continue;
+            }
+            let here = match live.entry(t.queue_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let mut here: std::collections::HashSet<i64> = self
+                        .routing
+                        .waiting(t.queue_id)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    let offers = self.routing.offers(t.queue_id).await?;
+                    here.extend(offers.iter().map(|o| o.ticket_id));
+                    v.insert(here)
+                }
+            };
+            if !here.contains(&t.id) {
+                missing.push(t);
+            }
+        }
+        let suspects: std::collections::HashSet<i64> = missing.iter().map(|t| t.id).collect();
+        let before = std::mem::replace(&mut *self.lock_missing(), suspects);
+        let mut queued = 0;
+        for t in missing.into_iter().filter(|t| before.contains(&t.id)) {
+            self.routing
+                .enqueue(WaitingTicket {
+                    ticket_id: t.id,
+                    queue_id: t.queue_id,
+                    kind: eligibility::kind_of(t.kind),
+                    rank_ms: t.rank_ms,
+                    entered_ms: t.created_at_ms,
+                })
+                .await?;
+            queued += 1;
+        }
+        self.rebuild_due_index(false).await?;
+        Ok(queued)
     }
 
+    fn lock_missing(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<i64>> {
+        self.missing_live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Put every waiting ticket of the record into the live queues.
     async fn reconcile_settled_before(&self, changed_before_ms: i64) -> anyhow::Result<usize> {
         let mut queued = 0;
         for t in self.db.live_tickets().await? {

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub tickets_resolved: Counter,
     pub offers: Counter,
     pub offers_expired: Counter,
+    /// Offers not shown because their dispatch finished past their deadline.
+    pub offers_late: Counter,
     pub accepts: Counter,
 }
 
@@ -98,6 +100,11 @@ impl Metrics {
             "callcenter_offers_expired_total",
             "Offers that timed out.",
             &[("", self.offers_expired.get())],
+        );
+        counter(
+            "callcenter_offers_late_total",
+            "Offers not shown: their dispatch ended past their deadline (overload).",
+            &[("", self.offers_late.get())],
         );
         counter(
             "callcenter_accepts_total",
