@@ -55,8 +55,9 @@ impl Tickets {
                     Verdict::Double(format!(
                         "ticket {ticket} offered to agent {agent} while {} by agent {other}",
                         match hold {
-                            Hold::Assigned => "held",
-                            Hold::Offered { .. } => "offered",
+                            Hold::Assigned => "held".to_string(),
+                            Hold::Offered { deadline_ms: d } =>
+                                format!("offered (for {} ms more)", d - now_ms),
                         }
                     ))
                 }
