@@ -190,6 +190,7 @@ pub async fn run(
         .await?,
         offered_in: Default::default(),
         missing_live: Default::default(),
+        agent_gates: Default::default(),
     });
     let stop = CancellationToken::new();
     let state = AppState {
@@ -251,7 +252,7 @@ pub async fn run(
         tracing::warn!("some connections did not finish closing");
     }
     for agent in hub.agents() {
-        desk.agent_disconnected(agent).await;
+        desk.agent_disconnected(agent, || false).await;
     }
     background.abort();
     webhooks.inspect(tokio::task::JoinHandle::abort);

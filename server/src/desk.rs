@@ -45,6 +45,12 @@ pub struct Desk {
     /// missing from the live state (see `reconcile_quiet`). A std mutex:
     /// swapped in one step, never held across an await.
     pub missing_live: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// One gate per agent: state changes of an agent on this node happen one
+    /// at a time, so that a dropped socket's "offline" cannot land after
+    /// the same agent's new socket made them available again. The map is
+    /// a std mutex (one lookup, never across an await); the gates are async
+    /// mutexes, held across a state change's database and routing calls.
+    pub agent_gates: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Ticket → queue of the offers this node delivered.
@@ -310,7 +316,27 @@ impl Desk {
         Ok(())
     }
 
+    fn agent_gate(&self, agent_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        self.agent_gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(agent_id)
+            .or_default()
+            .clone()
+    }
+
     pub async fn set_state(
+        &self,
+        agent_id: i64,
+        state: AgentState,
+        reason: Option<&str>,
+    ) -> ApiResult<()> {
+        let gate = self.agent_gate(agent_id);
+        let _one_at_a_time = gate.lock().await;
+        self.set_state_ungated(agent_id, state, reason).await
+    }
+
+    async fn set_state_ungated(
         &self,
         agent_id: i64,
         state: AgentState,
@@ -549,13 +575,20 @@ impl Desk {
         Ok(())
     }
 
-    /// The agent's last socket on this node closed.
-    pub async fn agent_disconnected(&self, agent_id: i64) {
+    /// The agent's last socket on this node closed. `reconnected` tells
+    /// whether they have a socket here again (checked under the agent's
+    /// gate: a reconnect that made them available first is not undone).
+    pub async fn agent_disconnected(&self, agent_id: i64, reconnected: impl Fn() -> bool) {
+        let gate = self.agent_gate(agent_id);
+        let _one_at_a_time = gate.lock().await;
+        if reconnected() {
+            return;
+        }
         if let Err(e) = self.db.mark_disconnected(agent_id, self.now()).await {
             tracing::warn!(error = %e, agent_id, "could not record a disconnection");
         }
         if let Err(e) = self
-            .set_state(agent_id, AgentState::Offline, Some("disconnected"))
+            .set_state_ungated(agent_id, AgentState::Offline, Some("disconnected"))
             .await
         {
             tracing::warn!(error = %e, agent_id, "could not take a disconnected agent offline");

@@ -342,7 +342,10 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
     state.metrics.sockets_open.dec();
     let remaining = state.hub.unregister(socket_id);
     if user.role == Role::Agent && remaining == 0 {
-        state.desk.agent_disconnected(user.user_id).await;
+        state
+            .desk
+            .agent_disconnected(user.user_id, || state.hub.has_socket_of(user.user_id))
+            .await;
     }
     // The socket is gone for the live channel; its TCP connection lingers: read (and drop) what the client still sends until
     // its close frame, for a moment, so that frames it sent before seeing

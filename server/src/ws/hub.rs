@@ -191,6 +191,11 @@ impl Hub {
         }
     }
 
+    /// Whether the user has a socket on this node.
+    pub fn has_socket_of(&self, user_id: i64) -> bool {
+        self.lock().values().any(|s| s.user_id == user_id)
+    }
+
     /// The agents with a socket on this node.
     pub fn agents(&self) -> Vec<i64> {
         let mut ids: Vec<i64> = self
