@@ -110,6 +110,8 @@ pub struct Agent {
     actions: BTreeMap<(Instant, u64), Action>,
     outbox: Vec<ClientFrame>,
     last_seq: Option<u64>,
+    /// When this agent's current connection replaced a dropped one.
+    reconnected_at_ms: Option<i64>,
     next_id: u64,
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -142,6 +144,7 @@ impl Agent {
             actions: BTreeMap::new(),
             outbox: Vec::new(),
             last_seq: None,
+            reconnected_at_ms: None,
             next_id: 0,
             ready: Some(ready),
         }
@@ -247,6 +250,7 @@ impl Agent {
                         return;
                     };
                     ws = next;
+                    self.reconnected_at_ms = Some(now_ms());
                     // Unanswered commands again, with the same request ids:
                     // the server answers a repeat with the first reply.
                     for (request_id, p) in &self.pending {
@@ -479,9 +483,15 @@ impl Agent {
             return;
         }
         self.offers.retain(|_, (_, deadline)| *deadline > wall);
+        // An offer made before this connection replaced a dropped one comes
+        // from the resumed stream: whether it is still open shows only
+        // further on in that replay (its rescind may follow), so it claims
+        // nothing yet; accepting it does (`Tickets::accepted`).
+        let offered_at = details.deadline_ms - self.shared.behaviour.offer_timeout_ms;
+        let replayed = self.reconnected_at_ms.is_some_and(|r| offered_at < r);
         let in_use = self.offers.len() + self.held.len();
         let mut violations = Vec::new();
-        if in_use >= self.capacity {
+        if !replayed && in_use >= self.capacity {
             lock(&self.shared.tickets).capacity_violations += 1;
             violations.push(format!(
                 "agent {} offered ticket {ticket} while holding {in_use} of capacity {}",
@@ -489,7 +499,9 @@ impl Agent {
                 self.capacity
             ));
         }
-        if let crate::checks::Verdict::Double(what) =
+        if replayed {
+            lock(&self.shared.tickets).offered_once.insert(ticket);
+        } else if let crate::checks::Verdict::Double(what) =
             lock(&self.shared.tickets).offered(ticket, self.id(), details.deadline_ms, wall)
         {
             violations.push(what);

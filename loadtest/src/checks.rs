@@ -8,6 +8,10 @@
 //!   can only move the ticket after receiving it), when its offer was
 //!   rescinded, when the offer's deadline passed, or when the holder's
 //!   connection dropped (its offers only: assigned tickets stay its own).
+//!   An offer replayed to a reconnected agent (made before its new
+//!   connection opened) claims nothing until the agent accepts it: the
+//!   client cannot tell whether it is still open before reading the rest of
+//!   the replay, where its rescind may follow.
 //! - `capacity_violations`: an offer arriving at an agent whose live offers
 //!   plus held tickets already reach its capacity (same release rules).
 //! - `resume_gaps`: a stream event whose `seq` is not the next one after the

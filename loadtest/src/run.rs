@@ -132,6 +132,7 @@ pub fn behaviour(args: &LoadArgs) -> Behaviour {
         unresolved_fraction: args.unresolved_fraction,
         compensation_fraction: args.compensation_fraction,
         reconnect_delay: Duration::from_millis(args.reconnect_delay_ms),
+        offer_timeout_ms: i64::from(args.offer_timeout_seconds) * 1000,
     }
 }
 

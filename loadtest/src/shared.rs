@@ -21,6 +21,9 @@ pub struct Behaviour {
     /// Share of accepted tickets on which the agent asks for compensation.
     pub compensation_fraction: f64,
     pub reconnect_delay: Duration,
+    /// The queues' offer timeout (an offer was made this long before its
+    /// deadline).
+    pub offer_timeout_ms: i64,
 }
 
 pub struct Shared {
