@@ -438,9 +438,21 @@ impl Agent {
             ServerEvent::Offer(details) => self.on_offer(details, true),
             ServerEvent::OfferRescinded {
                 ticket_id, version, ..
-            } if self.offers.get(&ticket_id).is_some_and(|o| o.0 == version) => {
-                self.offers.remove(&ticket_id);
-                lock(&self.shared.tickets).released(ticket_id, self.id());
+            } => {
+                // The offer was still open, or our accept of it is still
+                // unanswered (sent before a reconnect, say): either way the
+                // claim ends here, and that accept can only fail.
+                let open = self.offers.get(&ticket_id).is_some_and(|o| o.0 == version);
+                let accepting = self.held.contains(&ticket_id)
+                    && self.pending.values().any(|p| {
+                        matches!(p.command, Command::Accept { ticket_id: t, version: v }
+                            if t == ticket_id && v == version)
+                    });
+                if open || accepting {
+                    self.offers.remove(&ticket_id);
+                    self.held.remove(&ticket_id);
+                    lock(&self.shared.tickets).released(ticket_id, self.id());
+                }
             }
             ServerEvent::Snapshot(snapshot) => {
                 self.last_seq = Some(frame.seq);
@@ -494,9 +506,20 @@ impl Agent {
         if !replayed && in_use >= self.capacity {
             lock(&self.shared.tickets).capacity_violations += 1;
             violations.push(format!(
-                "agent {} offered ticket {ticket} while holding {in_use} of capacity {}",
+                "agent {} offered ticket {ticket} while holding {in_use} of capacity {} \
+                 (offers {:?} with ms left, held {:?}{})",
                 self.id(),
-                self.capacity
+                self.capacity,
+                self.offers
+                    .iter()
+                    .map(|(t, (_, d))| (*t, d - wall))
+                    .collect::<Vec<_>>(),
+                self.held,
+                if self.reconnected_at_ms.is_some() {
+                    ", reconnected"
+                } else {
+                    ""
+                }
             ));
         }
         if replayed {

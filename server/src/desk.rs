@@ -45,9 +45,10 @@ pub struct Desk {
     /// missing from the live state (see `reconcile_quiet`). A std mutex:
     /// swapped in one step, never held across an await.
     pub missing_live: std::sync::Mutex<std::collections::HashSet<i64>>,
-    /// One gate per agent: state changes of an agent on this node happen one
-    /// at a time, so that a dropped socket's "offline" cannot land after
-    /// the same agent's new socket made them available again. The map is
+    /// One gate per agent: state changes and accepts of an agent on this
+    /// node happen one at a time, so that a dropped socket's "offline"
+    /// cannot land after the same agent's new socket made them available
+    /// again, and a readiness never sees an accept half done. The map is
     /// a std mutex (one lookup, never across an await); the gates are async
     /// mutexes, held across a state change's database and routing calls.
     pub agent_gates: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
@@ -399,6 +400,12 @@ impl Desk {
     }
 
     pub async fn accept(&self, agent_id: i64, ticket_id: i64, version: u64) -> ApiResult<Ticket> {
+        // Under the agent's gate: an accept is settled live before it is
+        // committed, and a readiness computed in between (which keeps only
+        // open offers and recorded assignments) would drop the ticket from
+        // the agent's load.
+        let gate = self.agent_gate(agent_id);
+        let _one_at_a_time = gate.lock().await;
         let now = self.now();
         let offer = self
             .settle_offer(ticket_id, |queue_id| {

@@ -257,12 +257,13 @@ async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app
     // Anna is gone for good: her ticket returns ahead of r-3, which waited.
     let (_c, token_c) = app.agent("dina", &[], 1).await;
     let mut desk_c = app.socket(&token_c).await;
-    // Wait until the ticket is back in the queue before Dina goes available.
+    // Wait until the ticket is back in the queue before Dina goes available:
+    // recorded first, then back in the live line (two waiting there).
     loop {
-        if history(&app, held)
+        let recorded = history(&app, held)
             .await
-            .contains(&"returned_to_queue".to_string())
-        {
+            .contains(&"returned_to_queue".to_string());
+        if recorded && live_waiting(&app, "care").await == 2 {
             break;
         }
         tokio::task::yield_now().await;
@@ -537,4 +538,15 @@ async fn bullseye_widens_the_ring_after_the_ticket_waits(app: TestApp) {
     trainee.go_available().await;
     let snapshot = trainee.snapshot.clone().unwrap();
     assert!(snapshot.pending_offers.is_empty());
+}
+
+/// Tickets waiting in a queue's live line, as the node's metrics show them.
+async fn live_waiting(app: &TestApp, queue: &str) -> i64 {
+    let metrics = app.send(app.http.get(app.url("/metrics"))).await;
+    let text = metrics.body.as_str().unwrap_or_default().to_string();
+    let prefix = format!("callcenter_queue_waiting{{queue=\"{queue}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }

@@ -288,7 +288,9 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
                     request_id,
                     command,
                 }) => match limiter.check(Instant::now()) {
-                    Verdict::Allow => answer(&state, &user, socket_id, request_id, command).await,
+                    Verdict::Allow => {
+                        answer_to_the_end(&state, &user, socket_id, request_id, command).await
+                    }
                     Verdict::Limit => ServerEvent::Reply {
                         request_id,
                         result: ReplyResult::Error(WsError {
@@ -395,6 +397,37 @@ async fn catch_up(
 }
 
 /// Run a command once per request id: a repeat gets the first reply.
+/// Run a command to its end even if the socket closes meanwhile: the
+/// connection's tasks are dropped when it ends, and a command cut between
+/// its live step and its record (an accept settled in routing but not yet
+/// committed) would leave the two disagreeing. The reply goes nowhere then;
+/// a reconnecting console asking again with the same request id gets it.
+async fn answer_to_the_end(
+    state: &AppState,
+    user: &AuthUser,
+    socket_id: u64,
+    request_id: String,
+    command: Command,
+) -> ServerEvent {
+    let (state, user) = (state.clone(), user.clone());
+    let fallback = request_id.clone();
+    match tokio::spawn(async move { answer(&state, &user, socket_id, request_id, command).await })
+        .await
+    {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::error!(error = %e, "a command task failed");
+            ServerEvent::Reply {
+                request_id: fallback,
+                result: ReplyResult::Error(WsError {
+                    code: WsErrorCode::Internal,
+                    detail: "the command failed".into(),
+                }),
+            }
+        }
+    }
+}
+
 async fn answer(
     state: &AppState,
     user: &AuthUser,
