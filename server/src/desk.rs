@@ -628,7 +628,23 @@ impl Desk {
     /// start, or a Redis that lost its data). Tickets with a live offer stay
     /// offered; the rest wait at their rank.
     pub async fn reconcile(&self) -> anyhow::Result<usize> {
-        self.reconcile_settled_before(i64::MAX).await
+        let mut queued = 0;
+        for t in self.db.live_tickets().await? {
+            if matches!(t.status, TicketStatus::Queued | TicketStatus::Offered) {
+                self.routing
+                    .enqueue(WaitingTicket {
+                        ticket_id: t.id,
+                        queue_id: t.queue_id,
+                        kind: eligibility::kind_of(t.kind),
+                        rank_ms: t.rank_ms,
+                        entered_ms: t.created_at_ms,
+                    })
+                    .await?;
+                queued += 1;
+            }
+        }
+        self.rebuild_due_index(false).await?;
+        Ok(queued)
     }
 
     /// The periodic check. A waiting ticket of the record that is neither
@@ -687,30 +703,6 @@ impl Desk {
 
     fn lock_missing(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<i64>> {
         self.missing_live.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Put every waiting ticket of the record into the live queues.
-    async fn reconcile_settled_before(&self, changed_before_ms: i64) -> anyhow::Result<usize> {
-        let mut queued = 0;
-        for t in self.db.live_tickets().await? {
-            if t.updated_at_ms >= changed_before_ms {
-                continue;
-            }
-            if matches!(t.status, TicketStatus::Queued | TicketStatus::Offered) {
-                self.routing
-                    .enqueue(WaitingTicket {
-                        ticket_id: t.id,
-                        queue_id: t.queue_id,
-                        kind: eligibility::kind_of(t.kind),
-                        rank_ms: t.rank_ms,
-                        entered_ms: t.created_at_ms,
-                    })
-                    .await?;
-                queued += 1;
-            }
-        }
-        self.rebuild_due_index(false).await?;
-        Ok(queued)
     }
 }
 
