@@ -631,15 +631,7 @@ impl Desk {
         let mut queued = 0;
         for t in self.db.live_tickets().await? {
             if matches!(t.status, TicketStatus::Queued | TicketStatus::Offered) {
-                self.routing
-                    .enqueue(WaitingTicket {
-                        ticket_id: t.id,
-                        queue_id: t.queue_id,
-                        kind: eligibility::kind_of(t.kind),
-                        rank_ms: t.rank_ms,
-                        entered_ms: t.created_at_ms,
-                    })
-                    .await?;
+                self.back_in_line(&t).await?;
                 queued += 1;
             }
         }
@@ -686,19 +678,24 @@ impl Desk {
         let before = std::mem::replace(&mut *self.lock_missing(), suspects);
         let mut queued = 0;
         for t in missing.into_iter().filter(|t| before.contains(&t.id)) {
-            self.routing
-                .enqueue(WaitingTicket {
-                    ticket_id: t.id,
-                    queue_id: t.queue_id,
-                    kind: eligibility::kind_of(t.kind),
-                    rank_ms: t.rank_ms,
-                    entered_ms: t.created_at_ms,
-                })
-                .await?;
+            self.back_in_line(&t).await?;
             queued += 1;
         }
         self.rebuild_due_index(false).await?;
         Ok(queued)
+    }
+
+    /// A waiting ticket of the record into its live line, at its rank.
+    async fn back_in_line(&self, t: &crate::store::LiveTicket) -> anyhow::Result<()> {
+        self.routing
+            .enqueue(WaitingTicket {
+                ticket_id: t.id,
+                queue_id: t.queue_id,
+                kind: eligibility::kind_of(t.kind),
+                rank_ms: t.rank_ms,
+                entered_ms: t.created_at_ms,
+            })
+            .await
     }
 
     fn lock_missing(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<i64>> {

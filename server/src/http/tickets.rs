@@ -53,12 +53,22 @@ pub async fn file_complaint(
 
 /// Agents see their own tickets; supervisors and admins see every ticket.
 async fn visible_ticket(state: &AppState, user: &AuthUser, id: i64) -> ApiResult<Ticket> {
+    Ok(visible_ticket_and_offer(state, user, id).await?.0)
+}
+
+/// The ticket as its reader may see it, and its open offer (live state) if
+/// a supervisor or admin reads it.
+async fn visible_ticket_and_offer(
+    state: &AppState,
+    user: &AuthUser,
+    id: i64,
+) -> ApiResult<(Ticket, Option<crate::store::OfferStep>)> {
     match user.role {
         Role::Supervisor | Role::Admin => {
             let ticket = state.db.ticket(id).await?;
-            Ok(state.desk.with_live_offer(ticket).await?.0)
+            Ok(state.desk.with_live_offer(ticket).await?)
         }
-        Role::Agent => state.desk.ticket_of(user.user_id, id).await,
+        Role::Agent => Ok((state.desk.ticket_of(user.user_id, id).await?, None)),
         Role::Integration => Err(ApiError::Forbidden("your role may not read tickets")),
     }
 }
@@ -81,10 +91,10 @@ pub async fn history(
     user: AuthUser,
     Path(id): Path<i64>,
 ) -> ApiResult<ApiJson<TicketHistory>> {
-    let ticket = visible_ticket(&state, &user, id).await?;
+    let (ticket, open_offer) = visible_ticket_and_offer(&state, &user, id).await?;
     let mut events = state.db.ticket_events(id).await?;
     // An offer still open is live state, not yet in the record: show it.
-    if let (_, Some(offer)) = state.desk.with_live_offer(ticket.clone()).await? {
+    if let Some(offer) = open_offer {
         events.push(callcenter_proto::http::TicketEvent {
             id: 0,
             ticket_id: id,

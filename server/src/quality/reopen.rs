@@ -61,25 +61,13 @@ pub(crate) async fn event(
     Ok(())
 }
 
-/// The complaint a new complaint of this customer in this category, filed
-/// now, would reopen: the one that ended last inside the reopen window.
-pub async fn reopen_candidate(
-    db: &Db,
-    customer_id: i64,
-    category_id: i64,
-    now_ms: i64,
-) -> StoreResult<Option<ReopenLink>> {
-    let window_ms = reopen_window_ms(db).await?;
-    let mut conn = db.pool().acquire().await?;
-    reopen_candidate_on(&mut conn, customer_id, category_id, window_ms, now_ms).await
-}
-
 /// The reopen window, in milliseconds (0: complaints never reopen).
 pub async fn reopen_window_ms(db: &Db) -> StoreResult<i64> {
     Ok(i64::from(settings(db).await?.reopen_window_days) * DAY_MS)
 }
 
-/// [`reopen_candidate`] on a connection (or in the filing transaction).
+/// The complaint a new one of this customer in this category reopens: the
+/// latest that ended within the window. Read in the filing transaction.
 pub async fn reopen_candidate_on(
     conn: &mut sqlx::AnyConnection,
     customer_id: i64,

@@ -34,14 +34,13 @@ impl Db {
         .bind(day_start_ms)
         .fetch_one(&self.pool)
         .await?;
-        let (waiting, answered) = (&figures, &figures);
-        let answered_today: i64 = answered.try_get("answered")?;
-        let within: i64 = answered.try_get("within")?;
+        let answered_today: i64 = figures.try_get("answered")?;
+        let within: i64 = figures.try_get("within")?;
         Ok(Some(QueueFigures {
             queue_id,
             name: queue.spec.name.clone(),
-            waiting: waiting.try_get::<i64, _>("waiting")? as u64,
-            oldest_waiting_since_ms: waiting.try_get("oldest")?,
+            waiting: figures.try_get::<i64, _>("waiting")? as u64,
+            oldest_waiting_since_ms: figures.try_get("oldest")?,
             service_level_permille: (answered_today > 0)
                 .then(|| (within * 1000 / answered_today) as u32),
             answered_today: answered_today as u64,

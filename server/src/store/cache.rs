@@ -58,27 +58,69 @@ pub struct DirectoryCache {
     announce: OnceLock<mpsc::UnboundedSender<Scope>>,
 }
 
-#[derive(Default)]
+/// Entries that expire `ttl` after they were read from the record, kept
+/// only if no invalidation happened while they were being read.
+struct Timed<K, V> {
+    ttl: Duration,
+    entries: HashMap<K, (Instant, V)>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Timed<K, V> {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: HashMap::new(),
+        }
+    }
+
+    fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&mut self, key: K, value: V) {
+        if self.entries.len() >= MAX_ENTRIES {
+            self.entries.clear();
+        }
+        self.entries.insert(key, (Instant::now(), value));
+    }
+}
+
 struct Inner {
     /// Bumped by every invalidation; a read that started before the bump
     /// does not store its result.
     generation: u64,
+    /// Queues and categories never change once created: kept for good.
     queues: HashMap<i64, Queue>,
-    queue_list: Option<(Instant, Vec<Queue>)>,
     categories: HashMap<i64, Category>,
-    profiles: HashMap<i64, (Instant, AgentProfile)>,
-    active_codes: HashMap<String, (Instant, bool)>,
-    settings: Option<(Instant, String)>,
-    journeys: HashMap<String, (Instant, Vec<Journey>)>,
-    sessions: HashMap<(String, i64), (Instant, User)>,
+    queue_list: Timed<(), Vec<Queue>>,
+    profiles: Timed<i64, AgentProfile>,
+    active_codes: Timed<String, bool>,
+    settings: Timed<(), String>,
+    journeys: Timed<String, Vec<Journey>>,
+    sessions: Timed<(String, i64), User>,
 }
 
-fn fresh(at: &Instant) -> bool {
-    at.elapsed() < DIRECTORY_TTL
-}
-
-fn fresh_session(at: &Instant) -> bool {
-    at.elapsed() < TTL
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            generation: 0,
+            queues: HashMap::new(),
+            categories: HashMap::new(),
+            queue_list: Timed::new(DIRECTORY_TTL),
+            profiles: Timed::new(DIRECTORY_TTL),
+            active_codes: Timed::new(DIRECTORY_TTL),
+            settings: Timed::new(DIRECTORY_TTL),
+            journeys: Timed::new(DIRECTORY_TTL),
+            sessions: Timed::new(TTL),
+        }
+    }
 }
 
 fn bounded<K, V>(map: &mut HashMap<K, V>) {
@@ -90,6 +132,15 @@ fn bounded<K, V>(map: &mut HashMap<K, V>) {
 impl DirectoryCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Store what `put` does to the cache only if nothing was invalidated
+    /// since `generation` (read before the record was).
+    fn put_if_current(&self, generation: u64, put: impl FnOnce(&mut Inner)) {
+        let mut inner = self.lock();
+        if inner.generation == generation {
+            put(&mut inner);
+        }
     }
 
     /// The generation to hand back to a `put_…` after reading the record.
@@ -117,13 +168,13 @@ impl DirectoryCache {
         inner.generation += 1;
         match scope {
             Scope::Directory => {
-                inner.queue_list = None;
-                inner.profiles.clear();
-                inner.active_codes.clear();
-                inner.settings = None;
-                inner.journeys.clear();
+                inner.queue_list.entries.clear();
+                inner.profiles.entries.clear();
+                inner.active_codes.entries.clear();
+                inner.settings.entries.clear();
+                inner.journeys.entries.clear();
             }
-            Scope::Sessions => inner.sessions.clear(),
+            Scope::Sessions => inner.sessions.entries.clear(),
         }
     }
 
@@ -138,21 +189,16 @@ impl DirectoryCache {
     }
 
     pub fn queues(&self) -> Option<Vec<Queue>> {
-        let inner = self.lock();
-        inner
-            .queue_list
-            .as_ref()
-            .filter(|(at, _)| fresh(at))
-            .map(|(_, q)| q.clone())
+        self.lock().queue_list.get(&())
     }
 
     pub fn put_queues(&self, generation: u64, queues: &[Queue]) {
         let mut inner = self.lock();
-        if inner.generation == generation {
-            inner.queue_list = Some((Instant::now(), queues.to_vec()));
-        }
         for q in queues {
             inner.queues.insert(q.id, q.clone());
+        }
+        if inner.generation == generation {
+            inner.queue_list.put((), queues.to_vec());
         }
     }
 
@@ -167,98 +213,50 @@ impl DirectoryCache {
     }
 
     pub fn profile(&self, user_id: i64) -> Option<AgentProfile> {
-        let inner = self.lock();
-        inner
-            .profiles
-            .get(&user_id)
-            .filter(|(at, _)| fresh(at))
-            .map(|(_, p)| p.clone())
+        self.lock().profiles.get(&user_id)
     }
 
     pub fn put_profile(&self, generation: u64, user_id: i64, profile: &AgentProfile) {
-        let mut inner = self.lock();
-        if inner.generation == generation {
-            bounded(&mut inner.profiles);
-            inner
-                .profiles
-                .insert(user_id, (Instant::now(), profile.clone()));
-        }
+        self.put_if_current(generation, |c| c.profiles.put(user_id, profile.clone()));
     }
 
     pub fn code_active(&self, code: &str) -> Option<bool> {
-        let inner = self.lock();
-        inner
-            .active_codes
-            .get(code)
-            .filter(|(at, _)| fresh(at))
-            .map(|(_, a)| *a)
+        self.lock().active_codes.get(code)
     }
 
     pub fn put_code_active(&self, generation: u64, code: &str, active: bool) {
-        let mut inner = self.lock();
-        if inner.generation == generation {
-            bounded(&mut inner.active_codes);
-            inner
-                .active_codes
-                .insert(code.to_string(), (Instant::now(), active));
-        }
+        self.put_if_current(generation, |c| c.active_codes.put(code.to_string(), active));
     }
 
     /// The quality settings document, as stored.
     pub fn settings(&self) -> Option<String> {
-        let inner = self.lock();
-        inner
-            .settings
-            .as_ref()
-            .filter(|(at, _)| fresh(at))
-            .map(|(_, s)| s.clone())
+        self.lock().settings.get(&())
     }
 
     pub fn put_settings(&self, generation: u64, document: &str) {
-        let mut inner = self.lock();
-        if inner.generation == generation {
-            inner.settings = Some((Instant::now(), document.to_string()));
-        }
+        self.put_if_current(generation, |c| c.settings.put((), document.to_string()));
     }
 
     /// The active journeys of a trigger kind.
     pub fn journeys(&self, trigger: &str) -> Option<Vec<Journey>> {
-        let inner = self.lock();
-        inner
-            .journeys
-            .get(trigger)
-            .filter(|(at, _)| fresh(at))
-            .map(|(_, j)| j.clone())
+        self.lock().journeys.get(trigger)
     }
 
     pub fn put_journeys(&self, generation: u64, trigger: &str, journeys: &[Journey]) {
-        let mut inner = self.lock();
-        if inner.generation == generation {
-            bounded(&mut inner.journeys);
-            inner
-                .journeys
-                .insert(trigger.to_string(), (Instant::now(), journeys.to_vec()));
-        }
+        self.put_if_current(generation, |c| {
+            c.journeys.put(trigger.to_string(), journeys.to_vec())
+        });
     }
 
     pub fn session(&self, session_id: &str, user_id: i64) -> Option<User> {
-        let inner = self.lock();
-        inner
-            .sessions
-            .get(&(session_id.to_string(), user_id))
-            .filter(|(at, _)| fresh_session(at))
-            .map(|(_, u)| u.clone())
+        self.lock().sessions.get(&(session_id.to_string(), user_id))
     }
 
     pub fn put_session(&self, generation: u64, session_id: &str, user: &User) {
-        let mut inner = self.lock();
-        if inner.generation == generation {
-            bounded(&mut inner.sessions);
-            inner.sessions.insert(
-                (session_id.to_string(), user.id),
-                (Instant::now(), user.clone()),
-            );
-        }
+        self.put_if_current(generation, |c| {
+            c.sessions
+                .put((session_id.to_string(), user.id), user.clone())
+        });
     }
 }
 
