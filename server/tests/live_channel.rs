@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 on_every_backend!(
     a_reconnecting_console_gets_every_missed_event_in_order,
     a_repeated_request_id_has_one_effect_and_the_same_reply,
+    a_board_counts_todays_answers_within_the_service_level,
 );
 on_every_backend!(tweak = fast_commands; a_resume_point_too_far_back_gets_a_snapshot);
 
@@ -515,6 +516,72 @@ async fn a_board_gets_coalesced_figures_during_a_burst() {
             _ => None,
         })
         .await;
+}
+
+/// The board's "answered today" and service level (the share answered
+/// within the queue's 60 s): one answered at once, one after 61 s of
+/// waiting; the next day starts from nothing.
+async fn a_board_counts_todays_answers_within_the_service_level(app: TestApp) {
+    use callcenter::clock::Clock;
+    const DAY_MS: i64 = 86_400_000;
+    // The story needs two minutes of one day (UTC).
+    let to_midnight = DAY_MS - app.clock.now_ms().rem_euclid(DAY_MS);
+    if to_midnight < 120_000 {
+        app.clock.advance_ms(to_midnight);
+    }
+    let (queue, category) = app.queue("billing", &[], 300).await;
+    let (_a, agent_token) = app.agent("mark", &[], 2).await;
+    let (_s, supervisor) = app.user("sofia", "supervisor").await;
+    let customer = app.customer("c-7").await;
+    let mut board = app.socket(&supervisor).await;
+    let subscribed = board
+        .command(Command::Subscribe {
+            queues: vec![queue],
+            teams: vec![],
+        })
+        .await;
+    assert_eq!(subscribed, ReplyResult::Ok { ticket: None });
+    let mut desk = app.socket(&agent_token).await;
+    desk.go_available().await;
+
+    let answer = |offer: &callcenter_proto::ws::OfferDetails| Command::Accept {
+        ticket_id: offer.ticket.id,
+        version: offer.version,
+    };
+    app.complain(&app.admin_token, "sl-1", customer, category, "At once")
+        .await;
+    let first = desk.next_offer().await;
+    desk.command(answer(&first)).await;
+    app.complain(&app.admin_token, "sl-2", customer, category, "Waits")
+        .await;
+    let second = desk.next_offer().await;
+    app.clock.advance_ms(61_000);
+    let accepted = desk.command(answer(&second)).await;
+    assert!(
+        matches!(accepted, ReplyResult::Ok { ticket: Some(_) }),
+        "{accepted:?}"
+    );
+
+    let today = board
+        .until(|e| match e {
+            ServerEvent::Board(b) if b.queues[0].answered_today == 2 => Some(b.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        today.queues[0].service_level_permille,
+        Some(500),
+        "{today:?}"
+    );
+
+    app.clock.advance_ms(DAY_MS);
+    let tomorrow = board
+        .until(|e| match e {
+            ServerEvent::Board(b) if b.queues[0].answered_today == 0 => Some(b.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(tomorrow.queues[0].service_level_permille, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

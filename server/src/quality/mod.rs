@@ -44,7 +44,7 @@ pub mod surveys;
 
 use crate::store::{Db, StoreResult};
 use callcenter_proto::outcomes::QualitySettings;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 pub const DAY_MS: i64 = 86_400_000;
 
@@ -62,20 +62,6 @@ pub async fn settings(db: &Db) -> StoreResult<QualitySettings> {
         .unwrap_or_default();
     db.cache().put_settings(generation, &document);
     Ok(serde_json::from_str(&document).unwrap_or_default())
-}
-
-/// The quality settings, read inside a transaction.
-pub async fn settings_in(tx: &mut Transaction<'static, Any>) -> StoreResult<QualitySettings> {
-    let row = sqlx::query("SELECT document FROM quality_settings WHERE id = 1")
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(parse_settings(row))
-}
-
-fn parse_settings(row: Option<sqlx::any::AnyRow>) -> QualitySettings {
-    row.and_then(|r| r.try_get::<String, _>("document").ok())
-        .and_then(|d| serde_json::from_str(&d).ok())
-        .unwrap_or_default()
 }
 
 pub async fn save_settings(db: &Db, s: &QualitySettings, now_ms: i64) -> StoreResult<()> {

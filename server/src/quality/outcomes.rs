@@ -1,9 +1,9 @@
 //! The quality row of an ended inbound complaint, written in the resolve's
 //! own transaction (`Db::resolve` calls [`record_outcome`]), and read back.
 
-use super::{DAY_MS, settings_in};
+use super::DAY_MS;
 use crate::store::{Db, StoreError, StoreResult};
-use callcenter_proto::outcomes::{Confirmation, TicketQuality};
+use callcenter_proto::outcomes::{Confirmation, QualitySettings, TicketQuality};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -13,113 +13,62 @@ pub const RETAINED_90_MS: i64 = 90 * DAY_MS;
 
 /// Write the quality row of a ticket that has just ended, inside the
 /// transaction that ended it (the ticket row is already updated and locked
-/// by it, its live assignment ended). Outbound tickets have none.
+/// by it, its live assignment ended). Outbound tickets have none. One
+/// statement: it is on every complaint's path.
+///
+/// - first contact: no other complaint of the customer in the category
+///   created in the window before this one (same moment: lower id first),
+///   and not itself a reopen;
+/// - retained: the customer's first purchase from the end on, within 30 and
+///   90 days (one already recorded with a later date counts too, so the row
+///   does not depend on the order in which events arrive);
+/// - handle time: the time agents held it; duration: from the first
+///   complaint of its journey (a reopen continues its origin's).
 pub async fn record_outcome(
     tx: &mut Transaction<'static, Any>,
     ticket_id: i64,
     agent_id: i64,
     now_ms: i64,
+    settings: &QualitySettings,
 ) -> StoreResult<()> {
-    let t = sqlx::query(
-        "SELECT kind, customer_id, category_id, queue_id, created_at_ms, outcome_code, \
-             outcome_resolved, reopen_of, origin_started_ms FROM tickets WHERE id = $1",
-    )
-    .bind(ticket_id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(StoreError::NotFound("ticket"))?;
-    if t.try_get::<String, _>("kind")? != "inbound" {
-        return Ok(());
-    }
-    let customer_id: i64 = t.try_get("customer_id")?;
-    let category_id: i64 = t.try_get("category_id")?;
-    let created: i64 = t.try_get("created_at_ms")?;
-    let reopen_of: Option<i64> = t.try_get("reopen_of")?;
-    let started = t
-        .try_get::<Option<i64>, _>("origin_started_ms")?
-        .unwrap_or(created);
-    let settings = settings_in(tx).await?;
     let window_ms = i64::from(settings.first_contact_window_days) * DAY_MS;
-
-    // First contact: no other complaint of the customer in the category
-    // created in the window before this one (same moment: lower id first),
-    // and not itself a reopen.
-    let earlier = sqlx::query(
-        "SELECT 1 AS one FROM tickets WHERE customer_id = $1 AND category_id = $2 \
-             AND kind = 'inbound' AND id <> $3 AND created_at_ms >= $4 \
-             AND (created_at_ms < $5 OR (created_at_ms = $5 AND id < $3)) LIMIT 1",
-    )
-    .bind(customer_id)
-    .bind(category_id)
-    .bind(ticket_id)
-    .bind(created - window_ms)
-    .bind(created)
-    .fetch_optional(&mut **tx)
-    .await?
-    .is_some();
-    let first_contact = reopen_of.is_none() && !earlier;
-
-    let handle_ms: i64 = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(COALESCE(ended_at_ms, $2) - started_at_ms), 0) AS BIGINT) AS ms \
-         FROM assignments WHERE ticket_id = $1",
-    )
-    .bind(ticket_id)
-    .bind(now_ms)
-    .fetch_one(&mut **tx)
-    .await?
-    .try_get("ms")?;
-    let compensation = super::retention::compensation_of(tx, ticket_id).await?;
-    // A purchase already recorded with a later date (rare: the shop posts
-    // future-dated orders) counts as well, so the row does not depend on
-    // the order in which events arrive.
-    let later_purchase = sqlx::query(
-        "SELECT id, purchased_at_ms FROM purchases WHERE customer_id = $1 \
-             AND purchased_at_ms >= $2 AND purchased_at_ms <= $3 \
-         ORDER BY purchased_at_ms, id LIMIT 1",
-    )
-    .bind(customer_id)
-    .bind(now_ms)
-    .bind(now_ms + RETAINED_90_MS)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let (retained_30, retained_90, purchase_id) = match later_purchase {
-        Some(p) => {
-            let at: i64 = p.try_get("purchased_at_ms")?;
-            (
-                at - now_ms <= RETAINED_30_MS,
-                true,
-                Some(p.try_get::<i64, _>("id")?),
-            )
-        }
-        None => (false, false, None),
-    };
-
     sqlx::query(
         "INSERT INTO ticket_quality (ticket_id, customer_id, category_id, queue_id, agent_id, \
              ended_at_ms, ended_day, resolved, resolution_code, first_contact, retained_30, \
              retained_90, retention_purchase_id, compensation_minor, handle_ms, duration_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         SELECT id, customer_id, category_id, queue_id, $2, $3, $4, resolved, outcome_code, \
+             CASE WHEN reopen_of IS NULL AND earlier = 0 THEN 1 ELSE 0 END, \
+             retained_30, CASE WHEN purchase_id IS NULL THEN 0 ELSE 1 END, purchase_id, \
+             compensation, CASE WHEN handle > 0 THEN handle ELSE 0 END, \
+             CASE WHEN $3 - started > 0 THEN $3 - started ELSE 0 END \
+         FROM (SELECT t.id, t.customer_id, t.category_id, t.queue_id, t.outcome_code, t.reopen_of, \
+                 CASE WHEN COALESCE(t.outcome_resolved, 0) > 0 THEN 1 ELSE 0 END AS resolved, \
+                 COALESCE(t.origin_started_ms, t.created_at_ms) AS started, \
+                 CASE WHEN EXISTS (SELECT 1 FROM tickets e WHERE e.customer_id = t.customer_id \
+                     AND e.category_id = t.category_id AND e.kind = 'inbound' AND e.id <> t.id \
+                     AND e.created_at_ms >= t.created_at_ms - $5 \
+                     AND (e.created_at_ms < t.created_at_ms \
+                          OR (e.created_at_ms = t.created_at_ms AND e.id < t.id))) \
+                     THEN 1 ELSE 0 END AS earlier, \
+                 CASE WHEN EXISTS (SELECT 1 FROM purchases p WHERE p.customer_id = t.customer_id \
+                     AND p.purchased_at_ms >= $3 AND p.purchased_at_ms <= $6) \
+                     THEN 1 ELSE 0 END AS retained_30, \
+                 (SELECT p.id FROM purchases p WHERE p.customer_id = t.customer_id \
+                     AND p.purchased_at_ms >= $3 AND p.purchased_at_ms <= $7 \
+                     ORDER BY p.purchased_at_ms, p.id LIMIT 1) AS purchase_id, \
+                 (SELECT CAST(COALESCE(SUM(l.amount_minor), 0) AS BIGINT) \
+                     FROM compensation_ledger l WHERE l.ticket_id = t.id) AS compensation, \
+                 (SELECT CAST(COALESCE(SUM(COALESCE(a.ended_at_ms, $3) - a.started_at_ms), 0) AS BIGINT) \
+                     FROM assignments a WHERE a.ticket_id = t.id) AS handle \
+             FROM tickets t WHERE t.id = $1 AND t.kind = 'inbound') q",
     )
     .bind(ticket_id)
-    .bind(customer_id)
-    .bind(category_id)
-    .bind(t.try_get::<i64, _>("queue_id")?)
     .bind(agent_id)
     .bind(now_ms)
     .bind(now_ms.div_euclid(DAY_MS))
-    .bind(
-        t.try_get::<Option<i64>, _>("outcome_resolved")?
-            .unwrap_or(0)
-            .min(1),
-    )
-    .bind(t.try_get::<Option<String>, _>("outcome_code")?)
-    .bind(first_contact as i64)
-    .bind(retained_30 as i64)
-    .bind(retained_90 as i64)
-    .bind(purchase_id)
-    .bind(compensation)
-    .bind(handle_ms.max(0))
-    .bind((now_ms - started).max(0))
+    .bind(window_ms)
+    .bind(now_ms + RETAINED_30_MS)
+    .bind(now_ms + RETAINED_90_MS)
     .execute(&mut **tx)
     .await?;
     Ok(())

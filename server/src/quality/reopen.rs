@@ -7,7 +7,8 @@
 //!   the most recently ended one, `origin_id`/`origin_started_ms` come from
 //!   it (so a chain keeps its first start), and the earlier row is marked
 //!   `reopened`, all in the filing transaction. It gets the queue's
-//!   `reopen_head_start_seconds`. Every other complaint is its own origin.
+//!   `reopen_head_start_seconds`. Every other complaint is its own origin
+//!   (its origin columns stay empty: the ticket's own id and creation time).
 //! - **Denied.** A customer's "no" (survey or call) marks the complaint
 //!   `denied` and `reopened` and files its reopen with a head start (the
 //!   queue's `reopen_head_start_seconds` or the settings'
@@ -105,51 +106,47 @@ fn link_to(r: &sqlx::any::AnyRow) -> StoreResult<ReopenLink> {
     })
 }
 
-/// Set a new ticket's place in its reopen chain, in its filing transaction:
-/// linked to `link` (whose row is marked reopened), or its own origin.
+/// Where a new complaint's reopen chain starts, written with its row:
+/// (`reopen_of`, `origin_id`, `origin_started_ms`). A complaint that is its
+/// own origin leaves both origin columns empty (readers take the ticket's
+/// own id and creation time).
+pub fn chain_columns(link: Option<&ReopenLink>) -> (Option<i64>, Option<i64>, Option<i64>) {
+    match link {
+        Some(l) => (Some(l.of), Some(l.origin_id), Some(l.origin_started_ms)),
+        None => (None, None, None),
+    }
+}
+
+/// A new complaint reopens `link`, in its filing transaction: the earlier
+/// row is marked reopened and both histories say so.
 pub async fn link_in(
     tx: &mut Transaction<'static, Any>,
     ticket_id: i64,
-    link: Option<&ReopenLink>,
+    link: &ReopenLink,
     created_ms: i64,
 ) -> StoreResult<()> {
-    let (of, origin, started) = match link {
-        Some(l) => (Some(l.of), l.origin_id, l.origin_started_ms),
-        None => (None, ticket_id, created_ms),
-    };
-    sqlx::query(
-        "UPDATE tickets SET reopen_of = $1, origin_id = $2, origin_started_ms = $3 WHERE id = $4",
+    sqlx::query("UPDATE ticket_quality SET reopened = 1 WHERE ticket_id = $1 AND reopened = 0")
+        .bind(link.of)
+        .execute(&mut **tx)
+        .await?;
+    event(
+        tx,
+        ticket_id,
+        created_ms,
+        None,
+        "reopen_of",
+        serde_json::json!({ "ticket_id": link.of, "origin_id": link.origin_id }),
     )
-    .bind(of)
-    .bind(origin)
-    .bind(started)
-    .bind(ticket_id)
-    .execute(&mut **tx)
     .await?;
-    if let Some(l) = link {
-        sqlx::query("UPDATE ticket_quality SET reopened = 1 WHERE ticket_id = $1 AND reopened = 0")
-            .bind(l.of)
-            .execute(&mut **tx)
-            .await?;
-        event(
-            tx,
-            ticket_id,
-            created_ms,
-            None,
-            "reopen_of",
-            serde_json::json!({ "ticket_id": l.of, "origin_id": l.origin_id }),
-        )
-        .await?;
-        event(
-            tx,
-            l.of,
-            created_ms,
-            None,
-            "reopened",
-            serde_json::json!({ "by_ticket_id": ticket_id }),
-        )
-        .await?;
-    }
+    event(
+        tx,
+        link.of,
+        created_ms,
+        None,
+        "reopened",
+        serde_json::json!({ "by_ticket_id": ticket_id }),
+    )
+    .await?;
     Ok(())
 }
 

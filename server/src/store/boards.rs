@@ -6,11 +6,12 @@ use callcenter_proto::ws::{AgentFigure, QueueFigures, TeamFigures};
 use sqlx::Row;
 
 impl Db {
-    /// A queue's live figures; `day_start_ms` starts "today" for the service level.
+    /// A queue's live figures; `today` (a Unix day, UTC) is the day of the
+    /// answers and the service level.
     pub async fn queue_figures(
         &self,
         queue_id: i64,
-        day_start_ms: i64,
+        today: i64,
     ) -> StoreResult<Option<QueueFigures>> {
         // The definition from the directory cache; the figures in one statement.
         let queue = match self.queue(queue_id).await {
@@ -18,20 +19,19 @@ impl Db {
             Err(super::StoreError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let target_ms = i64::from(queue.spec.service_level_seconds) * 1000;
+        // Answers are counted by the accepts themselves (`queue_answers`,
+        // by day and shard), so the cost of a reading does not grow with the day.
         let figures = sqlx::query(
             "SELECT w.waiting, w.oldest, a.answered, a.within FROM \
                  (SELECT COUNT(*) AS waiting, MIN(created_at_ms) AS oldest FROM tickets \
                   WHERE queue_id = $1 AND status IN ('queued', 'offered')) w \
              CROSS JOIN \
-                 (SELECT COUNT(*) AS answered, \
-                      COUNT(CASE WHEN a.started_at_ms - t.created_at_ms <= $2 THEN 1 END) AS within \
-                  FROM assignments a JOIN tickets t ON t.id = a.ticket_id \
-                  WHERE t.queue_id = $1 AND a.started_at_ms >= $3) a",
+                 (SELECT CAST(COALESCE(SUM(answered), 0) AS BIGINT) AS answered, \
+                      CAST(COALESCE(SUM(within_level), 0) AS BIGINT) AS within \
+                  FROM queue_answers WHERE queue_id = $1 AND day = $2) a",
         )
         .bind(queue_id)
-        .bind(target_ms)
-        .bind(day_start_ms)
+        .bind(today)
         .fetch_one(&self.pool)
         .await?;
         let answered_today: i64 = figures.try_get("answered")?;

@@ -11,6 +11,27 @@ const TICKET_COLUMNS: &str = "id, kind, status, customer_id, category_id, queue_
      description, rank_ms, assigned_agent_id, created_at_ms, resolved_at_ms, outcome_code, \
      outcome_resolved, outcome_note";
 
+const DAY_MS: i64 = 86_400_000;
+
+/// How many rows share a queue's count of answers per day (by agent id), so
+/// that concurrent accepts in one queue rarely wait on one row.
+const ANSWER_SHARDS: i64 = 16;
+
+/// The statement counting an answer for the queue's board, from a row `t`
+/// of the answered ticket and `q` of its queue (`from` names them), with the
+/// placeholders of the answer's time, day and shard.
+fn count_answer(from: &str, at: &str, day: &str, shard: &str) -> String {
+    format!(
+        "INSERT INTO queue_answers (queue_id, day, shard, answered, within_level) \
+         SELECT t.queue_id, {day}, {shard}, 1, \
+             CASE WHEN {at} - t.created_at_ms <= q.service_level_seconds * 1000 THEN 1 ELSE 0 END \
+         {from} \
+         ON CONFLICT (queue_id, day, shard) DO UPDATE SET \
+             answered = queue_answers.answered + 1, \
+             within_level = queue_answers.within_level + excluded.within_level"
+    )
+}
+
 /// A new inbound ticket, validated by the caller.
 pub struct NewComplaint<'a> {
     pub customer_id: i64,
@@ -196,6 +217,115 @@ pub(super) async fn ticket_in(tx: &mut Transaction<'static, Any>, id: i64) -> St
     ticket_from_row(&row)
 }
 
+/// The complaint's row, its idempotency key (a key seen before is a unique
+/// violation) and its first two steps, as one statement.
+async fn insert_complaint_in_one_statement(
+    tx: &mut Transaction<'static, Any>,
+    c: &NewComplaint<'_>,
+    idem: &IdempotencyKey<'_>,
+    reopen: Option<&ReopenLink>,
+    rank_ms: i64,
+    now_ms: i64,
+) -> StoreResult<Ticket> {
+    let (reopen_of, origin_id, origin_started_ms) = crate::quality::reopen::chain_columns(reopen);
+    let row = sqlx::query(&format!(
+        "WITH t AS ( \
+             INSERT INTO tickets (kind, status, customer_id, category_id, queue_id, channel, \
+                 description, rank_ms, created_at_ms, updated_at_ms, reopen_of, origin_id, \
+                 origin_started_ms) \
+             VALUES ('inbound', 'queued', $1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10) \
+             RETURNING {TICKET_COLUMNS}), \
+         k AS ( \
+             INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at_ms) \
+             SELECT $11, $12, $13, id, $7 FROM t), \
+         e AS ( \
+             INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
+             SELECT id, $7, $14, 'created', $15 FROM t \
+             UNION ALL SELECT id, $7, CAST(NULL AS BIGINT), 'queued', $16 FROM t) \
+         SELECT * FROM t"
+    ))
+    .bind(c.customer_id)
+    .bind(c.category_id)
+    .bind(c.queue_id)
+    .bind(c.channel)
+    .bind(c.description)
+    .bind(rank_ms)
+    .bind(now_ms)
+    .bind(reopen_of)
+    .bind(origin_id)
+    .bind(origin_started_ms)
+    .bind(idem.scope)
+    .bind(idem.key)
+    .bind(idem.request_hash)
+    .bind(c.actor_user_id)
+    .bind(created_data(c).to_string())
+    .bind(queued_data(c).to_string())
+    .fetch_one(&mut **tx)
+    .await?;
+    ticket_from_row(&row)
+}
+
+async fn insert_complaint_step_by_step(
+    tx: &mut Transaction<'static, Any>,
+    c: &NewComplaint<'_>,
+    idem: &IdempotencyKey<'_>,
+    reopen: Option<&ReopenLink>,
+    rank_ms: i64,
+    now_ms: i64,
+) -> StoreResult<Ticket> {
+    let (reopen_of, origin_id, origin_started_ms) = crate::quality::reopen::chain_columns(reopen);
+    let row = sqlx::query(&format!(
+        "INSERT INTO tickets (kind, status, customer_id, category_id, queue_id, channel, description, \
+             rank_ms, created_at_ms, updated_at_ms, reopen_of, origin_id, origin_started_ms) \
+         VALUES ('inbound', 'queued', $1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10) \
+         RETURNING {TICKET_COLUMNS}",
+    ))
+    .bind(c.customer_id)
+    .bind(c.category_id)
+    .bind(c.queue_id)
+    .bind(c.channel)
+    .bind(c.description)
+    .bind(rank_ms)
+    .bind(now_ms)
+    .bind(reopen_of)
+    .bind(origin_id)
+    .bind(origin_started_ms)
+    .fetch_one(&mut **tx)
+    .await?;
+    let ticket = ticket_from_row(&row)?;
+    sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(idem.scope)
+    .bind(idem.key)
+    .bind(idem.request_hash)
+    .bind(ticket.id)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    record_two(
+        tx,
+        ticket.id,
+        (now_ms, Some(c.actor_user_id), "created", created_data(c)),
+        (now_ms, None, "queued", queued_data(c)),
+    )
+    .await?;
+    Ok(ticket)
+}
+
+fn resolved_data(outcome: &Outcome) -> serde_json::Value {
+    serde_json::json!({ "code": outcome.code, "resolved": outcome.resolved, "note": outcome.note })
+}
+
+fn created_data(c: &NewComplaint<'_>) -> serde_json::Value {
+    serde_json::json!({ "channel": c.channel, "category_id": c.category_id })
+}
+
+fn queued_data(c: &NewComplaint<'_>) -> serde_json::Value {
+    serde_json::json!({ "queue_id": c.queue_id })
+}
+
 impl Db {
     /// File a complaint once per idempotency key. Returns the ticket and
     /// whether it was created now (false: the key was seen before with the
@@ -220,37 +350,28 @@ impl Db {
         )
         .await?;
         let rank_ms = (c.rank)(&customer, reopen.as_ref());
-        let row = sqlx::query(
-            "INSERT INTO tickets (kind, status, customer_id, category_id, queue_id, channel, description, \
-                 rank_ms, created_at_ms, updated_at_ms) \
-             VALUES ('inbound', 'queued', $1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
-        )
-        .bind(c.customer_id)
-        .bind(c.category_id)
-        .bind(c.queue_id)
-        .bind(c.channel)
-        .bind(c.description)
-        .bind(rank_ms)
-        .bind(now_ms)
-        .fetch_one(&mut *tx)
-        .await?;
-        let id: i64 = row.try_get("id")?;
-        let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(idem.scope)
-        .bind(idem.key)
-        .bind(idem.request_hash)
-        .bind(id)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await;
-        match claimed {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                // A retry (or a concurrent one that won the race): drop ours,
-                // answer with the first.
+        let inserted = match self.dialect {
+            super::Dialect::Postgres => {
+                insert_complaint_in_one_statement(
+                    &mut tx,
+                    c,
+                    idem,
+                    reopen.as_ref(),
+                    rank_ms,
+                    now_ms,
+                )
+                .await
+            }
+            super::Dialect::Sqlite => {
+                insert_complaint_step_by_step(&mut tx, c, idem, reopen.as_ref(), rank_ms, now_ms)
+                    .await
+            }
+        };
+        let ticket = match inserted {
+            Ok(ticket) => ticket,
+            Err(StoreError::Database(e)) if is_unique_violation(&e) => {
+                // The key was seen before (a retry, or a concurrent one that
+                // won the race): drop ours, answer with the first.
                 drop(tx);
                 let ticket = self
                     .replay(idem)
@@ -263,27 +384,11 @@ impl Db {
                     rank_ms,
                 });
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
+        };
+        if let Some(link) = reopen.as_ref() {
+            crate::quality::reopen::link_in(&mut tx, ticket.id, link, now_ms).await?;
         }
-        record_two(
-            &mut tx,
-            id,
-            (
-                now_ms,
-                Some(c.actor_user_id),
-                "created",
-                serde_json::json!({ "channel": c.channel, "category_id": c.category_id }),
-            ),
-            (
-                now_ms,
-                None,
-                "queued",
-                serde_json::json!({ "queue_id": c.queue_id }),
-            ),
-        )
-        .await?;
-        crate::quality::reopen::link_in(&mut tx, id, reopen.as_ref(), now_ms).await?;
-        let ticket = ticket_in(&mut tx, id).await?;
         tx.commit().await?;
         Ok(Filed {
             ticket,
@@ -387,7 +492,70 @@ impl Db {
 
     /// The agent accepted the offer: the ticket is theirs. The unique index on
     /// live assignments refuses a second holder whatever the live layer says.
+    /// The answer is counted for the queue's board (`queue_answers`).
     pub async fn assign(
+        &self,
+        ticket_id: i64,
+        offer: &OfferStep,
+        now_ms: i64,
+    ) -> StoreResult<Ticket> {
+        let assigned = match self.dialect {
+            // One statement (one round trip, one implicit transaction): the
+            // accept is on every lifecycle's path.
+            super::Dialect::Postgres => {
+                self.assign_in_one_statement(ticket_id, offer, now_ms).await
+            }
+            super::Dialect::Sqlite => self.assign_step_by_step(ticket_id, offer, now_ms).await,
+        };
+        assigned.map_err(|e| match e {
+            StoreError::Database(e) if is_unique_violation(&e) => {
+                StoreError::Conflict("the ticket is already assigned".into())
+            }
+            e => e,
+        })
+    }
+
+    async fn assign_in_one_statement(
+        &self,
+        ticket_id: i64,
+        offer: &OfferStep,
+        now_ms: i64,
+    ) -> StoreResult<Ticket> {
+        let row = sqlx::query(&format!(
+            "WITH t AS ( \
+                 UPDATE tickets SET status = 'assigned', assigned_agent_id = $1, updated_at_ms = $2 \
+                 WHERE id = $3 AND status IN ('queued', 'offered') \
+                 RETURNING {TICKET_COLUMNS}), \
+             a AS ( \
+                 INSERT INTO assignments (ticket_id, agent_id, offer_version, started_at_ms) \
+                 SELECT id, $1, $4, $2 FROM t), \
+             e AS ( \
+                 INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
+                 SELECT id, $5, CAST(NULL AS BIGINT), 'offered', $6 FROM t \
+                 UNION ALL SELECT id, $2, $1, 'accepted', $7 FROM t), \
+             m AS ( \
+                 UPDATE agents SET missed_in_row = 0 \
+                 WHERE user_id = $1 AND missed_in_row <> 0 AND EXISTS (SELECT 1 FROM t)), \
+             c AS ({count}) \
+             SELECT * FROM t",
+            count = count_answer("FROM t JOIN queues q ON q.id = t.queue_id", "$2", "$8", "$9"),
+        ))
+        .bind(offer.agent_id)
+        .bind(now_ms)
+        .bind(ticket_id)
+        .bind(offer.version as i64)
+        .bind(offer.at_ms)
+        .bind(offer.data().to_string())
+        .bind(serde_json::json!({ "version": offer.version }).to_string())
+        .bind(now_ms.div_euclid(DAY_MS))
+        .bind(offer.agent_id.rem_euclid(ANSWER_SHARDS))
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::Conflict("the ticket is no longer waiting".into()))?;
+        ticket_from_row(&row)
+    }
+
+    async fn assign_step_by_step(
         &self,
         ticket_id: i64,
         offer: &OfferStep,
@@ -395,20 +563,17 @@ impl Db {
     ) -> StoreResult<Ticket> {
         let (agent_id, version) = (offer.agent_id, offer.version);
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
+        let row = sqlx::query(&format!(
             "UPDATE tickets SET status = 'assigned', assigned_agent_id = $1, updated_at_ms = $2 \
-             WHERE id = $3 AND status IN ('queued', 'offered')",
-        )
+             WHERE id = $3 AND status IN ('queued', 'offered') RETURNING {TICKET_COLUMNS}"
+        ))
         .bind(agent_id)
         .bind(now_ms)
         .bind(ticket_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict(
-                "the ticket is no longer waiting".into(),
-            ));
-        }
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::Conflict("the ticket is no longer waiting".into()))?;
+        let ticket = ticket_from_row(&row)?;
         sqlx::query(
             "INSERT INTO assignments (ticket_id, agent_id, offer_version, started_at_ms) VALUES ($1, $2, $3, $4)",
         )
@@ -417,14 +582,7 @@ impl Db {
         .bind(version as i64)
         .bind(now_ms)
         .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict("the ticket is already assigned".into())
-            } else {
-                e.into()
-            }
-        })?;
+        .await?;
         record_two(
             &mut tx,
             ticket_id,
@@ -444,7 +602,18 @@ impl Db {
         .bind(agent_id)
         .execute(&mut *tx)
         .await?;
-        let ticket = ticket_in(&mut tx, ticket_id).await?;
+        sqlx::query(&count_answer(
+            "FROM tickets t JOIN queues q ON q.id = t.queue_id WHERE t.id = $1",
+            "$2",
+            "$3",
+            "$4",
+        ))
+        .bind(ticket_id)
+        .bind(now_ms)
+        .bind(now_ms.div_euclid(DAY_MS))
+        .bind(agent_id.rem_euclid(ANSWER_SHARDS))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(ticket)
     }
@@ -472,58 +641,97 @@ impl Db {
         outcome: &Outcome,
         now_ms: i64,
     ) -> StoreResult<Resolved> {
+        // The settings of the quality record, from the directory cache.
+        let settings = crate::quality::settings(self).await?;
         let mut tx = self.pool.begin().await?;
-        let current = ticket_in(&mut tx, ticket_id).await?;
-        if current.assigned_agent_id != Some(agent_id) || current.status != TicketStatus::Assigned {
+        // Only the holder resolves: the update says whether they hold it.
+        let updated = match self.dialect {
+            // The ticket, its assignment and its history in one statement.
+            super::Dialect::Postgres => sqlx::query(&format!(
+                "WITH t AS ( \
+                     UPDATE tickets SET status = 'resolved', resolved_at_ms = $1, updated_at_ms = $1, \
+                         outcome_code = $2, outcome_resolved = $3, outcome_note = $4 \
+                     WHERE id = $5 AND assigned_agent_id = $6 AND status = 'assigned' \
+                     RETURNING {TICKET_COLUMNS}), \
+                 a AS ( \
+                     UPDATE assignments SET ended_at_ms = $1 \
+                     WHERE ticket_id = $5 AND ended_at_ms IS NULL AND EXISTS (SELECT 1 FROM t)), \
+                 e AS ( \
+                     INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
+                     SELECT id, $1, $6, 'resolved', $7 FROM t) \
+                 SELECT * FROM t"
+            ))
+            .bind(now_ms)
+            .bind(&outcome.code)
+            .bind(outcome.resolved as i64)
+            .bind(&outcome.note)
+            .bind(ticket_id)
+            .bind(agent_id)
+            .bind(resolved_data(outcome).to_string())
+            .fetch_optional(&mut *tx)
+            .await?,
+            super::Dialect::Sqlite => sqlx::query(&format!(
+                "UPDATE tickets SET status = 'resolved', resolved_at_ms = $1, updated_at_ms = $1, \
+                     outcome_code = $2, outcome_resolved = $3, outcome_note = $4 \
+                 WHERE id = $5 AND assigned_agent_id = $6 AND status = 'assigned' \
+                 RETURNING {TICKET_COLUMNS}"
+            ))
+            .bind(now_ms)
+            .bind(&outcome.code)
+            .bind(outcome.resolved as i64)
+            .bind(&outcome.note)
+            .bind(ticket_id)
+            .bind(agent_id)
+            .fetch_optional(&mut *tx)
+            .await?,
+        };
+        let Some(row) = updated else {
+            let current = ticket_in(&mut tx, ticket_id).await?;
             return Err(if current.assigned_agent_id == Some(agent_id) {
                 StoreError::Conflict(format!("the ticket is {}", current.status.as_str()))
             } else {
                 StoreError::NotFound("assigned ticket")
             });
+        };
+        let ticket = ticket_from_row(&row)?;
+        if self.dialect == super::Dialect::Sqlite {
+            end_assignment(&mut tx, ticket_id, now_ms).await?;
+            record(
+                &mut tx,
+                ticket_id,
+                now_ms,
+                Some(agent_id),
+                "resolved",
+                resolved_data(outcome),
+            )
+            .await?;
         }
-        sqlx::query(
-            "UPDATE tickets SET status = 'resolved', resolved_at_ms = $1, updated_at_ms = $1, \
-                 outcome_code = $2, outcome_resolved = $3, outcome_note = $4 \
-             WHERE id = $5",
-        )
-        .bind(now_ms)
-        .bind(&outcome.code)
-        .bind(outcome.resolved as i64)
-        .bind(&outcome.note)
-        .bind(ticket_id)
-        .execute(&mut *tx)
-        .await?;
-        end_assignment(&mut tx, ticket_id, now_ms).await?;
-        record(
-            &mut tx,
-            ticket_id,
-            now_ms,
-            Some(agent_id),
-            "resolved",
-            serde_json::json!({ "code": outcome.code, "resolved": outcome.resolved, "note": outcome.note }),
-        )
-        .await?;
         // The complaint's quality record, in the same transaction (issue 7).
-        crate::quality::outcomes::record_outcome(&mut tx, ticket_id, agent_id, now_ms).await?;
-        let ticket = ticket_in(&mut tx, ticket_id).await?;
-        let ever_escalated = sqlx::query(
-            "SELECT 1 AS one FROM ticket_events WHERE ticket_id = $1 AND kind = 'escalated' LIMIT 1",
-        )
-        .bind(ticket_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
-        let held_reopens = sqlx::query(
-            "SELECT id FROM tickets WHERE held_for_agent_id = $1 AND status = 'queued' \
-             AND held_until_ms > $2 ORDER BY id",
+        crate::quality::outcomes::record_outcome(&mut tx, ticket_id, agent_id, now_ms, &settings)
+            .await?;
+        // What follows: reopens held for the agent (0), whether the ticket
+        // was ever escalated (1).
+        let mut held_reopens = Vec::new();
+        let mut ever_escalated = false;
+        for row in sqlx::query(
+            "SELECT 0 AS which, id FROM tickets \
+                 WHERE held_for_agent_id = $1 AND status = 'queued' AND held_until_ms > $2 \
+             UNION ALL \
+             SELECT 1 AS which, ticket_id AS id FROM \
+                 (SELECT ticket_id FROM ticket_events WHERE ticket_id = $3 AND kind = 'escalated' LIMIT 1) e \
+             ORDER BY 1, 2",
         )
         .bind(agent_id)
         .bind(now_ms)
+        .bind(ticket_id)
         .fetch_all(&mut *tx)
         .await?
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<Result<Vec<i64>, _>>()?;
+        {
+            match row.try_get::<i64, _>("which")? {
+                0 => held_reopens.push(row.try_get("id")?),
+                _ => ever_escalated = true,
+            }
+        }
         tx.commit().await?;
         Ok(Resolved {
             ticket,

@@ -55,10 +55,6 @@ pub(super) async fn subscribe(
     Ok(())
 }
 
-fn start_of_day(now_ms: i64) -> i64 {
-    now_ms - now_ms.rem_euclid(86_400_000)
-}
-
 async fn figures(state: &AppState, subscription: &Subscription) -> anyhow::Result<(u64, Board)> {
     let now = state.clock.now_ms();
     let mut board = Board {
@@ -68,7 +64,11 @@ async fn figures(state: &AppState, subscription: &Subscription) -> anyhow::Resul
         at_ms: now,
     };
     for &q in &subscription.queues {
-        if let Some(figures) = state.db.queue_figures(q, start_of_day(now)).await? {
+        if let Some(figures) = state
+            .db
+            .queue_figures(q, now.div_euclid(86_400_000))
+            .await?
+        {
             board.queues.push(figures);
         }
     }
