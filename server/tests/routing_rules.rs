@@ -4,9 +4,9 @@
 
 mod support;
 
-use callcenter_proto::AgentState;
 use callcenter_proto::http::TicketHistory;
 use callcenter_proto::ws::{Command, OfferDetails, ReplyResult, ServerEvent};
+use callcenter_proto::{AgentState, TicketStatus};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::TestApp;
@@ -209,7 +209,7 @@ async fn an_agent_who_misses_offers_in_a_row_goes_on_break(app: TestApp) {
 async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app: TestApp) {
     let (_q, category) = queue_with(&app, "care", json!({ "reconnect_grace_seconds": 60 })).await;
     let who = customer(&app, "c-3", "standard").await;
-    let (_a, token_a) = app.agent("anna", &[], 1).await;
+    let (anna_id, token_a) = app.agent("anna", &[], 1).await;
     let (_b, token_b) = app.agent("gleb", &[], 1).await;
     let mut desk_a = app.socket(&token_a).await;
     desk_a.go_available().await;
@@ -236,6 +236,7 @@ async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app
 
     // She drops again and stays away past the grace period: the ticket goes
     // back to the front of the queue, ahead of one that was waiting.
+    let last = back.last_seq();
     back.drop_connection().await;
     let waiting = file(&app, "r-2", who, category).await;
     let mut desk_b = app.socket(&token_b).await;
@@ -280,6 +281,17 @@ async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app
             .await
             .contains(&"returned_to_queue".to_string())
     );
+    // When Anna's console comes back, its stream says the ticket is no
+    // longer hers (the console drops it).
+    let mut anna = Socket::connect_from(&app.ws_url(), &token_a, Some(last)).await;
+    let taken_back = anna
+        .until(|e| match e {
+            ServerEvent::TicketUpdated { ticket } if ticket.id == held => Some(ticket.clone()),
+            _ => None,
+        })
+        .await;
+    assert_ne!(taken_back.assigned_agent_id, Some(anna_id));
+    assert_eq!(taken_back.status, TicketStatus::Queued);
 }
 
 async fn a_cancelled_ticket_withdraws_its_offer(app: TestApp) {

@@ -102,7 +102,7 @@ impl Desk {
                 )
                 .await?;
             if returned {
-                let kind = super::eligibility::kind_of(&self.db.ticket(held.ticket_id).await?.kind);
+                let ticket = self.db.ticket(held.ticket_id).await?;
                 self.routing
                     .release(held.agent_id, held.ticket_id, now)
                     .await?;
@@ -110,11 +110,15 @@ impl Desk {
                     .enqueue(WaitingTicket {
                         ticket_id: held.ticket_id,
                         queue_id: held.queue_id,
-                        kind,
+                        kind: super::eligibility::kind_of(&ticket.kind),
                         rank_ms: FRONT_OF_QUEUE_RANK,
                         entered_ms: now,
                     })
                     .await?;
+                // The agent's consoles drop it (a console resuming later
+                // reads this in its stream).
+                self.tell(held.agent_id, ServerEvent::TicketUpdated { ticket })
+                    .await;
                 self.dispatch(held.queue_id).await?;
             }
         }
