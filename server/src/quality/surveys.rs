@@ -380,14 +380,20 @@ async fn insert_survey(
 
 /// Complaints asked for a confirmation whose every link expired unanswered
 /// are `expired` (a later link asks again). Run by each node's survey loop
-/// every [`EXPIRY_EVERY_MS`] of the clock; idempotent across nodes.
-pub async fn expire(db: &Db, now_ms: i64) -> Result<u64, StoreError> {
+/// every [`EXPIRY_EVERY_MS`] of the clock; idempotent across nodes. Only
+/// complaints with a link that expired in `(since_ms, now_ms]` can change:
+/// the loop passes the time of its last round (`i64::MIN` on its first), so
+/// a round costs what expired since the last one, not every open link.
+pub async fn expire(db: &Db, since_ms: i64, now_ms: i64) -> Result<u64, StoreError> {
     Ok(sqlx::query(
         "UPDATE ticket_quality SET confirmation = 'expired' WHERE confirmation = 'asked' \
+         AND ticket_id IN (SELECT ticket_id FROM surveys WHERE answered_at_ms IS NULL \
+             AND expires_at_ms > $2 AND expires_at_ms <= $1) \
          AND NOT EXISTS (SELECT 1 FROM surveys s WHERE s.ticket_id = ticket_quality.ticket_id \
              AND s.answered_at_ms IS NULL AND s.expires_at_ms > $1)",
     )
     .bind(now_ms)
+    .bind(since_ms)
     .execute(db.pool())
     .await?
     .rows_affected())
@@ -438,14 +444,22 @@ pub fn start(
     Ok(tokio::spawn(async move {
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut expired_at = None;
+        // When the last expiry round was tried, and up to when links were
+        // looked at by the last one that completed.
+        let mut tried_at: Option<i64> = None;
+        let mut done_until = i64::MIN;
         loop {
             tick.tick().await;
             let now = clock.now_ms();
-            if expired_at.is_none_or(|at: i64| now < at || now - at >= EXPIRY_EVERY_MS) {
-                expired_at = Some(now);
-                if let Err(e) = expire(&db, now).await {
-                    tracing::warn!(error = %e, "could not expire survey links");
+            if tried_at.is_none_or(|at| now < at || now - at >= EXPIRY_EVERY_MS) {
+                tried_at = Some(now);
+                if now < done_until {
+                    // A clock set back looks at every open link again.
+                    done_until = i64::MIN;
+                }
+                match expire(&db, done_until, now).await {
+                    Ok(_) => done_until = now,
+                    Err(e) => tracing::warn!(error = %e, "could not expire survey links"),
                 }
             }
             let Some(target) = &target else { continue };
