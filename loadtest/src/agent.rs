@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -58,7 +59,12 @@ pub async fn hello(
     token: &str,
     resume_from: Option<u64>,
 ) -> anyhow::Result<(Ws, bool, Vec<String>)> {
-    let (mut ws, _) = tokio::time::timeout(WELCOME_WAIT, connect_async(url))
+    // Like a browser: no Nagle delay on small frames. A 4 KiB read buffer:
+    // tungstenite zero-fills the whole buffer on every read, and its 128 KiB
+    // default made the harness spend a tenth of its CPU in memset.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let connect = connect_async_with_config(url, Some(config), true);
+    let (mut ws, _) = tokio::time::timeout(WELCOME_WAIT, connect)
         .await
         .map_err(|_| anyhow::anyhow!("connect timed out"))??;
     let hello = ClientFrame::Hello {
