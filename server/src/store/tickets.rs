@@ -217,6 +217,61 @@ pub(super) async fn ticket_in(tx: &mut Transaction<'static, Any>, id: i64) -> St
     ticket_from_row(&row)
 }
 
+/// The complaint's row (values $1 to $10, see [`bind_complaint_row`]),
+/// returning it.
+fn insert_complaint_row() -> String {
+    format!(
+        "INSERT INTO tickets (kind, status, customer_id, category_id, queue_id, channel, \
+             description, rank_ms, created_at_ms, updated_at_ms, reopen_of, origin_id, \
+             origin_started_ms) \
+         VALUES ('inbound', 'queued', $1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10) \
+         RETURNING {TICKET_COLUMNS}"
+    )
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind_complaint_row<'q>(
+    query: AnyQuery<'q>,
+    c: &NewComplaint<'q>,
+    reopen: Option<&ReopenLink>,
+    rank_ms: i64,
+    now_ms: i64,
+) -> AnyQuery<'q> {
+    let (reopen_of, origin_id, origin_started_ms) = crate::quality::reopen::chain_columns(reopen);
+    query
+        .bind(c.customer_id)
+        .bind(c.category_id)
+        .bind(c.queue_id)
+        .bind(c.channel)
+        .bind(c.description)
+        .bind(rank_ms)
+        .bind(now_ms)
+        .bind(reopen_of)
+        .bind(origin_id)
+        .bind(origin_started_ms)
+}
+
+/// The accept's update of the ticket ($1 agent, $2 time, $3 ticket), returning
+/// it; nothing when it is no longer waiting.
+fn assign_row() -> String {
+    format!(
+        "UPDATE tickets SET status = 'assigned', assigned_agent_id = $1, updated_at_ms = $2 \
+         WHERE id = $3 AND status IN ('queued', 'offered') RETURNING {TICKET_COLUMNS}"
+    )
+}
+
+/// The resolve's update of the ticket ($1 time, $2–$4 outcome, $5 ticket,
+/// $6 agent), returning it; nothing unless the agent holds it.
+fn resolve_row() -> String {
+    format!(
+        "UPDATE tickets SET status = 'resolved', resolved_at_ms = $1, updated_at_ms = $1, \
+             outcome_code = $2, outcome_resolved = $3, outcome_note = $4 \
+         WHERE id = $5 AND assigned_agent_id = $6 AND status = 'assigned' \
+         RETURNING {TICKET_COLUMNS}"
+    )
+}
+
 /// The complaint's row, its idempotency key (a key seen before is a unique
 /// violation) and its first two steps, as one statement.
 async fn insert_complaint_in_one_statement(
@@ -227,14 +282,8 @@ async fn insert_complaint_in_one_statement(
     rank_ms: i64,
     now_ms: i64,
 ) -> StoreResult<Ticket> {
-    let (reopen_of, origin_id, origin_started_ms) = crate::quality::reopen::chain_columns(reopen);
-    let row = sqlx::query(&format!(
-        "WITH t AS ( \
-             INSERT INTO tickets (kind, status, customer_id, category_id, queue_id, channel, \
-                 description, rank_ms, created_at_ms, updated_at_ms, reopen_of, origin_id, \
-                 origin_started_ms) \
-             VALUES ('inbound', 'queued', $1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10) \
-             RETURNING {TICKET_COLUMNS}), \
+    let sql = format!(
+        "WITH t AS ({row}), \
          k AS ( \
              INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at_ms) \
              SELECT $11, $12, $13, id, $7 FROM t), \
@@ -242,26 +291,18 @@ async fn insert_complaint_in_one_statement(
              INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
              SELECT id, $7, $14, 'created', $15 FROM t \
              UNION ALL SELECT id, $7, CAST(NULL AS BIGINT), 'queued', $16 FROM t) \
-         SELECT * FROM t"
-    ))
-    .bind(c.customer_id)
-    .bind(c.category_id)
-    .bind(c.queue_id)
-    .bind(c.channel)
-    .bind(c.description)
-    .bind(rank_ms)
-    .bind(now_ms)
-    .bind(reopen_of)
-    .bind(origin_id)
-    .bind(origin_started_ms)
-    .bind(idem.scope)
-    .bind(idem.key)
-    .bind(idem.request_hash)
-    .bind(c.actor_user_id)
-    .bind(created_data(c).to_string())
-    .bind(queued_data(c).to_string())
-    .fetch_one(&mut **tx)
-    .await?;
+         SELECT * FROM t",
+        row = insert_complaint_row(),
+    );
+    let row = bind_complaint_row(sqlx::query(&sql), c, reopen, rank_ms, now_ms)
+        .bind(idem.scope)
+        .bind(idem.key)
+        .bind(idem.request_hash)
+        .bind(c.actor_user_id)
+        .bind(created_data(c).to_string())
+        .bind(queued_data(c).to_string())
+        .fetch_one(&mut **tx)
+        .await?;
     ticket_from_row(&row)
 }
 
@@ -273,25 +314,10 @@ async fn insert_complaint_step_by_step(
     rank_ms: i64,
     now_ms: i64,
 ) -> StoreResult<Ticket> {
-    let (reopen_of, origin_id, origin_started_ms) = crate::quality::reopen::chain_columns(reopen);
-    let row = sqlx::query(&format!(
-        "INSERT INTO tickets (kind, status, customer_id, category_id, queue_id, channel, description, \
-             rank_ms, created_at_ms, updated_at_ms, reopen_of, origin_id, origin_started_ms) \
-         VALUES ('inbound', 'queued', $1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10) \
-         RETURNING {TICKET_COLUMNS}",
-    ))
-    .bind(c.customer_id)
-    .bind(c.category_id)
-    .bind(c.queue_id)
-    .bind(c.channel)
-    .bind(c.description)
-    .bind(rank_ms)
-    .bind(now_ms)
-    .bind(reopen_of)
-    .bind(origin_id)
-    .bind(origin_started_ms)
-    .fetch_one(&mut **tx)
-    .await?;
+    let sql = insert_complaint_row();
+    let row = bind_complaint_row(sqlx::query(&sql), c, reopen, rank_ms, now_ms)
+        .fetch_one(&mut **tx)
+        .await?;
     let ticket = ticket_from_row(&row)?;
     sqlx::query(
         "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at_ms) \
@@ -522,10 +548,7 @@ impl Db {
         now_ms: i64,
     ) -> StoreResult<Ticket> {
         let row = sqlx::query(&format!(
-            "WITH t AS ( \
-                 UPDATE tickets SET status = 'assigned', assigned_agent_id = $1, updated_at_ms = $2 \
-                 WHERE id = $3 AND status IN ('queued', 'offered') \
-                 RETURNING {TICKET_COLUMNS}), \
+            "WITH t AS ({ticket}), \
              a AS ( \
                  INSERT INTO assignments (ticket_id, agent_id, offer_version, started_at_ms) \
                  SELECT id, $1, $4, $2 FROM t), \
@@ -538,7 +561,13 @@ impl Db {
                  WHERE user_id = $1 AND missed_in_row <> 0 AND EXISTS (SELECT 1 FROM t)), \
              c AS ({count}) \
              SELECT * FROM t",
-            count = count_answer("FROM t JOIN queues q ON q.id = t.queue_id", "$2", "$8", "$9"),
+            ticket = assign_row(),
+            count = count_answer(
+                "FROM t JOIN queues q ON q.id = t.queue_id",
+                "$2",
+                "$8",
+                "$9"
+            ),
         ))
         .bind(offer.agent_id)
         .bind(now_ms)
@@ -563,16 +592,13 @@ impl Db {
     ) -> StoreResult<Ticket> {
         let (agent_id, version) = (offer.agent_id, offer.version);
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!(
-            "UPDATE tickets SET status = 'assigned', assigned_agent_id = $1, updated_at_ms = $2 \
-             WHERE id = $3 AND status IN ('queued', 'offered') RETURNING {TICKET_COLUMNS}"
-        ))
-        .bind(agent_id)
-        .bind(now_ms)
-        .bind(ticket_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::Conflict("the ticket is no longer waiting".into()))?;
+        let row = sqlx::query(&assign_row())
+            .bind(agent_id)
+            .bind(now_ms)
+            .bind(ticket_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::Conflict("the ticket is no longer waiting".into()))?;
         let ticket = ticket_from_row(&row)?;
         sqlx::query(
             "INSERT INTO assignments (ticket_id, agent_id, offer_version, started_at_ms) VALUES ($1, $2, $3, $4)",
@@ -645,46 +671,34 @@ impl Db {
         let settings = crate::quality::settings(self).await?;
         let mut tx = self.pool.begin().await?;
         // Only the holder resolves: the update says whether they hold it.
-        let updated = match self.dialect {
+        let postgres = self.dialect == super::Dialect::Postgres;
+        let sql = if postgres {
             // The ticket, its assignment and its history in one statement.
-            super::Dialect::Postgres => sqlx::query(&format!(
-                "WITH t AS ( \
-                     UPDATE tickets SET status = 'resolved', resolved_at_ms = $1, updated_at_ms = $1, \
-                         outcome_code = $2, outcome_resolved = $3, outcome_note = $4 \
-                     WHERE id = $5 AND assigned_agent_id = $6 AND status = 'assigned' \
-                     RETURNING {TICKET_COLUMNS}), \
+            format!(
+                "WITH t AS ({ticket}), \
                  a AS ( \
                      UPDATE assignments SET ended_at_ms = $1 \
                      WHERE ticket_id = $5 AND ended_at_ms IS NULL AND EXISTS (SELECT 1 FROM t)), \
                  e AS ( \
                      INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
                      SELECT id, $1, $6, 'resolved', $7 FROM t) \
-                 SELECT * FROM t"
-            ))
-            .bind(now_ms)
-            .bind(&outcome.code)
-            .bind(outcome.resolved as i64)
-            .bind(&outcome.note)
-            .bind(ticket_id)
-            .bind(agent_id)
-            .bind(resolved_data(outcome).to_string())
-            .fetch_optional(&mut *tx)
-            .await?,
-            super::Dialect::Sqlite => sqlx::query(&format!(
-                "UPDATE tickets SET status = 'resolved', resolved_at_ms = $1, updated_at_ms = $1, \
-                     outcome_code = $2, outcome_resolved = $3, outcome_note = $4 \
-                 WHERE id = $5 AND assigned_agent_id = $6 AND status = 'assigned' \
-                 RETURNING {TICKET_COLUMNS}"
-            ))
-            .bind(now_ms)
-            .bind(&outcome.code)
-            .bind(outcome.resolved as i64)
-            .bind(&outcome.note)
-            .bind(ticket_id)
-            .bind(agent_id)
-            .fetch_optional(&mut *tx)
-            .await?,
+                 SELECT * FROM t",
+                ticket = resolve_row(),
+            )
+        } else {
+            resolve_row()
         };
+        let mut query = sqlx::query(&sql)
+            .bind(now_ms)
+            .bind(&outcome.code)
+            .bind(outcome.resolved as i64)
+            .bind(&outcome.note)
+            .bind(ticket_id)
+            .bind(agent_id);
+        if postgres {
+            query = query.bind(resolved_data(outcome).to_string());
+        }
+        let updated = query.fetch_optional(&mut *tx).await?;
         let Some(row) = updated else {
             let current = ticket_in(&mut tx, ticket_id).await?;
             return Err(if current.assigned_agent_id == Some(agent_id) {
@@ -694,7 +708,7 @@ impl Db {
             });
         };
         let ticket = ticket_from_row(&row)?;
-        if self.dialect == super::Dialect::Sqlite {
+        if !postgres {
             end_assignment(&mut tx, ticket_id, now_ms).await?;
             record(
                 &mut tx,
