@@ -10,11 +10,9 @@ use crate::outbound::journeys::Trigger;
 use crate::store::{Db, StoreResult};
 use sqlx::{Any, Row, Transaction};
 
-/// The net compensation (grants minus reversals) on a ticket, in minor units.
-pub async fn compensation_of(
-    tx: &mut Transaction<'static, Any>,
-    ticket_id: i64,
-) -> StoreResult<i64> {
+/// The net compensation (grants minus reversals) on a ticket, in minor units
+/// (the resolve's quality record sums it the same way, in its one statement).
+async fn compensation_of(tx: &mut Transaction<'static, Any>, ticket_id: i64) -> StoreResult<i64> {
     Ok(sqlx::query(
         "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total FROM compensation_ledger \
          WHERE ticket_id = $1",

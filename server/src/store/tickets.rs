@@ -11,7 +11,7 @@ const TICKET_COLUMNS: &str = "id, kind, status, customer_id, category_id, queue_
      description, rank_ms, assigned_agent_id, created_at_ms, resolved_at_ms, outcome_code, \
      outcome_resolved, outcome_note";
 
-const DAY_MS: i64 = 86_400_000;
+use crate::quality::DAY_MS;
 
 /// How many rows share a queue's count of answers per day (by agent id), so
 /// that concurrent accepts in one queue rarely wait on one row.
@@ -217,41 +217,6 @@ pub(super) async fn ticket_in(tx: &mut Transaction<'static, Any>, id: i64) -> St
     ticket_from_row(&row)
 }
 
-/// The complaint's row (values $1 to $10, see [`bind_complaint_row`]),
-/// returning it.
-fn insert_complaint_row() -> String {
-    format!(
-        "INSERT INTO tickets (kind, status, customer_id, category_id, queue_id, channel, \
-             description, rank_ms, created_at_ms, updated_at_ms, reopen_of, origin_id, \
-             origin_started_ms) \
-         VALUES ('inbound', 'queued', $1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10) \
-         RETURNING {TICKET_COLUMNS}"
-    )
-}
-
-type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
-
-fn bind_complaint_row<'q>(
-    query: AnyQuery<'q>,
-    c: &NewComplaint<'q>,
-    reopen: Option<&ReopenLink>,
-    rank_ms: i64,
-    now_ms: i64,
-) -> AnyQuery<'q> {
-    let (reopen_of, origin_id, origin_started_ms) = crate::quality::reopen::chain_columns(reopen);
-    query
-        .bind(c.customer_id)
-        .bind(c.category_id)
-        .bind(c.queue_id)
-        .bind(c.channel)
-        .bind(c.description)
-        .bind(rank_ms)
-        .bind(now_ms)
-        .bind(reopen_of)
-        .bind(origin_id)
-        .bind(origin_started_ms)
-}
-
 /// The accept's update of the ticket ($1 agent, $2 time, $3 ticket), returning
 /// it; nothing when it is no longer waiting.
 fn assign_row() -> String {
@@ -273,70 +238,82 @@ fn resolve_row() -> String {
 }
 
 /// The complaint's row, its idempotency key (a key seen before is a unique
-/// violation) and its first two steps, as one statement.
-async fn insert_complaint_in_one_statement(
+/// violation) and its first two steps: one statement on PostgreSQL, where
+/// each is a round trip; step by step on SQLite.
+async fn insert_complaint(
     tx: &mut Transaction<'static, Any>,
+    dialect: super::Dialect,
     c: &NewComplaint<'_>,
     idem: &IdempotencyKey<'_>,
     reopen: Option<&ReopenLink>,
     rank_ms: i64,
     now_ms: i64,
 ) -> StoreResult<Ticket> {
-    let sql = format!(
-        "WITH t AS ({row}), \
-         k AS ( \
-             INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at_ms) \
-             SELECT $11, $12, $13, id, $7 FROM t), \
-         e AS ( \
-             INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
-             SELECT id, $7, $14, 'created', $15 FROM t \
-             UNION ALL SELECT id, $7, CAST(NULL AS BIGINT), 'queued', $16 FROM t) \
-         SELECT * FROM t",
-        row = insert_complaint_row(),
+    let postgres = dialect == super::Dialect::Postgres;
+    let row_sql = format!(
+        "INSERT INTO tickets (kind, status, customer_id, category_id, queue_id, channel, \
+             description, rank_ms, created_at_ms, updated_at_ms, reopen_of, origin_id, \
+             origin_started_ms) \
+         VALUES ('inbound', 'queued', $1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10) \
+         RETURNING {TICKET_COLUMNS}"
     );
-    let row = bind_complaint_row(sqlx::query(&sql), c, reopen, rank_ms, now_ms)
+    let sql = if postgres {
+        format!(
+            "WITH t AS ({row_sql}), \
+             k AS ( \
+                 INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at_ms) \
+                 SELECT $11, $12, $13, id, $7 FROM t), \
+             e AS ( \
+                 INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
+                 SELECT id, $7, $14, 'created', $15 FROM t \
+                 UNION ALL SELECT id, $7, CAST(NULL AS BIGINT), 'queued', $16 FROM t) \
+             SELECT * FROM t"
+        )
+    } else {
+        row_sql
+    };
+    let (reopen_of, origin_id, origin_started_ms) = crate::quality::reopen::chain_columns(reopen);
+    let mut query = sqlx::query(&sql)
+        .bind(c.customer_id)
+        .bind(c.category_id)
+        .bind(c.queue_id)
+        .bind(c.channel)
+        .bind(c.description)
+        .bind(rank_ms)
+        .bind(now_ms)
+        .bind(reopen_of)
+        .bind(origin_id)
+        .bind(origin_started_ms);
+    if postgres {
+        query = query
+            .bind(idem.scope)
+            .bind(idem.key)
+            .bind(idem.request_hash)
+            .bind(c.actor_user_id)
+            .bind(created_data(c).to_string())
+            .bind(queued_data(c).to_string());
+    }
+    let ticket = ticket_from_row(&query.fetch_one(&mut **tx).await?)?;
+    if !postgres {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
         .bind(idem.scope)
         .bind(idem.key)
         .bind(idem.request_hash)
-        .bind(c.actor_user_id)
-        .bind(created_data(c).to_string())
-        .bind(queued_data(c).to_string())
-        .fetch_one(&mut **tx)
+        .bind(ticket.id)
+        .bind(now_ms)
+        .execute(&mut **tx)
         .await?;
-    ticket_from_row(&row)
-}
-
-async fn insert_complaint_step_by_step(
-    tx: &mut Transaction<'static, Any>,
-    c: &NewComplaint<'_>,
-    idem: &IdempotencyKey<'_>,
-    reopen: Option<&ReopenLink>,
-    rank_ms: i64,
-    now_ms: i64,
-) -> StoreResult<Ticket> {
-    let sql = insert_complaint_row();
-    let row = bind_complaint_row(sqlx::query(&sql), c, reopen, rank_ms, now_ms)
-        .fetch_one(&mut **tx)
+        record_two(
+            tx,
+            ticket.id,
+            (now_ms, Some(c.actor_user_id), "created", created_data(c)),
+            (now_ms, None, "queued", queued_data(c)),
+        )
         .await?;
-    let ticket = ticket_from_row(&row)?;
-    sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at_ms) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(idem.scope)
-    .bind(idem.key)
-    .bind(idem.request_hash)
-    .bind(ticket.id)
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
-    record_two(
-        tx,
-        ticket.id,
-        (now_ms, Some(c.actor_user_id), "created", created_data(c)),
-        (now_ms, None, "queued", queued_data(c)),
-    )
-    .await?;
+    }
     Ok(ticket)
 }
 
@@ -376,23 +353,16 @@ impl Db {
         )
         .await?;
         let rank_ms = (c.rank)(&customer, reopen.as_ref());
-        let inserted = match self.dialect {
-            super::Dialect::Postgres => {
-                insert_complaint_in_one_statement(
-                    &mut tx,
-                    c,
-                    idem,
-                    reopen.as_ref(),
-                    rank_ms,
-                    now_ms,
-                )
-                .await
-            }
-            super::Dialect::Sqlite => {
-                insert_complaint_step_by_step(&mut tx, c, idem, reopen.as_ref(), rank_ms, now_ms)
-                    .await
-            }
-        };
+        let inserted = insert_complaint(
+            &mut tx,
+            self.dialect,
+            c,
+            idem,
+            reopen.as_ref(),
+            rank_ms,
+            now_ms,
+        )
+        .await;
         let ticket = match inserted {
             Ok(ticket) => ticket,
             Err(StoreError::Database(e)) if is_unique_violation(&e) => {

@@ -66,7 +66,7 @@ async fn figures(state: &AppState, subscription: &Subscription) -> anyhow::Resul
     for &q in &subscription.queues {
         if let Some(figures) = state
             .db
-            .queue_figures(q, now.div_euclid(86_400_000))
+            .queue_figures(q, now.div_euclid(crate::quality::DAY_MS))
             .await?
         {
             board.queues.push(figures);
