@@ -582,6 +582,20 @@ impl Desk {
         Ok(())
     }
 
+    /// An agent's socket opened (it is registered in the hub already). Under
+    /// the agent's gate: a disconnection of their previous socket decided
+    /// just before (its `reconnected` check ran before this socket was
+    /// registered) has recorded its time by now, and this clears it, so a
+    /// quick reconnect never leaves the agent marked absent (which would
+    /// take their tickets back once the grace period passed).
+    pub async fn agent_connected(&self, agent_id: i64) {
+        let gate = self.agent_gate(agent_id);
+        let _one_at_a_time = gate.lock().await;
+        if let Err(e) = self.db.mark_connected(agent_id).await {
+            tracing::warn!(error = %e, agent_id, "could not record a connection");
+        }
+    }
+
     /// The agent's last socket on this node closed. `reconnected` tells
     /// whether they have a socket here again (checked under the agent's
     /// gate: a reconnect that made them available first is not undone).

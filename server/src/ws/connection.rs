@@ -189,10 +189,8 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
     let registration = state
         .hub
         .register(user.user_id, user.role, &user.session_id);
-    if user.role == Role::Agent
-        && let Err(e) = state.db.mark_connected(user.user_id).await
-    {
-        tracing::warn!(error = %e, "could not record a connection");
+    if user.role == Role::Agent {
+        state.desk.agent_connected(user.user_id).await;
     }
     let socket_id = registration.id;
     state.metrics.sockets_open.inc();
