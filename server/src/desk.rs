@@ -235,9 +235,10 @@ impl Desk {
             self.metrics.offers_late.inc();
             return Ok(());
         }
+        // A ticket that waited: it and its customer's card in one read.
         let (ticket, customer) = match known {
-            Some(k) => (k.ticket.clone(), Some(k.customer.clone())),
-            None => (self.db.ticket(offer.ticket_id).await?, None),
+            Some(k) => (k.ticket.clone(), k.customer.clone()),
+            None => self.db.ticket_card(offer.ticket_id).await?,
         };
         if !matches!(ticket.status, TicketStatus::Queued | TicketStatus::Offered) {
             // The record says this ticket is no longer waiting: the live entry
@@ -247,7 +248,9 @@ impl Desk {
         }
         // The offer itself is live state: its record is written with the
         // answer (`store::OfferStep`), not now.
-        let details = self.offer_details_with(&offer, ticket, customer).await?;
+        let details = self
+            .offer_details_with(&offer, ticket, Some(customer))
+            .await?;
         self.offered_in.remember(offer.ticket_id, offer.queue_id);
         self.metrics.offers.inc();
         self.tell(offer.agent_id, ServerEvent::Offer(details)).await;
@@ -575,11 +578,16 @@ impl Desk {
         if text.is_empty() || text.chars().count() > 4000 {
             return Err(ApiError::field("text", "must be 1 to 4000 characters"));
         }
-        self.ticket_of(agent_id, ticket_id).await?;
-        self.db
+        if self
+            .db
             .add_note(ticket_id, agent_id, text, self.now())
-            .await?;
-        Ok(())
+            .await?
+        {
+            return Ok(());
+        }
+        // Not written: say why (no such ticket, or not theirs).
+        self.ticket_of(agent_id, ticket_id).await?;
+        Err(ApiError::Forbidden("this ticket is not assigned to you"))
     }
 
     /// An agent's socket opened (it is registered in the hub already). Under

@@ -438,6 +438,16 @@ async fn roles_and_ticket_ownership_are_enforced(app: TestApp) {
         matches!(note, ReplyResult::Error(ref e) if e.code == WsErrorCode::Forbidden),
         "{note:?}"
     );
+    let no_such = desk_b
+        .command(Command::Note {
+            ticket_id: ticket_id + 1_000_000,
+            text: "nobody's".into(),
+        })
+        .await;
+    assert!(
+        matches!(no_such, ReplyResult::Error(ref e) if e.code == WsErrorCode::NotFound),
+        "{no_such:?}"
+    );
     // A supervisor's socket may not send agent commands.
     let (_s, supervisor) = app.user("sofia", "supervisor").await;
     let mut board = app.socket(&supervisor).await;

@@ -18,12 +18,61 @@ on_every_backend!(
     offer_times_out_and_goes_to_another_agent,
     agent_on_break_gets_no_offers,
     disconnect_returns_pending_offer_to_the_queue,
+    a_ticket_that_waited_is_offered_with_the_customers_card,
 );
 
 async fn available(app: &TestApp, token: &str) -> support::ws::Socket {
     let mut socket = app.socket(token).await;
     socket.go_available().await;
     socket
+}
+
+/// A complaint filed while nobody is free waits; when an agent comes, its
+/// offer shows the customer's card as the record has it (read then, with the
+/// ticket): the purchases newest first.
+async fn a_ticket_that_waited_is_offered_with_the_customers_card(app: TestApp) {
+    let (_queue, category) = app.queue("billing", &[], 30).await;
+    let (_agent, agent_token) = app.agent("olga", &[], 1).await;
+    let customer = app.customer("shop-42").await;
+    let (_shop, shop) = app.user("shop", "integration").await;
+    let path = format!("/api/customers/{customer}/purchases");
+    for (order, product, at_ms) in [
+        ("order-1", "Kettle", 1_700_000_000_000i64),
+        ("order-3", "Toaster", 1_700_000_300_000),
+        ("order-2", "Blender", 1_700_000_200_000),
+    ] {
+        let purchase = serde_json::json!({ "external_id": order, "product": product,
+            "amount_minor": 4990, "currency": "RUB", "purchased_at_ms": at_ms });
+        assert_eq!(
+            app.post(&path, &shop, &purchase).await.status,
+            StatusCode::CREATED
+        );
+    }
+    let filed = app
+        .complain(
+            &app.admin_token,
+            "call-1",
+            customer,
+            category,
+            "Kettle leaks",
+        )
+        .await;
+    assert_eq!(filed.status, StatusCode::CREATED, "{}", filed.body);
+    let ticket_id = filed.body["id"].as_i64().unwrap();
+
+    let mut desk = available(&app, &agent_token).await;
+    let offer = desk.next_offer().await;
+    assert_eq!(offer.ticket.id, ticket_id);
+    assert_eq!(offer.ticket.description, "Kettle leaks");
+    assert_eq!(offer.customer.id, customer);
+    assert_eq!(offer.customer.external_id, "shop-42");
+    let products: Vec<&str> = offer
+        .customer
+        .purchases
+        .iter()
+        .map(|p| p.product.as_str())
+        .collect();
+    assert_eq!(products, ["Toaster", "Blender", "Kettle"]);
 }
 
 async fn complaint_is_offered_accepted_and_resolved(app: TestApp) {

@@ -29,7 +29,7 @@ use callcenter_proto::compensation::{
     Allowance, ApprovalDecision, CompensationRequest, CompensationStatus, DecisionOutcome,
     GrantRequest, LedgerEntry, LedgerEntryKind, PolicyVersion,
 };
-use callcenter_proto::http::Ticket;
+use callcenter_proto::http::{Customer, Ticket};
 use callcenter_proto::ws::ServerEvent;
 use sqlx::Row;
 
@@ -70,14 +70,23 @@ fn unfit(u: policy::Unfit) -> ApiError {
 impl Desk {
     /// The ticket a user may compensate on: agents their own assigned
     /// tickets, supervisors any ticket.
-    async fn compensable_ticket(&self, actor: &AuthUser, ticket_id: i64) -> ApiResult<Ticket> {
-        match actor.role {
-            Role::Agent => self.ticket_of(actor.user_id, ticket_id).await,
-            Role::Supervisor => Ok(self.db.ticket(ticket_id).await?),
-            _ => Err(ApiError::Forbidden(
+    /// The ticket and its customer's card (one read), if the caller may
+    /// compensate on it: an agent on a ticket they hold, a supervisor on any.
+    async fn compensable_ticket(
+        &self,
+        actor: &AuthUser,
+        ticket_id: i64,
+    ) -> ApiResult<(Ticket, Customer)> {
+        if !matches!(actor.role, Role::Agent | Role::Supervisor) {
+            return Err(ApiError::Forbidden(
                 "only agents and supervisors request compensation",
-            )),
+            ));
         }
+        let (ticket, customer) = self.db.ticket_card(ticket_id).await?;
+        if actor.role == Role::Agent && ticket.assigned_agent_id != Some(actor.user_id) {
+            return Err(ApiError::Forbidden("this ticket is not assigned to you"));
+        }
+        Ok((ticket, customer))
     }
 
     async fn policy_in_force(&self) -> ApiResult<PolicyVersion> {
@@ -92,9 +101,8 @@ impl Desk {
         actor: &AuthUser,
         ticket_id: i64,
     ) -> ApiResult<Allowance> {
-        let ticket = self.compensable_ticket(actor, ticket_id).await?;
+        let (ticket, customer) = self.compensable_ticket(actor, ticket_id).await?;
         let policy = self.policy_in_force().await?;
-        let customer = self.db.customer(ticket.customer_id).await?;
         let now = self.clock.now_ms();
         let (day, month) = budget_scopes(actor.user_id, now);
         let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
@@ -151,13 +159,12 @@ impl Desk {
         {
             return Ok((done, false));
         }
-        let ticket = self.compensable_ticket(actor, req.ticket_id).await?;
+        let (ticket, customer) = self.compensable_ticket(actor, req.ticket_id).await?;
         let policy = self.policy_in_force().await?;
         let doc = &policy.document;
         let cost =
             policy::cost(doc, req.kind, req.quantity, req.order_amount_minor).map_err(unfit)?;
         policy::check_reason(doc, req.reason_code.trim(), &req.note).map_err(unfit)?;
-        let customer = self.db.customer(ticket.customer_id).await?;
         let now = self.clock.now_ms();
         let (day, month) = budget_scopes(actor.user_id, now);
 
@@ -354,8 +361,7 @@ impl Desk {
         // Read before the transaction: SQLite has one connection, held by it.
         let approving = if decision.approve {
             let policy = self.policy_in_force().await?;
-            let ticket = self.db.ticket(request.ticket_id).await?;
-            let customer = self.db.customer(request.customer_id).await?;
+            let (ticket, customer) = self.db.ticket_card(request.ticket_id).await?;
             Some((policy, ticket.category_id, customer.value_minor))
         } else {
             None

@@ -25,6 +25,7 @@ use crate::error::ApiResult;
 use crate::routing::{TicketKind, WaitingTicket};
 use crate::store::{Db, StoreError, StoreResult};
 use callcenter_proto::AgentState;
+use callcenter_proto::http::Customer;
 use sqlx::{Any, Row, Transaction};
 
 /// A preference below any a queue strategy gives (they are small numbers:
@@ -67,41 +68,60 @@ pub async fn reopen_window_ms(db: &Db) -> StoreResult<i64> {
     Ok(i64::from(settings(db).await?.reopen_window_days) * DAY_MS)
 }
 
-/// The complaint a new one of this customer in this category reopens: the
-/// latest that ended within the window. Read in the filing transaction.
-pub async fn reopen_candidate_on(
+/// The customer's card and the complaint a new one of theirs in this
+/// category reopens (the latest that ended within the window), read in the
+/// filing transaction with one statement.
+pub async fn card_and_reopen_candidate_on(
     conn: &mut sqlx::AnyConnection,
     customer_id: i64,
     category_id: i64,
     window_ms: i64,
     now_ms: i64,
-) -> StoreResult<Option<ReopenLink>> {
-    if window_ms == 0 {
-        return Ok(None);
-    }
-    let row = sqlx::query(
-        "SELECT q.ticket_id, t.origin_id, t.origin_started_ms, t.created_at_ms \
-         FROM ticket_quality q JOIN tickets t ON t.id = q.ticket_id \
-         WHERE q.customer_id = $1 AND q.category_id = $2 AND q.ended_at_ms >= $3 AND q.ended_at_ms <= $4 \
-         ORDER BY q.ended_at_ms DESC, q.ticket_id DESC LIMIT 1",
-    )
+) -> StoreResult<(Customer, Option<ReopenLink>)> {
+    use crate::store::customers::{CARD_COLUMNS, CARD_ORDER, PURCHASES_JOIN, card_from_rows};
+    // A window of 0: complaints never reopen (an empty time range).
+    let since = if window_ms == 0 {
+        now_ms.saturating_add(1)
+    } else {
+        now_ms - window_ms
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT {CARD_COLUMNS}, r.ticket_id AS r_ticket_id, r.origin_id AS r_origin_id, \
+             r.origin_started_ms AS r_origin_started_ms, r.created_at_ms AS r_created_at_ms \
+         FROM customers c {PURCHASES_JOIN} \
+         LEFT JOIN (SELECT q.ticket_id, t.origin_id, t.origin_started_ms, t.created_at_ms \
+             FROM ticket_quality q JOIN tickets t ON t.id = q.ticket_id \
+             WHERE q.customer_id = $1 AND q.category_id = $2 AND q.ended_at_ms >= $3 \
+                 AND q.ended_at_ms <= $4 \
+             ORDER BY q.ended_at_ms DESC, q.ticket_id DESC LIMIT 1) r ON 1 = 1 \
+         WHERE c.id = $1 {CARD_ORDER}"
+    ))
     .bind(customer_id)
     .bind(category_id)
-    .bind(now_ms - window_ms)
+    .bind(since)
     .bind(now_ms)
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await?;
-    row.map(|r| link_to(&r)).transpose()
+    let customer = card_from_rows(&rows)?.ok_or(StoreError::NotFound("customer"))?;
+    let reopen = match rows.first() {
+        Some(r) if r.try_get::<Option<i64>, _>("r_ticket_id")?.is_some() => Some(link_to(r, "r_")?),
+        _ => None,
+    };
+    Ok((customer, reopen))
 }
 
-fn link_to(r: &sqlx::any::AnyRow) -> StoreResult<ReopenLink> {
-    let of: i64 = r.try_get("ticket_id")?;
+/// A reopen link from a row's `{prefix}ticket_id`, `{prefix}origin_id`, ...
+fn link_to(r: &sqlx::any::AnyRow, prefix: &str) -> StoreResult<ReopenLink> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let of: i64 = r.try_get(col("ticket_id").as_str())?;
     Ok(ReopenLink {
         of,
-        origin_id: r.try_get::<Option<i64>, _>("origin_id")?.unwrap_or(of),
-        origin_started_ms: match r.try_get::<Option<i64>, _>("origin_started_ms")? {
+        origin_id: r
+            .try_get::<Option<i64>, _>(col("origin_id").as_str())?
+            .unwrap_or(of),
+        origin_started_ms: match r.try_get::<Option<i64>, _>(col("origin_started_ms").as_str())? {
             Some(ms) => ms,
-            None => r.try_get("created_at_ms")?,
+            None => r.try_get(col("created_at_ms").as_str())?,
         },
     })
 }
@@ -221,7 +241,7 @@ impl Desk {
             queue_id: queue.id,
             rank_ms,
             hold,
-            link: link_to(&row)?,
+            link: link_to(&row, "")?,
         })
     }
 

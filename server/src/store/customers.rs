@@ -1,7 +1,7 @@
 //! Customers and their purchases, posted by the shop or CRM.
 
 use super::{Db, StoreError, StoreResult, is_unique_violation};
-use callcenter_proto::http::{Customer, CustomerUpsert, Purchase, PurchaseCreate};
+use callcenter_proto::http::{Customer, CustomerUpsert, Purchase, PurchaseCreate, Ticket};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -63,7 +63,7 @@ impl Db {
         .await?;
         let created = !existed;
         let mut customer = customer_from_row(&row)?;
-        customer.purchases = self.purchases(customer.id).await?;
+        customer.purchases = self.customer(customer.id).await?.purchases;
         Ok((customer, created))
     }
 
@@ -71,6 +71,30 @@ impl Db {
     pub async fn customer(&self, id: i64) -> StoreResult<Customer> {
         let mut conn = self.pool.acquire().await?;
         customer_on(&mut conn, id).await
+    }
+
+    /// A ticket and its customer's card, in one statement (what an offer
+    /// shows, what a compensation is decided on).
+    pub async fn ticket_card(&self, ticket_id: i64) -> StoreResult<(Ticket, Customer)> {
+        let ticket_columns = super::tickets::TICKET_COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {ticket_columns}, {CARD_COLUMNS} FROM tickets t \
+             JOIN customers c ON c.id = t.customer_id {PURCHASES_JOIN} \
+             WHERE t.id = $1 {CARD_ORDER}"
+        ))
+        .bind(ticket_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let ticket = match rows.first() {
+            Some(row) => super::tickets::ticket_from_row(row)?,
+            None => return Err(StoreError::NotFound("ticket")),
+        };
+        let customer = card_from_rows(&rows)?.ok_or(StoreError::NotFound("customer"))?;
+        Ok((ticket, customer))
     }
 
     pub async fn customer_id_by_external(&self, external_id: &str) -> StoreResult<i64> {
@@ -82,11 +106,6 @@ impl Db {
                 .ok_or(StoreError::NotFound("customer"))?
                 .try_get("id")?,
         )
-    }
-
-    async fn purchases(&self, customer_id: i64) -> StoreResult<Vec<Purchase>> {
-        let mut conn = self.pool.acquire().await?;
-        purchases_on(&mut conn, customer_id).await
     }
 
     /// Record a purchase, idempotent by its external id: a repeat returns the
@@ -141,29 +160,64 @@ impl Db {
 }
 
 /// A customer with their purchases (newest first), on a connection or in a
-/// transaction.
+/// transaction: one statement.
 pub(crate) async fn customer_on(conn: &mut AnyConnection, id: i64) -> StoreResult<Customer> {
-    let row = sqlx::query(&format!(
-        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"
+    let rows = sqlx::query(&format!(
+        "SELECT {CARD_COLUMNS} FROM customers c {PURCHASES_JOIN} WHERE c.id = $1 {CARD_ORDER}"
     ))
     .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(StoreError::NotFound("customer"))?;
-    let mut customer = customer_from_row(&row)?;
-    customer.purchases = purchases_on(conn, id).await?;
-    Ok(customer)
+    .fetch_all(&mut *conn)
+    .await?;
+    card_from_rows(&rows)?.ok_or(StoreError::NotFound("customer"))
 }
 
-async fn purchases_on(conn: &mut AnyConnection, customer_id: i64) -> StoreResult<Vec<Purchase>> {
-    sqlx::query(
-        "SELECT id, external_id, product, amount_minor, currency, purchased_at_ms FROM purchases \
-         WHERE customer_id = $1 ORDER BY purchased_at_ms DESC, id DESC LIMIT 100",
-    )
-    .bind(customer_id)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(purchase_from_row)
-    .collect()
+/// A customer's card read with another row (say, a ticket's), one row per
+/// purchase: the customer `c` as `c_*`, each of their newest purchases `p`
+/// (at most 100; none: one row of NULLs) as `p_*`. The statement joins
+/// [`PURCHASES_JOIN`] on its customer `c` and orders by [`CARD_ORDER`].
+pub(crate) const CARD_COLUMNS: &str = "c.id AS c_id, c.external_id AS c_external_id, \
+     c.name AS c_name, c.email AS c_email, c.phone AS c_phone, c.tier AS c_tier, \
+     c.value_minor AS c_value_minor, c.timezone AS c_timezone, p.id AS p_id, \
+     p.external_id AS p_external_id, p.product AS p_product, p.amount_minor AS p_amount_minor, \
+     p.currency AS p_currency, p.purchased_at_ms AS p_purchased_at_ms";
+
+/// The customer `c`'s newest purchases, as `p`.
+pub(crate) const PURCHASES_JOIN: &str = "LEFT JOIN purchases p ON p.customer_id = c.id \
+     AND p.id IN (SELECT n.id FROM purchases n WHERE n.customer_id = c.id \
+         ORDER BY n.purchased_at_ms DESC, n.id DESC LIMIT 100)";
+
+/// Newest purchase first.
+pub(crate) const CARD_ORDER: &str = "ORDER BY p.purchased_at_ms DESC, p.id DESC";
+
+/// The card from the rows of a statement with [`CARD_COLUMNS`]; None for
+/// no rows.
+pub(crate) fn card_from_rows(rows: &[AnyRow]) -> StoreResult<Option<Customer>> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut customer = Customer {
+        id: first.try_get("c_id")?,
+        external_id: first.try_get("c_external_id")?,
+        name: first.try_get("c_name")?,
+        email: first.try_get("c_email")?,
+        phone: first.try_get("c_phone")?,
+        tier: first.try_get("c_tier")?,
+        value_minor: first.try_get("c_value_minor")?,
+        timezone: first.try_get("c_timezone")?,
+        purchases: Vec::new(),
+    };
+    for row in rows {
+        let Some(id) = row.try_get::<Option<i64>, _>("p_id")? else {
+            continue;
+        };
+        customer.purchases.push(Purchase {
+            id,
+            external_id: row.try_get("p_external_id")?,
+            product: row.try_get("p_product")?,
+            amount_minor: row.try_get("p_amount_minor")?,
+            currency: row.try_get("p_currency")?,
+            purchased_at_ms: row.try_get("p_purchased_at_ms")?,
+        });
+    }
+    Ok(Some(customer))
 }

@@ -12,7 +12,7 @@
 
 mod boards;
 pub mod cache;
-mod customers;
+pub(crate) mod customers;
 mod directory;
 mod presence;
 mod tickets;

@@ -7,7 +7,7 @@ use callcenter_proto::http::{Customer, Outcome, Ticket, TicketEvent};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-const TICKET_COLUMNS: &str = "id, kind, status, customer_id, category_id, queue_id, channel, \
+pub(super) const TICKET_COLUMNS: &str = "id, kind, status, customer_id, category_id, queue_id, channel, \
      description, rank_ms, assigned_agent_id, created_at_ms, resolved_at_ms, outcome_code, \
      outcome_resolved, outcome_note";
 
@@ -79,7 +79,7 @@ pub struct LiveTicket {
     pub assigned_agent_id: Option<i64>,
 }
 
-fn ticket_from_row(row: &AnyRow) -> StoreResult<Ticket> {
+pub(super) fn ticket_from_row(row: &AnyRow) -> StoreResult<Ticket> {
     let status: String = row.try_get("status")?;
     let outcome_code: Option<String> = row.try_get("outcome_code")?;
     let outcome = match outcome_code {
@@ -343,8 +343,7 @@ impl Db {
         // before (unique index), and only then is the first answer read.
         // The reads the rank needs are made in the same transaction.
         let mut tx = self.pool.begin().await?;
-        let customer = super::customers::customer_on(&mut tx, c.customer_id).await?;
-        let reopen = crate::quality::reopen::reopen_candidate_on(
+        let (customer, reopen) = crate::quality::reopen::card_and_reopen_candidate_on(
             &mut tx,
             c.customer_id,
             c.category_id,
@@ -724,30 +723,26 @@ impl Db {
         })
     }
 
-    /// A note on a ticket the agent holds.
+    /// A note on a ticket the agent holds (or held last): one statement.
+    /// False: the agent does not hold it (or it does not exist).
     pub async fn add_note(
         &self,
         ticket_id: i64,
         agent_id: i64,
         text: &str,
         now_ms: i64,
-    ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        let current = ticket_in(&mut tx, ticket_id).await?;
-        if current.assigned_agent_id != Some(agent_id) {
-            return Err(StoreError::NotFound("assigned ticket"));
-        }
-        record(
-            &mut tx,
-            ticket_id,
-            now_ms,
-            Some(agent_id),
-            "note",
-            serde_json::json!({ "text": text }),
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
+             SELECT id, $2, $3, 'note', $4 FROM tickets WHERE id = $1 AND assigned_agent_id = $3",
         )
+        .bind(ticket_id)
+        .bind(now_ms)
+        .bind(agent_id)
+        .bind(serde_json::json!({ "text": text }).to_string())
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Tickets the agent holds now.
