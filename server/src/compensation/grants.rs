@@ -68,10 +68,8 @@ fn unfit(u: policy::Unfit) -> ApiError {
 }
 
 impl Desk {
-    /// The ticket a user may compensate on: agents their own assigned
-    /// tickets, supervisors any ticket.
-    /// The ticket and its customer's card (one read), if the caller may
-    /// compensate on it: an agent on a ticket they hold, a supervisor on any.
+    /// The ticket a user may compensate on, with its customer's card (one
+    /// read): agents their own assigned tickets, supervisors any ticket.
     async fn compensable_ticket(
         &self,
         actor: &AuthUser,
