@@ -7,28 +7,32 @@ use sqlx::{AnyConnection, Row};
 
 const CUSTOMER_COLUMNS: &str = "id, external_id, name, email, phone, tier, value_minor, timezone";
 
-fn customer_from_row(row: &AnyRow) -> StoreResult<Customer> {
+/// A customer from a row's columns, named `{prefix}id`, `{prefix}name`, ...
+fn customer_from_row(row: &AnyRow, prefix: &str) -> StoreResult<Customer> {
+    let col = |name: &str| format!("{prefix}{name}");
     Ok(Customer {
-        id: row.try_get("id")?,
-        external_id: row.try_get("external_id")?,
-        name: row.try_get("name")?,
-        email: row.try_get("email")?,
-        phone: row.try_get("phone")?,
-        tier: row.try_get("tier")?,
-        value_minor: row.try_get("value_minor")?,
-        timezone: row.try_get("timezone")?,
+        id: row.try_get(col("id").as_str())?,
+        external_id: row.try_get(col("external_id").as_str())?,
+        name: row.try_get(col("name").as_str())?,
+        email: row.try_get(col("email").as_str())?,
+        phone: row.try_get(col("phone").as_str())?,
+        tier: row.try_get(col("tier").as_str())?,
+        value_minor: row.try_get(col("value_minor").as_str())?,
+        timezone: row.try_get(col("timezone").as_str())?,
         purchases: Vec::new(),
     })
 }
 
-fn purchase_from_row(row: &AnyRow) -> StoreResult<Purchase> {
+/// A purchase from a row's columns, named `{prefix}id`, `{prefix}product`, ...
+fn purchase_from_row(row: &AnyRow, prefix: &str) -> StoreResult<Purchase> {
+    let col = |name: &str| format!("{prefix}{name}");
     Ok(Purchase {
-        id: row.try_get("id")?,
-        external_id: row.try_get("external_id")?,
-        product: row.try_get("product")?,
-        amount_minor: row.try_get("amount_minor")?,
-        currency: row.try_get("currency")?,
-        purchased_at_ms: row.try_get("purchased_at_ms")?,
+        id: row.try_get(col("id").as_str())?,
+        external_id: row.try_get(col("external_id").as_str())?,
+        product: row.try_get(col("product").as_str())?,
+        amount_minor: row.try_get(col("amount_minor").as_str())?,
+        currency: row.try_get(col("currency").as_str())?,
+        purchased_at_ms: row.try_get(col("purchased_at_ms").as_str())?,
     })
 }
 
@@ -62,7 +66,7 @@ impl Db {
         .fetch_one(&self.pool)
         .await?;
         let created = !existed;
-        let mut customer = customer_from_row(&row)?;
+        let mut customer = customer_from_row(&row, "")?;
         customer.purchases = self.customer(customer.id).await?.purchases;
         Ok((customer, created))
     }
@@ -131,7 +135,7 @@ impl Db {
         .fetch_one(&self.pool)
         .await;
         match inserted {
-            Ok(row) => Ok((purchase_from_row(&row)?, true)),
+            Ok(row) => Ok((purchase_from_row(&row, "")?, true)),
             Err(e) if is_unique_violation(&e) => {
                 let row = sqlx::query(
                     "SELECT id, customer_id, external_id, product, amount_minor, currency, purchased_at_ms \
@@ -140,7 +144,7 @@ impl Db {
                 .bind(&p.external_id)
                 .fetch_one(&self.pool)
                 .await?;
-                let stored = purchase_from_row(&row)?;
+                let stored = purchase_from_row(&row, "")?;
                 let same = row.try_get::<i64, _>("customer_id")? == customer_id
                     && stored.product == p.product
                     && stored.amount_minor == p.amount_minor
@@ -195,29 +199,12 @@ pub(crate) fn card_from_rows(rows: &[AnyRow]) -> StoreResult<Option<Customer>> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let mut customer = Customer {
-        id: first.try_get("c_id")?,
-        external_id: first.try_get("c_external_id")?,
-        name: first.try_get("c_name")?,
-        email: first.try_get("c_email")?,
-        phone: first.try_get("c_phone")?,
-        tier: first.try_get("c_tier")?,
-        value_minor: first.try_get("c_value_minor")?,
-        timezone: first.try_get("c_timezone")?,
-        purchases: Vec::new(),
-    };
+    let mut customer = customer_from_row(first, "c_")?;
     for row in rows {
-        let Some(id) = row.try_get::<Option<i64>, _>("p_id")? else {
-            continue;
-        };
-        customer.purchases.push(Purchase {
-            id,
-            external_id: row.try_get("p_external_id")?,
-            product: row.try_get("p_product")?,
-            amount_minor: row.try_get("p_amount_minor")?,
-            currency: row.try_get("p_currency")?,
-            purchased_at_ms: row.try_get("p_purchased_at_ms")?,
-        });
+        // No purchases: one row whose purchase columns are all NULL.
+        if row.try_get::<Option<i64>, _>("p_id")?.is_some() {
+            customer.purchases.push(purchase_from_row(row, "p_")?);
+        }
     }
     Ok(Some(customer))
 }
