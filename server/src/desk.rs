@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::routing::{Offer, OfferGone, ReadyAgent, Routing, TicketKind, WaitingTicket};
-use crate::store::{Db, IdempotencyKey, NewComplaint, OfferStep};
+use crate::store::{Db, Filed, IdempotencyKey, NewComplaint, OfferStep};
 use callcenter_proto::http::{ComplaintCreate, Customer, Outcome, Queue, Ticket};
 use callcenter_proto::ws::{OfferDetails, ServerEvent};
 use callcenter_proto::{AgentState, TicketStatus};
@@ -140,13 +140,14 @@ impl Desk {
         // in this category ended reopens it (issue 7: `quality::reopen`),
         // with the queue's head start for reopens.
         let reopen_window_ms = crate::quality::reopen::reopen_window_ms(&self.db).await?;
-        let rank = |customer: &Customer, reopen: Option<&crate::quality::reopen::ReopenLink>| {
+        let (priority, base_priority) = (queue.spec.priority.clone(), category.spec.base_priority);
+        let rank = move |customer: &Customer,
+                         reopen: Option<&crate::quality::reopen::ReopenLink>| {
             let reopen_head_start = match reopen {
-                Some(_) => i64::from(queue.spec.priority.reopen_head_start_seconds) * 1000,
+                Some(_) => i64::from(priority.reopen_head_start_seconds) * 1000,
                 None => 0,
             };
-            now - rules::head_start_ms(&queue.spec.priority, category.spec.base_priority, customer)
-                - reopen_head_start
+            now - rules::head_start_ms(&priority, base_priority, customer) - reopen_head_start
         };
         let scope = format!("complaint:{}", actor.user_id);
         // One transaction reads the customer's card (it checks the id, ranks
@@ -155,15 +156,15 @@ impl Desk {
         let filed = self
             .db
             .file_complaint(
-                &NewComplaint {
+                NewComplaint {
                     customer_id,
                     category_id: category.id,
                     queue_id: category.spec.queue_id,
-                    channel: &req.channel,
-                    description: &req.description,
+                    channel: req.channel.clone(),
+                    description: req.description.clone(),
                     actor_user_id: actor.user_id,
                     reopen_window_ms,
-                    rank: &rank,
+                    rank: std::sync::Arc::new(rank),
                 },
                 &IdempotencyKey {
                     scope: &scope,
@@ -179,24 +180,31 @@ impl Desk {
                 }
                 e => e.into(),
             })?;
-        let (ticket, created) = (filed.ticket, filed.created);
-        if created {
-            self.metrics.tickets_created.inc();
-            self.routing
-                .enqueue(WaitingTicket {
-                    ticket_id: ticket.id,
-                    queue_id: ticket.queue_id,
-                    kind: TicketKind::Inbound,
-                    rank_ms: filed.rank_ms,
-                    entered_ms: now,
-                })
-                .await?;
-            let known = Known {
-                ticket: &ticket,
-                customer: &filed.customer,
-            };
-            self.dispatch_knowing(&queue, Some(known)).await?;
-        }
+        let (ticket, created) = match filed {
+            Filed::Before(ticket) => (ticket, false),
+            Filed::New {
+                ticket,
+                customer,
+                rank_ms,
+            } => {
+                self.metrics.tickets_created.inc();
+                self.routing
+                    .enqueue(WaitingTicket {
+                        ticket_id: ticket.id,
+                        queue_id: ticket.queue_id,
+                        kind: TicketKind::Inbound,
+                        rank_ms,
+                        entered_ms: now,
+                    })
+                    .await?;
+                let known = Known {
+                    ticket: &ticket,
+                    customer: &customer,
+                };
+                self.dispatch_knowing(&queue, Some(known)).await?;
+                (ticket, true)
+            }
+        };
         Ok((ticket, created))
     }
 

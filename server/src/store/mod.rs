@@ -14,6 +14,7 @@ mod boards;
 pub mod cache;
 pub(crate) mod customers;
 mod directory;
+pub mod group_commit;
 mod presence;
 mod tickets;
 mod users;
@@ -57,6 +58,8 @@ pub struct Db {
     dialect: Dialect,
     /// This node's copy of the directory (see [`cache`]); shared by clones.
     cache: std::sync::Arc<cache::DirectoryCache>,
+    /// This node's group commit of the lifecycle's writes.
+    writer: group_commit::Writer,
 }
 
 impl Db {
@@ -110,6 +113,7 @@ impl Db {
             .connect(&url)
             .await?;
         Ok(Db {
+            writer: group_commit::Writer::start(pool.clone()),
             pool,
             dialect,
             cache: Default::default(),
@@ -135,6 +139,20 @@ impl Db {
     /// This node's directory cache (see [`cache`]).
     pub fn cache(&self) -> &cache::DirectoryCache {
         &self.cache
+    }
+
+    /// Run `work` in the next transaction this node's writer commits, with
+    /// the works of other requests that queued meanwhile ([`group_commit`]).
+    pub(crate) async fn commit_with_others<W: group_commit::Work>(
+        &self,
+        work: W,
+    ) -> StoreResult<W::Output> {
+        self.writer.commit(&self.pool, work).await
+    }
+
+    /// This node's group commit, for `/metrics` and tests.
+    pub fn group_commit(&self) -> &group_commit::Writer {
+        &self.writer
     }
 
     pub async fn ping(&self) -> anyhow::Result<()> {

@@ -1,11 +1,13 @@
 //! Tickets, their assignments and their history (one event row per change).
 
+use super::group_commit::{Tx, Work};
 use super::{Db, StoreError, StoreResult, is_unique_violation};
 use crate::quality::reopen::ReopenLink;
 use callcenter_proto::TicketStatus;
 use callcenter_proto::http::{Customer, Outcome, Ticket, TicketEvent};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
+use std::sync::Arc;
 
 pub(super) const TICKET_COLUMNS: &str = "id, kind, status, customer_id, category_id, queue_id, channel, \
      description, rank_ms, assigned_agent_id, created_at_ms, resolved_at_ms, outcome_code, \
@@ -32,30 +34,37 @@ fn count_answer(from: &str, at: &str, day: &str, shard: &str) -> String {
     )
 }
 
+/// Where a complaint waits in its queue, from the customer's card and the
+/// complaint it reopens (read in the filing transaction).
+pub type Rank = Arc<dyn Fn(&Customer, Option<&ReopenLink>) -> i64 + Send + Sync>;
+
 /// A new inbound ticket, validated by the caller.
-pub struct NewComplaint<'a> {
+pub struct NewComplaint {
     pub customer_id: i64,
     pub category_id: i64,
     pub queue_id: i64,
-    pub channel: &'a str,
-    pub description: &'a str,
+    pub channel: String,
+    pub description: String,
     pub actor_user_id: i64,
     /// How far back an earlier complaint of the customer in this category
     /// is reopened by this one (see `quality::reopen`); 0: never.
     pub reopen_window_ms: i64,
     /// The ticket's rank, from the customer and the complaint it reopens.
-    pub rank: &'a (dyn Fn(&Customer, Option<&ReopenLink>) -> i64 + Sync),
+    pub rank: Rank,
 }
 
-/// A complaint filed (or found filed under its idempotency key).
-pub struct Filed {
-    pub ticket: Ticket,
-    /// False: the key was seen before with the same body.
-    pub created: bool,
-    /// The customer's card, read in the filing transaction.
-    pub customer: Customer,
-    /// Where it waits in its queue.
-    pub rank_ms: i64,
+/// A complaint filed, or found filed under its idempotency key.
+pub enum Filed {
+    /// Filed now.
+    New {
+        ticket: Ticket,
+        /// The customer's card, read in the filing transaction.
+        customer: Customer,
+        /// Where it waits in its queue.
+        rank_ms: i64,
+    },
+    /// The key was seen before with the same body: the ticket it filed.
+    Before(Ticket),
 }
 
 /// An idempotency key and the hash of the request body it came with.
@@ -243,7 +252,7 @@ fn resolve_row() -> String {
 async fn insert_complaint(
     tx: &mut Transaction<'static, Any>,
     dialect: super::Dialect,
-    c: &NewComplaint<'_>,
+    c: &NewComplaint,
     idem: &IdempotencyKey<'_>,
     reopen: Option<&ReopenLink>,
     rank_ms: i64,
@@ -277,8 +286,8 @@ async fn insert_complaint(
         .bind(c.customer_id)
         .bind(c.category_id)
         .bind(c.queue_id)
-        .bind(c.channel)
-        .bind(c.description)
+        .bind(&c.channel)
+        .bind(&c.description)
         .bind(rank_ms)
         .bind(now_ms)
         .bind(reopen_of)
@@ -321,76 +330,47 @@ fn resolved_data(outcome: &Outcome) -> serde_json::Value {
     serde_json::json!({ "code": outcome.code, "resolved": outcome.resolved, "note": outcome.note })
 }
 
-fn created_data(c: &NewComplaint<'_>) -> serde_json::Value {
+fn created_data(c: &NewComplaint) -> serde_json::Value {
     serde_json::json!({ "channel": c.channel, "category_id": c.category_id })
 }
 
-fn queued_data(c: &NewComplaint<'_>) -> serde_json::Value {
+fn queued_data(c: &NewComplaint) -> serde_json::Value {
     serde_json::json!({ "queue_id": c.queue_id })
 }
 
 impl Db {
-    /// File a complaint once per idempotency key. Returns the ticket and
-    /// whether it was created now (false: the key was seen before with the
-    /// same body). The same key with another body is a conflict.
+    /// File a complaint once per idempotency key: [`Filed::New`] now, or
+    /// [`Filed::Before`] when the key was seen before with the same body.
+    /// The same key with another body is a conflict.
     pub async fn file_complaint(
         &self,
-        c: &NewComplaint<'_>,
+        c: NewComplaint,
         idem: &IdempotencyKey<'_>,
         now_ms: i64,
     ) -> StoreResult<Filed> {
-        // No read of the key first: the insert below refuses a key seen
-        // before (unique index), and only then is the first answer read.
-        // The reads the rank needs are made in the same transaction.
-        let mut tx = self.pool.begin().await?;
-        let (customer, reopen) = crate::quality::reopen::card_and_reopen_candidate_on(
-            &mut tx,
-            c.customer_id,
-            c.category_id,
-            c.reopen_window_ms,
+        let filing = FileComplaint {
+            dialect: self.dialect,
+            complaint: c,
+            scope: idem.scope.to_owned(),
+            key: idem.key.to_owned(),
+            request_hash: idem.request_hash.to_owned(),
             now_ms,
-        )
-        .await?;
-        let rank_ms = (c.rank)(&customer, reopen.as_ref());
-        let inserted = insert_complaint(
-            &mut tx,
-            self.dialect,
-            c,
-            idem,
-            reopen.as_ref(),
-            rank_ms,
-            now_ms,
-        )
-        .await;
-        let ticket = match inserted {
-            Ok(ticket) => ticket,
-            Err(StoreError::Database(e)) if is_unique_violation(&e) => {
-                // The key was seen before (a retry, or a concurrent one that
-                // won the race): drop ours, answer with the first.
-                drop(tx);
-                let ticket = self
-                    .replay(idem)
-                    .await?
-                    .ok_or(StoreError::NotFound("ticket"))?;
-                return Ok(Filed {
-                    ticket,
-                    created: false,
-                    customer,
-                    rank_ms,
-                });
-            }
-            Err(e) => return Err(e),
         };
-        if let Some(link) = reopen.as_ref() {
-            crate::quality::reopen::link_in(&mut tx, ticket.id, link, now_ms).await?;
+        match self.commit_with_others(filing).await {
+            Ok((ticket, customer, rank_ms)) => Ok(Filed::New {
+                ticket,
+                customer,
+                rank_ms,
+            }),
+            // The key was seen before (a retry, or a concurrent one that won
+            // the race): answer with the first.
+            Err(StoreError::Database(e)) if is_unique_violation(&e) => Ok(Filed::Before(
+                self.replay(idem)
+                    .await?
+                    .ok_or(StoreError::NotFound("ticket"))?,
+            )),
+            Err(e) => Err(e),
         }
-        tx.commit().await?;
-        Ok(Filed {
-            ticket,
-            created: true,
-            customer,
-            rank_ms,
-        })
     }
 
     async fn replay(&self, idem: &IdempotencyKey<'_>) -> StoreResult<Option<Ticket>> {
@@ -494,123 +474,19 @@ impl Db {
         offer: &OfferStep,
         now_ms: i64,
     ) -> StoreResult<Ticket> {
-        let assigned = match self.dialect {
-            // One statement (one round trip, one implicit transaction): the
-            // accept is on every lifecycle's path.
-            super::Dialect::Postgres => {
-                self.assign_in_one_statement(ticket_id, offer, now_ms).await
-            }
-            super::Dialect::Sqlite => self.assign_step_by_step(ticket_id, offer, now_ms).await,
-        };
-        assigned.map_err(|e| match e {
-            StoreError::Database(e) if is_unique_violation(&e) => {
-                StoreError::Conflict("the ticket is already assigned".into())
-            }
-            e => e,
-        })
-    }
-
-    async fn assign_in_one_statement(
-        &self,
-        ticket_id: i64,
-        offer: &OfferStep,
-        now_ms: i64,
-    ) -> StoreResult<Ticket> {
-        let row = sqlx::query(&format!(
-            "WITH t AS ({ticket}), \
-             a AS ( \
-                 INSERT INTO assignments (ticket_id, agent_id, offer_version, started_at_ms) \
-                 SELECT id, $1, $4, $2 FROM t), \
-             e AS ( \
-                 INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
-                 SELECT id, $5, CAST(NULL AS BIGINT), 'offered', $6 FROM t \
-                 UNION ALL SELECT id, $2, $1, 'accepted', $7 FROM t), \
-             m AS ( \
-                 UPDATE agents SET missed_in_row = 0 \
-                 WHERE user_id = $1 AND missed_in_row <> 0 AND EXISTS (SELECT 1 FROM t)), \
-             c AS ({count}) \
-             SELECT * FROM t",
-            ticket = assign_row(),
-            count = count_answer(
-                "FROM t JOIN queues q ON q.id = t.queue_id",
-                "$2",
-                "$8",
-                "$9"
-            ),
-        ))
-        .bind(offer.agent_id)
-        .bind(now_ms)
-        .bind(ticket_id)
-        .bind(offer.version as i64)
-        .bind(offer.at_ms)
-        .bind(offer.data().to_string())
-        .bind(serde_json::json!({ "version": offer.version }).to_string())
-        .bind(now_ms.div_euclid(DAY_MS))
-        .bind(offer.agent_id.rem_euclid(ANSWER_SHARDS))
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::Conflict("the ticket is no longer waiting".into()))?;
-        ticket_from_row(&row)
-    }
-
-    async fn assign_step_by_step(
-        &self,
-        ticket_id: i64,
-        offer: &OfferStep,
-        now_ms: i64,
-    ) -> StoreResult<Ticket> {
-        let (agent_id, version) = (offer.agent_id, offer.version);
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&assign_row())
-            .bind(agent_id)
-            .bind(now_ms)
-            .bind(ticket_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::Conflict("the ticket is no longer waiting".into()))?;
-        let ticket = ticket_from_row(&row)?;
-        sqlx::query(
-            "INSERT INTO assignments (ticket_id, agent_id, offer_version, started_at_ms) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(ticket_id)
-        .bind(agent_id)
-        .bind(version as i64)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        record_two(
-            &mut tx,
+        let accept = Accept {
+            dialect: self.dialect,
             ticket_id,
-            (offer.at_ms, None, "offered", offer.data()),
-            (
-                now_ms,
-                Some(agent_id),
-                "accepted",
-                serde_json::json!({ "version": version }),
-            ),
-        )
-        .await?;
-        // An answered offer ends a run of missed ones (`desk::rules`).
-        sqlx::query(
-            "UPDATE agents SET missed_in_row = 0 WHERE user_id = $1 AND missed_in_row <> 0",
-        )
-        .bind(agent_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(&count_answer(
-            "FROM tickets t JOIN queues q ON q.id = t.queue_id WHERE t.id = $1",
-            "$2",
-            "$3",
-            "$4",
-        ))
-        .bind(ticket_id)
-        .bind(now_ms)
-        .bind(now_ms.div_euclid(DAY_MS))
-        .bind(agent_id.rem_euclid(ANSWER_SHARDS))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(ticket)
+            offer: *offer,
+            now_ms,
+        };
+        match self.commit_with_others(accept).await {
+            Ok(answer) => answer,
+            Err(StoreError::Database(e)) if is_unique_violation(&e) => Err(StoreError::Conflict(
+                "the ticket is already assigned".into(),
+            )),
+            Err(e) => Err(e),
+        }
     }
 
     /// End an assigned ticket with an outcome. Only its holder may.
@@ -638,89 +514,15 @@ impl Db {
     ) -> StoreResult<Resolved> {
         // The settings of the quality record, from the directory cache.
         let settings = crate::quality::settings(self).await?;
-        let mut tx = self.pool.begin().await?;
-        // Only the holder resolves: the update says whether they hold it.
-        let postgres = self.dialect == super::Dialect::Postgres;
-        let sql = if postgres {
-            // The ticket, its assignment and its history in one statement.
-            format!(
-                "WITH t AS ({ticket}), \
-                 a AS ( \
-                     UPDATE assignments SET ended_at_ms = $1 \
-                     WHERE ticket_id = $5 AND ended_at_ms IS NULL AND EXISTS (SELECT 1 FROM t)), \
-                 e AS ( \
-                     INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
-                     SELECT id, $1, $6, 'resolved', $7 FROM t) \
-                 SELECT * FROM t",
-                ticket = resolve_row(),
-            )
-        } else {
-            resolve_row()
-        };
-        let mut query = sqlx::query(&sql)
-            .bind(now_ms)
-            .bind(&outcome.code)
-            .bind(outcome.resolved as i64)
-            .bind(&outcome.note)
-            .bind(ticket_id)
-            .bind(agent_id);
-        if postgres {
-            query = query.bind(resolved_data(outcome).to_string());
-        }
-        let updated = query.fetch_optional(&mut *tx).await?;
-        let Some(row) = updated else {
-            let current = ticket_in(&mut tx, ticket_id).await?;
-            return Err(if current.assigned_agent_id == Some(agent_id) {
-                StoreError::Conflict(format!("the ticket is {}", current.status.as_str()))
-            } else {
-                StoreError::NotFound("assigned ticket")
-            });
-        };
-        let ticket = ticket_from_row(&row)?;
-        if !postgres {
-            end_assignment(&mut tx, ticket_id, now_ms).await?;
-            record(
-                &mut tx,
-                ticket_id,
-                now_ms,
-                Some(agent_id),
-                "resolved",
-                resolved_data(outcome),
-            )
-            .await?;
-        }
-        // The complaint's quality record, in the same transaction (issue 7).
-        crate::quality::outcomes::record_outcome(&mut tx, ticket_id, agent_id, now_ms, &settings)
-            .await?;
-        // What follows: reopens held for the agent (0), whether the ticket
-        // was ever escalated (1).
-        let mut held_reopens = Vec::new();
-        let mut ever_escalated = false;
-        for row in sqlx::query(
-            "SELECT 0 AS which, id FROM tickets \
-                 WHERE held_for_agent_id = $1 AND status = 'queued' AND held_until_ms > $2 \
-             UNION ALL \
-             SELECT 1 AS which, ticket_id AS id FROM \
-                 (SELECT ticket_id FROM ticket_events WHERE ticket_id = $3 AND kind = 'escalated' LIMIT 1) e \
-             ORDER BY 1, 2",
-        )
-        .bind(agent_id)
-        .bind(now_ms)
-        .bind(ticket_id)
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            match row.try_get::<i64, _>("which")? {
-                0 => held_reopens.push(row.try_get("id")?),
-                _ => ever_escalated = true,
-            }
-        }
-        tx.commit().await?;
-        Ok(Resolved {
-            ticket,
-            ever_escalated,
-            held_reopens,
+        self.commit_with_others(Resolve {
+            dialect: self.dialect,
+            ticket_id,
+            agent_id,
+            outcome: outcome.clone(),
+            settings,
+            now_ms,
         })
+        .await?
     }
 
     /// A note on a ticket the agent holds (or held last): one statement.
@@ -809,5 +611,288 @@ impl Db {
             })
         })
         .collect()
+    }
+}
+
+/// The filing: the customer's card and the complaint it may reopen are read,
+/// the ticket ranked and written with its key and first steps.
+struct FileComplaint {
+    dialect: super::Dialect,
+    complaint: NewComplaint,
+    scope: String,
+    key: String,
+    request_hash: String,
+    now_ms: i64,
+}
+
+impl Work for FileComplaint {
+    type Output = (Ticket, Customer, i64);
+
+    async fn run(&self, tx: &mut Tx) -> StoreResult<Self::Output> {
+        let c = &self.complaint;
+        // No read of the key first: the insert refuses a key seen before
+        // (unique index), and only then is the first answer read.
+        let (customer, reopen) = crate::quality::reopen::card_and_reopen_candidate_on(
+            tx,
+            c.customer_id,
+            c.category_id,
+            c.reopen_window_ms,
+            self.now_ms,
+        )
+        .await?;
+        let rank_ms = (c.rank)(&customer, reopen.as_ref());
+        let idem = IdempotencyKey {
+            scope: &self.scope,
+            key: &self.key,
+            request_hash: &self.request_hash,
+        };
+        let ticket = insert_complaint(
+            tx,
+            self.dialect,
+            c,
+            &idem,
+            reopen.as_ref(),
+            rank_ms,
+            self.now_ms,
+        )
+        .await?;
+        if let Some(link) = reopen.as_ref() {
+            crate::quality::reopen::link_in(tx, ticket.id, link, self.now_ms).await?;
+        }
+        Ok((ticket, customer, rank_ms))
+    }
+}
+
+/// The accept: the ticket becomes the agent's.
+struct Accept {
+    dialect: super::Dialect,
+    ticket_id: i64,
+    offer: OfferStep,
+    now_ms: i64,
+}
+
+impl Work for Accept {
+    /// A refusal (the ticket no longer waits) writes nothing and does not
+    /// fail the transaction it shares.
+    type Output = StoreResult<Ticket>;
+
+    async fn run(&self, tx: &mut Tx) -> StoreResult<Self::Output> {
+        let (ticket_id, offer, now_ms) = (self.ticket_id, &self.offer, self.now_ms);
+        match self.dialect {
+            // One statement (one round trip): the accept is on every
+            // lifecycle's path.
+            super::Dialect::Postgres => assign_in_one_statement(tx, ticket_id, offer, now_ms).await,
+            super::Dialect::Sqlite => assign_step_by_step(tx, ticket_id, offer, now_ms).await,
+        }
+    }
+}
+
+async fn assign_in_one_statement(
+    tx: &mut Tx,
+    ticket_id: i64,
+    offer: &OfferStep,
+    now_ms: i64,
+) -> StoreResult<StoreResult<Ticket>> {
+    let row = sqlx::query(&format!(
+        "WITH t AS ({ticket}), \
+         a AS ( \
+             INSERT INTO assignments (ticket_id, agent_id, offer_version, started_at_ms) \
+             SELECT id, $1, $4, $2 FROM t), \
+         e AS ( \
+             INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
+             SELECT id, $5, CAST(NULL AS BIGINT), 'offered', $6 FROM t \
+             UNION ALL SELECT id, $2, $1, 'accepted', $7 FROM t), \
+         m AS ( \
+             UPDATE agents SET missed_in_row = 0 \
+             WHERE user_id = $1 AND missed_in_row <> 0 AND EXISTS (SELECT 1 FROM t)), \
+         c AS ({count}) \
+         SELECT * FROM t",
+        ticket = assign_row(),
+        count = count_answer(
+            "FROM t JOIN queues q ON q.id = t.queue_id",
+            "$2",
+            "$8",
+            "$9"
+        ),
+    ))
+    .bind(offer.agent_id)
+    .bind(now_ms)
+    .bind(ticket_id)
+    .bind(offer.version as i64)
+    .bind(offer.at_ms)
+    .bind(offer.data().to_string())
+    .bind(serde_json::json!({ "version": offer.version }).to_string())
+    .bind(now_ms.div_euclid(DAY_MS))
+    .bind(offer.agent_id.rem_euclid(ANSWER_SHARDS))
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        Some(row) => Ok(Ok(ticket_from_row(&row)?)),
+        None => Ok(Err(no_longer_waiting())),
+    }
+}
+
+async fn assign_step_by_step(
+    tx: &mut Tx,
+    ticket_id: i64,
+    offer: &OfferStep,
+    now_ms: i64,
+) -> StoreResult<StoreResult<Ticket>> {
+    let (agent_id, version) = (offer.agent_id, offer.version);
+    let row = sqlx::query(&assign_row())
+        .bind(agent_id)
+        .bind(now_ms)
+        .bind(ticket_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else {
+        return Ok(Err(no_longer_waiting()));
+    };
+    let ticket = ticket_from_row(&row)?;
+    sqlx::query(
+        "INSERT INTO assignments (ticket_id, agent_id, offer_version, started_at_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(ticket_id)
+    .bind(agent_id)
+    .bind(version as i64)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    record_two(
+        tx,
+        ticket_id,
+        (offer.at_ms, None, "offered", offer.data()),
+        (
+            now_ms,
+            Some(agent_id),
+            "accepted",
+            serde_json::json!({ "version": version }),
+        ),
+    )
+    .await?;
+    // An answered offer ends a run of missed ones (`desk::rules`).
+    sqlx::query("UPDATE agents SET missed_in_row = 0 WHERE user_id = $1 AND missed_in_row <> 0")
+        .bind(agent_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(&count_answer(
+        "FROM tickets t JOIN queues q ON q.id = t.queue_id WHERE t.id = $1",
+        "$2",
+        "$3",
+        "$4",
+    ))
+    .bind(ticket_id)
+    .bind(now_ms)
+    .bind(now_ms.div_euclid(DAY_MS))
+    .bind(agent_id.rem_euclid(ANSWER_SHARDS))
+    .execute(&mut **tx)
+    .await?;
+    Ok(Ok(ticket))
+}
+
+fn no_longer_waiting() -> StoreError {
+    StoreError::Conflict("the ticket is no longer waiting".into())
+}
+
+/// The resolve, with the complaint's quality record and the reads of what
+/// the desk does next.
+struct Resolve {
+    dialect: super::Dialect,
+    ticket_id: i64,
+    agent_id: i64,
+    outcome: Outcome,
+    settings: callcenter_proto::outcomes::QualitySettings,
+    now_ms: i64,
+}
+
+impl Work for Resolve {
+    /// A refusal (the agent does not hold the ticket, or it has ended)
+    /// writes nothing and does not fail the transaction it shares.
+    type Output = StoreResult<Resolved>;
+
+    async fn run(&self, tx: &mut Tx) -> StoreResult<Self::Output> {
+        let (ticket_id, agent_id, outcome, now_ms) =
+            (self.ticket_id, self.agent_id, &self.outcome, self.now_ms);
+        // Only the holder resolves: the update says whether they hold it.
+        let postgres = self.dialect == super::Dialect::Postgres;
+        let sql = if postgres {
+            // The ticket, its assignment and its history in one statement.
+            format!(
+                "WITH t AS ({ticket}), \
+                 a AS ( \
+                     UPDATE assignments SET ended_at_ms = $1 \
+                     WHERE ticket_id = $5 AND ended_at_ms IS NULL AND EXISTS (SELECT 1 FROM t)), \
+                 e AS ( \
+                     INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
+                     SELECT id, $1, $6, 'resolved', $7 FROM t) \
+                 SELECT * FROM t",
+                ticket = resolve_row(),
+            )
+        } else {
+            resolve_row()
+        };
+        let mut query = sqlx::query(&sql)
+            .bind(now_ms)
+            .bind(&outcome.code)
+            .bind(outcome.resolved as i64)
+            .bind(&outcome.note)
+            .bind(ticket_id)
+            .bind(agent_id);
+        if postgres {
+            query = query.bind(resolved_data(outcome).to_string());
+        }
+        let updated = query.fetch_optional(&mut **tx).await?;
+        let Some(row) = updated else {
+            let current = ticket_in(tx, ticket_id).await?;
+            return Ok(Err(if current.assigned_agent_id == Some(agent_id) {
+                StoreError::Conflict(format!("the ticket is {}", current.status.as_str()))
+            } else {
+                StoreError::NotFound("assigned ticket")
+            }));
+        };
+        let ticket = ticket_from_row(&row)?;
+        if !postgres {
+            end_assignment(tx, ticket_id, now_ms).await?;
+            record(
+                tx,
+                ticket_id,
+                now_ms,
+                Some(agent_id),
+                "resolved",
+                resolved_data(outcome),
+            )
+            .await?;
+        }
+        // The complaint's quality record, in the same transaction (issue 7).
+        crate::quality::outcomes::record_outcome(tx, ticket_id, agent_id, now_ms, &self.settings)
+            .await?;
+        // What follows: reopens held for the agent (0), whether the ticket
+        // was ever escalated (1).
+        let mut held_reopens = Vec::new();
+        let mut ever_escalated = false;
+        for row in sqlx::query(
+            "SELECT 0 AS which, id FROM tickets \
+                 WHERE held_for_agent_id = $1 AND status = 'queued' AND held_until_ms > $2 \
+             UNION ALL \
+             SELECT 1 AS which, ticket_id AS id FROM \
+                 (SELECT ticket_id FROM ticket_events WHERE ticket_id = $3 AND kind = 'escalated' LIMIT 1) e \
+             ORDER BY 1, 2",
+        )
+        .bind(agent_id)
+        .bind(now_ms)
+        .bind(ticket_id)
+        .fetch_all(&mut **tx)
+        .await?
+        {
+            match row.try_get::<i64, _>("which")? {
+                0 => held_reopens.push(row.try_get("id")?),
+                _ => ever_escalated = true,
+            }
+        }
+        Ok(Ok(Resolved {
+            ticket,
+            ever_escalated,
+            held_reopens,
+        }))
     }
 }

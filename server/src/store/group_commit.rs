@@ -1,0 +1,254 @@
+//! Group commit: the lifecycle's writes of concurrent requests share one
+//! transaction.
+//!
+//! Every complaint costs three writes on its way (filing, accept, resolve),
+//! and each was its own transaction: one commit, one WAL flush and a few
+//! round trips each. A node's [`Writer`] takes the writes that queue up while
+//! it is busy and runs them one after another in one transaction with one
+//! commit, so that the number of transactions per lifecycle falls as load
+//! rises (at low load a write runs alone, as before, with no added wait).
+//!
+//! Durability is not weakened: a caller hears back only after the commit
+//! that holds its write. A [`Work`] in a batch that fails (a unique
+//! violation, a refusal, a database error) rolls the whole batch back, and
+//! each work of the batch is then run again alone in its own transaction,
+//! so what a caller sees is exactly what it would have seen alone. A failed
+//! commit is answered as an error to every caller of the batch (as a failed
+//! commit of their own would be): their retries are idempotent.
+//!
+//! The writer is one task per node with one connection at a time: batches
+//! of one node never wait on each other's row locks. (Locks of a batch held
+//! against another node's batch are resolved by PostgreSQL's deadlock
+//! detection; the loser's works rerun alone.)
+
+use super::{StoreError, StoreResult};
+use futures::future::BoxFuture;
+use sqlx::{Any, AnyPool, Transaction};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub(crate) type Tx = Transaction<'static, Any>;
+
+/// The most works one transaction holds: bounds how long its row locks are
+/// held and how much is rerun when it fails.
+const MAX_BATCH: usize = 64;
+
+/// Statements that can run alone or beside others in one transaction.
+///
+/// A work may run more than once (a failed batch is rolled back and every
+/// work in it rerun alone), so it owns its inputs and reads what it needs
+/// inside the transaction it is given, never from another connection (the
+/// embedded default has only one). Any error it returns rolls back the
+/// transaction it ran in.
+pub(crate) trait Work: Send + Sync + 'static {
+    type Output: Send + 'static;
+    fn run(&self, tx: &mut Tx) -> impl Future<Output = StoreResult<Self::Output>> + Send;
+}
+
+/// How the writer has been doing, for `/metrics`.
+#[derive(Default)]
+pub struct GroupCommitStats {
+    /// Transactions the writer committed (or tried to).
+    pub transactions: AtomicU64,
+    /// Works those transactions held.
+    pub works: AtomicU64,
+    /// Batches rolled back because one of their works failed.
+    pub batches_rerun: AtomicU64,
+}
+
+/// The handle callers send their works through; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::UnboundedSender<Box<dyn Queued>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    stats: GroupCommitStats,
+    /// Works sent and not yet taken into a transaction (a watch, so that a
+    /// test can wait for a count).
+    waiting: watch::Sender<i64>,
+    /// Taken by the writer while it gathers a batch; a test holds it to make
+    /// works queue up behind it (see [`Writer::hold`]). An async mutex: the
+    /// writer awaits it.
+    gather: tokio::sync::Mutex<()>,
+}
+
+impl Writer {
+    /// Start the node's writer task on `pool`. The task ends when the last
+    /// handle is dropped.
+    pub(crate) fn start(pool: AnyPool) -> Writer {
+        let (queue, works) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            stats: GroupCommitStats::default(),
+            waiting: watch::Sender::new(0),
+            gather: tokio::sync::Mutex::new(()),
+        });
+        tokio::spawn(write_batches(pool, works, shared.clone()));
+        Writer { queue, shared }
+    }
+
+    /// Run `work` in the next transaction the writer commits; answers after
+    /// that commit. If the writer is gone (the runtime is shutting down),
+    /// the work runs alone on `pool`.
+    pub(crate) async fn commit<W: Work>(&self, pool: &AnyPool, work: W) -> StoreResult<W::Output> {
+        let (reply, answer) = oneshot::channel();
+        let entry: Box<dyn Queued> = Box::new(Entry {
+            work,
+            result: None,
+            reply: Some(reply),
+        });
+        match self.queue.send(entry) {
+            // Counted once it is in the queue (so the writer may count it
+            // out first: the count may dip below zero for a moment).
+            Ok(()) => self.shared.waiting.send_modify(|n| *n += 1),
+            Err(mpsc::error::SendError(mut entry)) => {
+                entry.run_alone(pool).await;
+                entry.answer_ran();
+            }
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Database(sqlx::Error::WorkerCrashed)))
+    }
+
+    pub fn stats(&self) -> &GroupCommitStats {
+        &self.shared.stats
+    }
+
+    /// Keep the writer from starting its next transaction until the guard
+    /// is dropped; works sent meanwhile queue up and go into one batch.
+    #[doc(hidden)]
+    pub async fn hold(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.shared.gather.lock().await
+    }
+
+    /// Wait until `n` works are sent and not yet taken into a transaction.
+    #[doc(hidden)]
+    pub async fn until_waiting(&self, n: i64) {
+        let mut waiting = self.shared.waiting.subscribe();
+        // The sender lives as long as `self`: this cannot fail.
+        let _ = waiting.wait_for(|&w| w == n).await;
+    }
+}
+
+/// A work with its caller's reply, behind one object-safe face so that works
+/// of different kinds share a batch.
+trait Queued: Send {
+    /// Run in the batch's transaction; false if it failed.
+    fn run_in<'a>(&'a mut self, tx: &'a mut Tx) -> BoxFuture<'a, bool>;
+    /// Run alone in a transaction of its own, committed if it succeeded.
+    fn run_alone<'a>(&'a mut self, pool: &'a AnyPool) -> BoxFuture<'a, ()>;
+    /// Tell the caller what the last run gave.
+    fn answer_ran(&mut self);
+    /// Tell the caller that the commit holding its work failed.
+    fn answer_failed(&mut self, error: &sqlx::Error);
+}
+
+struct Entry<W: Work> {
+    work: W,
+    result: Option<StoreResult<W::Output>>,
+    reply: Option<oneshot::Sender<StoreResult<W::Output>>>,
+}
+
+impl<W: Work> Queued for Entry<W> {
+    fn run_in<'a>(&'a mut self, tx: &'a mut Tx) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let result = self.work.run(tx).await;
+            let ok = result.is_ok();
+            self.result = Some(result);
+            ok
+        })
+    }
+
+    fn run_alone<'a>(&'a mut self, pool: &'a AnyPool) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let result = async {
+                let mut tx = pool.begin().await?;
+                let output = self.work.run(&mut tx).await?;
+                tx.commit().await?;
+                Ok(output)
+            }
+            .await;
+            self.result = Some(result);
+        })
+    }
+
+    fn answer_ran(&mut self) {
+        if let (Some(reply), Some(result)) = (self.reply.take(), self.result.take()) {
+            // The caller may have gone (its request was cancelled): the
+            // write stands, as it would have had it run on its own task.
+            let _ = reply.send(result);
+        }
+    }
+
+    fn answer_failed(&mut self, error: &sqlx::Error) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(Err(StoreError::Database(sqlx::Error::Protocol(format!(
+                "the commit holding this write failed: {error}"
+            )))));
+        }
+    }
+}
+
+async fn write_batches(
+    pool: AnyPool,
+    mut works: mpsc::UnboundedReceiver<Box<dyn Queued>>,
+    shared: Arc<Shared>,
+) {
+    while let Some(first) = works.recv().await {
+        let mut batch = vec![first];
+        {
+            let _gathering = shared.gather.lock().await;
+            while batch.len() < MAX_BATCH {
+                match works.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+        }
+        shared.waiting.send_modify(|n| *n -= batch.len() as i64);
+        let stats = &shared.stats;
+        stats.transactions.fetch_add(1, Ordering::Relaxed);
+        stats.works.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if let [alone] = batch.as_mut_slice() {
+            alone.run_alone(&pool).await;
+            alone.answer_ran();
+            continue;
+        }
+        match run_batch(&pool, &mut batch).await {
+            Ok(true) => batch.iter_mut().for_each(|w| w.answer_ran()),
+            Ok(false) => {
+                // One failed: nothing of the batch stands. Each runs again
+                // alone, as if it had never shared a transaction.
+                stats.batches_rerun.fetch_add(1, Ordering::Relaxed);
+                for work in &mut batch {
+                    stats.transactions.fetch_add(1, Ordering::Relaxed);
+                    work.run_alone(&pool).await;
+                    work.answer_ran();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, works = batch.len(), "a group commit failed");
+                batch.iter_mut().for_each(|w| w.answer_failed(&e));
+            }
+        }
+    }
+}
+
+/// Run the batch in one transaction. `Ok(false)`: a work failed and the
+/// transaction was rolled back; `Err`: beginning or committing failed.
+async fn run_batch(pool: &AnyPool, batch: &mut [Box<dyn Queued>]) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for work in batch.iter_mut() {
+        if !work.run_in(&mut tx).await {
+            // Dropping the transaction rolls it back.
+            drop(tx);
+            return Ok(false);
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
