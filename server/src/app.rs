@@ -149,7 +149,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let clock = config.clock.clone();
     let serve = config.serve;
-    let db = Db::connect(&config.database_url).await?;
+    let db = Db::connect_with_writers(&config.database_url, serve.db_writers.into()).await?;
     ensure_first_admin(&db, &serve, clock.as_ref()).await?;
     let key = load_signing_key(&db, &serve, clock.as_ref()).await?;
     let tokens = Arc::new(tokens::TokenService::new(

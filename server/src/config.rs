@@ -156,6 +156,12 @@ pub struct ServeArgs {
     /// (e.g. https://care.example.com). Absent: http://<listen address>.
     #[arg(long, env = "CALLCENTER_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Transactions of the lifecycle's writes this node runs at once on
+    /// PostgreSQL; the writes that queue up meanwhile share the next one
+    /// (group commit). The embedded default always runs one.
+    #[arg(long, env = "CALLCENTER_DB_WRITERS", default_value_t = crate::store::DEFAULT_WRITERS,
+        value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub db_writers: u16,
 }
 
 impl Default for ServeArgs {
@@ -179,6 +185,7 @@ impl Default for ServeArgs {
             ws_ping_seconds: 15,
             ws_idle_seconds: 30,
             ws_commands_per_second: 20,
+            db_writers: crate::store::DEFAULT_WRITERS,
         }
     }
 }

@@ -456,6 +456,7 @@ impl Desk {
         let queue = self.db.queue(offer.queue_id).await?;
         Ok(OfferStep {
             agent_id: offer.agent_id,
+            queue_id: offer.queue_id,
             version: offer.version,
             deadline_ms: offer.deadline_ms,
             at_ms: offer.deadline_ms - i64::from(queue.spec.offer_timeout_seconds) * 1000,

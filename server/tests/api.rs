@@ -282,6 +282,11 @@ async fn health_metrics_and_published_descriptions() {
         text.contains("callcenter_http_requests_total{class=\"2xx\"}"),
         "{text}"
     );
+    // The one complaint was the group commit's one write so far.
+    assert!(
+        text.contains("callcenter_db_group_writes_total 1\n"),
+        "{text}"
+    );
 
     let openapi = app.send(app.http.get(app.url("/api/openapi.json"))).await;
     assert_eq!(openapi.status, StatusCode::OK);

@@ -256,13 +256,14 @@ async fn accepts_and_resolves_share_commits_too(app: TestApp) {
     let now = app.clock.now_ms();
     let offer = move |agent_id| OfferStep {
         agent_id,
+        queue_id: queue,
         version: 1,
         deadline_ms: now + 30_000,
         at_ms: now,
     };
 
-    // Both accept at once; a third accept of a ticket already taken is
-    // refused without failing the others' commit.
+    // Both accept at once; an accept of a ticket already taken (olga's,
+    // resent) is refused without failing the others' commit.
     let (before, reruns_before) = (
         committed(&node),
         node.group_commit()
@@ -278,7 +279,7 @@ async fn accepts_and_resolves_share_commits_too(app: TestApp) {
     let olga_takes = accept(kettle.id, olga);
     let ivan_takes = accept(toaster.id, ivan);
     node.group_commit().until_waiting(2).await;
-    let late = accept(kettle.id, ivan);
+    let late = accept(kettle.id, olga);
     node.group_commit().until_waiting(3).await;
     drop(held);
     assert_eq!(

@@ -83,5 +83,19 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # TYPE callcenter_sockets_closed_slow_total counter\ncallcenter_sockets_closed_slow_total {}\n",
         state.hub.slow_closed()
     ));
+    // Group commit: works per transaction is the batching (1 at low load).
+    let commits = state.db.group_commit().stats();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    text.push_str(&format!(
+        "# HELP callcenter_db_group_transactions_total Transactions of the node's group commit.\n\
+         # TYPE callcenter_db_group_transactions_total counter\ncallcenter_db_group_transactions_total {}\n\
+         # HELP callcenter_db_group_writes_total Writes those transactions held.\n\
+         # TYPE callcenter_db_group_writes_total counter\ncallcenter_db_group_writes_total {}\n\
+         # HELP callcenter_db_group_reruns_total Batches rolled back because one write failed, each write then run alone.\n\
+         # TYPE callcenter_db_group_reruns_total counter\ncallcenter_db_group_reruns_total {}\n",
+        load(&commits.transactions),
+        load(&commits.works),
+        load(&commits.batches_rerun),
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -16,10 +16,14 @@
 //! commit is answered as an error to every caller of the batch (as a failed
 //! commit of their own would be): their retries are idempotent.
 //!
-//! The writer is one task per node with one connection at a time: batches
-//! of one node never wait on each other's row locks. (Locks of a batch held
-//! against another node's batch are resolved by PostgreSQL's deadlock
-//! detection; the loser's works rerun alone.)
+//! A node runs a few writers (one on the embedded default, whose database
+//! has one connection): while one runs its batch the next gathers the works
+//! queued meanwhile, so one connection's round trips do not bound the node.
+//! A batch holds its row locks until its commit; the one row works share
+//! (an accept's count of answers per queue and shard) is locked in the same
+//! order by every batch ([`Work::lock_key`]), so batches do not deadlock.
+//! Should they anyway (another node, an unforeseen row), PostgreSQL's
+//! deadlock detection fails one of them and its works rerun alone.
 
 use super::{StoreError, StoreResult};
 use futures::future::BoxFuture;
@@ -45,6 +49,11 @@ const MAX_BATCH: usize = 64;
 pub(crate) trait Work: Send + Sync + 'static {
     type Output: Send + 'static;
     fn run(&self, tx: &mut Tx) -> impl Future<Output = StoreResult<Self::Output>> + Send;
+    /// The row shared with other works that this work locks, if any: the
+    /// works of a batch run in this order (`None` first).
+    fn lock_key(&self) -> Option<(i64, i64)> {
+        None
+    }
 }
 
 /// How the writer has been doing, for `/metrics`.
@@ -77,16 +86,22 @@ struct Shared {
 }
 
 impl Writer {
-    /// Start the node's writer task on `pool`. The task ends when the last
-    /// handle is dropped.
-    pub(crate) fn start(pool: AnyPool) -> Writer {
+    /// Start the node's `writers` writer tasks on `pool`. They end when the
+    /// last handle is dropped.
+    pub(crate) fn start(pool: AnyPool, writers: usize) -> Writer {
         let (queue, works) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             stats: GroupCommitStats::default(),
             waiting: watch::Sender::new(0),
             gather: tokio::sync::Mutex::new(()),
         });
-        tokio::spawn(write_batches(pool, works, shared.clone()));
+        // An async mutex: a writer holds it while it waits for the next work
+        // and takes what queued behind it, then lets the next writer gather
+        // while it runs its batch.
+        let works = Arc::new(tokio::sync::Mutex::new(works));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(write_batches(pool.clone(), works.clone(), shared.clone()));
+        }
         Writer { queue, shared }
     }
 
@@ -137,6 +152,7 @@ impl Writer {
 /// A work with its caller's reply, behind one object-safe face so that works
 /// of different kinds share a batch.
 trait Queued: Send {
+    fn lock_key(&self) -> Option<(i64, i64)>;
     /// Run in the batch's transaction; false if it failed.
     fn run_in<'a>(&'a mut self, tx: &'a mut Tx) -> BoxFuture<'a, bool>;
     /// Run alone in a transaction of its own, committed if it succeeded.
@@ -154,6 +170,10 @@ struct Entry<W: Work> {
 }
 
 impl<W: Work> Queued for Entry<W> {
+    fn lock_key(&self) -> Option<(i64, i64)> {
+        self.work.lock_key()
+    }
+
     fn run_in<'a>(&'a mut self, tx: &'a mut Tx) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             let result = self.work.run(tx).await;
@@ -195,12 +215,16 @@ impl<W: Work> Queued for Entry<W> {
 
 async fn write_batches(
     pool: AnyPool,
-    mut works: mpsc::UnboundedReceiver<Box<dyn Queued>>,
+    works: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Box<dyn Queued>>>>,
     shared: Arc<Shared>,
 ) {
-    while let Some(first) = works.recv().await {
-        let mut batch = vec![first];
-        {
+    loop {
+        let mut batch = {
+            let mut works = works.lock().await;
+            let Some(first) = works.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
             let _gathering = shared.gather.lock().await;
             while batch.len() < MAX_BATCH {
                 match works.try_recv() {
@@ -208,7 +232,13 @@ async fn write_batches(
                     Err(_) => break,
                 }
             }
-        }
+            batch
+        };
+        // Rows several works lock (an accept's count of answers) are locked
+        // in one order by every writer, so that two batches never wait on
+        // each other in a cycle. The sort is stable: works on one row keep
+        // the order they came in.
+        batch.sort_by_key(|w| w.lock_key());
         shared.waiting.send_modify(|n| *n -= batch.len() as i64);
         let stats = &shared.stats;
         stats.transactions.fetch_add(1, Ordering::Relaxed);

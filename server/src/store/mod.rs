@@ -66,13 +66,23 @@ impl Db {
     /// Connect (creating a SQLite file and its folder if needed) and run the
     /// migrations of the backend.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
-        let db = Self::connect_only(url).await?;
+        Self::connect_with_writers(url, DEFAULT_WRITERS.into()).await
+    }
+
+    /// Connect and migrate, with `writers` group-commit writers on
+    /// PostgreSQL (one on SQLite, whose pool has one connection).
+    pub async fn connect_with_writers(url: &str, writers: usize) -> anyhow::Result<Db> {
+        let db = Self::open(url, writers).await?;
         db.migrate().await?;
         Ok(db)
     }
 
     /// Connect without migrating.
     pub async fn connect_only(url: &str) -> anyhow::Result<Db> {
+        Self::open(url, DEFAULT_WRITERS.into()).await
+    }
+
+    async fn open(url: &str, writers: usize) -> anyhow::Result<Db> {
         install_default_drivers();
         let (dialect, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Dialect::Postgres, url.to_string())
@@ -113,7 +123,13 @@ impl Db {
             .connect(&url)
             .await?;
         Ok(Db {
-            writer: group_commit::Writer::start(pool.clone()),
+            writer: group_commit::Writer::start(
+                pool.clone(),
+                match dialect {
+                    Dialect::Postgres => writers,
+                    Dialect::Sqlite => 1,
+                },
+            ),
             pool,
             dialect,
             cache: Default::default(),
@@ -164,6 +180,13 @@ impl Db {
         self.pool.close().await;
     }
 }
+
+/// Group-commit writers of a node on PostgreSQL unless configured: two
+/// keep the database busy (one batch runs while the other commits) and let
+/// the writes of concurrent requests share transactions (measured on the
+/// 2-core machine: one writer bounded a node at 360 lifecycles/s, two
+/// carried 585/s, four no more at more transactions per lifecycle).
+pub const DEFAULT_WRITERS: u16 = 2;
 
 /// Whether the error is a unique-constraint violation.
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {

@@ -148,6 +148,8 @@ pub(super) async fn record(
 #[derive(Clone, Copy, Debug)]
 pub struct OfferStep {
     pub agent_id: i64,
+    /// The queue the ticket was offered from.
+    pub queue_id: i64,
     pub version: u64,
     pub deadline_ms: i64,
     /// When it was offered.
@@ -675,6 +677,14 @@ impl Work for Accept {
     /// A refusal (the ticket no longer waits) writes nothing and does not
     /// fail the transaction it shares.
     type Output = StoreResult<Ticket>;
+
+    /// The queue's count of answers in the agent's shard.
+    fn lock_key(&self) -> Option<(i64, i64)> {
+        Some((
+            self.offer.queue_id,
+            self.offer.agent_id.rem_euclid(ANSWER_SHARDS),
+        ))
+    }
 
     async fn run(&self, tx: &mut Tx) -> StoreResult<Self::Output> {
         let (ticket_id, offer, now_ms) = (self.ticket_id, &self.offer, self.now_ms);

@@ -63,15 +63,10 @@ async fn figures(state: &AppState, subscription: &Subscription) -> anyhow::Resul
         quality: None,
         at_ms: now,
     };
-    for &q in &subscription.queues {
-        if let Some(figures) = state
-            .db
-            .queue_figures(q, now.div_euclid(crate::quality::DAY_MS))
-            .await?
-        {
-            board.queues.push(figures);
-        }
-    }
+    board.queues = state
+        .db
+        .queue_figures(&subscription.queues, now.div_euclid(crate::quality::DAY_MS))
+        .await?;
     for team in &subscription.teams {
         board.teams.push(state.db.team_figures(team).await?);
     }
