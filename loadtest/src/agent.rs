@@ -6,7 +6,7 @@
 use crate::setup::{Api, Login};
 use crate::shared::{Shared, lock, now_ms};
 use crate::stats::record;
-use callcenter_proto::AgentState;
+use callcenter_proto::{AgentState, TicketStatus};
 use callcenter_proto::http::Outcome;
 use callcenter_proto::ws::{
     ClientFrame, Command, OfferDetails, ReplyResult, ServerEvent, ServerFrame, Snapshot,
@@ -478,6 +478,17 @@ impl Agent {
                 if state != AgentState::Available && !asking {
                     self.shared.error(format!("taken_away:{}", state.as_str()));
                     self.schedule(Duration::from_millis(200), Action::Available);
+                }
+            }
+            ServerEvent::TicketUpdated { ticket } => {
+                // A ticket taken back (the agent stayed away past the
+                // reconnect grace) or cancelled: the console drops it, as
+                // the agent's view must.
+                let still_mine = ticket.status == TicketStatus::Assigned
+                    && ticket.assigned_agent_id == Some(self.id());
+                if !still_mine && self.held.remove(&ticket.id) {
+                    lock(&self.shared.tickets).released(ticket.id, self.id());
+                    self.shared.action("ticket_taken_back");
                 }
             }
             ServerEvent::Error(e) => self.shared.error(format!("error_frame:{:?}", e.code)),

@@ -134,8 +134,16 @@ impl Supervisor {
                 result: callcenter_proto::ws::ReplyResult::Error(e),
                 ..
             } => {
-                self.shared
-                    .error(format!("command:{:?}", e.code).to_lowercase());
+                if e.code == callcenter_proto::ws::WsErrorCode::Conflict {
+                    // Every supervisor of the team is told of a pending
+                    // request and decides it; the one who came second is
+                    // told it was decided already. That is the product
+                    // working, not an error.
+                    self.shared.action("supervisor_decision_already_made");
+                } else {
+                    self.shared
+                        .error(format!("command:{:?}", e.code).to_lowercase());
+                }
             }
             _ => {}
         }

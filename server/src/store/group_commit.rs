@@ -10,9 +10,11 @@
 //!
 //! Durability is not weakened: a caller hears back only after the commit
 //! that holds its write. A [`Work`] in a batch that fails (a unique
-//! violation, a refusal, a database error) rolls the whole batch back, and
-//! each work of the batch is then run again alone in its own transaction,
-//! so what a caller sees is exactly what it would have seen alone. A failed
+//! violation, a database error) rolls the whole batch back, and each work
+//! of the batch is then run again alone in its own transaction, so what a
+//! caller sees is exactly what it would have seen alone. (A refusal that
+//! writes nothing — an accept too late — is a work's output, not a failure,
+//! and costs the batch nothing.) A failed
 //! commit is answered as an error to every caller of the batch (as a failed
 //! commit of their own would be): their retries are idempotent.
 //!
