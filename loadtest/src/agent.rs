@@ -6,11 +6,11 @@
 use crate::setup::{Api, Login};
 use crate::shared::{Shared, lock, now_ms};
 use crate::stats::record;
-use callcenter_proto::{AgentState, TicketStatus};
 use callcenter_proto::http::Outcome;
 use callcenter_proto::ws::{
     ClientFrame, Command, OfferDetails, ReplyResult, ServerEvent, ServerFrame, Snapshot,
 };
+use callcenter_proto::{AgentState, TicketStatus};
 use futures::{SinkExt, StreamExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
