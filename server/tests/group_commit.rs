@@ -25,44 +25,91 @@ on_every_backend!(
     accepts_and_resolves_share_commits_too,
 );
 
-/// Transactions and works the node's writer has committed so far.
-fn committed(node: &Db) -> (u64, u64) {
-    let stats = node.group_commit().stats();
-    (
-        stats.transactions.load(Ordering::Relaxed),
-        stats.works.load(Ordering::Relaxed),
-    )
+/// A second node's store on the test's database, filing complaints of one
+/// customer in one category.
+struct Node {
+    db: Db,
+    customer: i64,
+    category: i64,
+    queue: i64,
+    now: i64,
 }
 
-fn file(
-    app: &TestApp,
-    node: &Db,
-    key: &str,
-    customer_id: i64,
-    category_id: i64,
-    queue_id: i64,
-    text: &str,
-) -> JoinHandle<Result<Filed, StoreError>> {
-    let (node, key, text) = (node.clone(), key.to_string(), text.to_string());
-    let now = app.clock.now_ms();
-    tokio::spawn(async move {
+impl Node {
+    async fn start(app: &TestApp) -> Node {
+        let (queue, category) = app.queue("billing", &[], 30).await;
+        Node {
+            db: Db::connect(&app.database_url).await.unwrap(),
+            customer: app.customer("shop-1").await,
+            category,
+            queue,
+            now: app.clock.now_ms(),
+        }
+    }
+
+    /// Send a complaint to the writer (under `key`); its answer comes later.
+    fn send(&self, key: &str, text: &str) -> JoinHandle<Result<Filed, StoreError>> {
+        self.send_for(self.customer, key, text)
+    }
+
+    fn send_for(
+        &self,
+        customer_id: i64,
+        key: &str,
+        text: &str,
+    ) -> JoinHandle<Result<Filed, StoreError>> {
+        let (db, key, text, now) = (self.db.clone(), key.to_string(), text.to_string(), self.now);
         let complaint = NewComplaint {
             customer_id,
-            category_id,
-            queue_id,
+            category_id: self.category,
+            queue_id: self.queue,
             channel: "phone".into(),
             description: text.clone(),
             actor_user_id: 1,
             reopen_window_ms: 0,
             rank: Arc::new(move |_, _| now),
         };
-        let key = IdempotencyKey {
-            scope: "complaint:1",
-            key: &key,
-            request_hash: &text,
-        };
-        node.file_complaint(complaint, &key, now).await
-    })
+        tokio::spawn(async move {
+            let key = IdempotencyKey {
+                scope: "complaint:1",
+                key: &key,
+                request_hash: &text,
+            };
+            db.file_complaint(complaint, &key, now).await
+        })
+    }
+
+    /// File a complaint and wait for it.
+    async fn file(&self, key: &str, text: &str) -> Ticket {
+        filed_now(self.send(key, text).await.unwrap())
+    }
+
+    /// Let works queue up behind the writer until `n` wait, then run.
+    async fn hold(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.db.group_commit().hold().await
+    }
+
+    async fn until_waiting(&self, n: i64) {
+        self.db.group_commit().until_waiting(n).await
+    }
+
+    /// Transactions and works the writer has committed so far.
+    fn committed(&self) -> (u64, u64) {
+        let stats = self.db.group_commit().stats();
+        (
+            stats.transactions.load(Ordering::Relaxed),
+            stats.works.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Batches rolled back and rerun alone so far.
+    fn reruns(&self) -> u64 {
+        self.db
+            .group_commit()
+            .stats()
+            .batches_rerun
+            .load(Ordering::Relaxed)
+    }
 }
 
 fn filed_now(filed: Result<Filed, StoreError>) -> Ticket {
@@ -82,34 +129,21 @@ async fn description_on_record(app: &TestApp, ticket_id: i64) -> String {
 }
 
 async fn complaints_filed_together_share_one_commit(app: TestApp) {
-    let (queue, category) = app.queue("billing", &[], 30).await;
-    let customer = app.customer("shop-1").await;
-    let node = Db::connect(&app.database_url).await.unwrap();
-    let before = committed(&node);
+    let node = Node::start(&app).await;
+    let before = node.committed();
 
-    let held = node.group_commit().hold().await;
+    let held = node.hold().await;
     let filings: Vec<_> = (0..5)
-        .map(|i| {
-            let text = format!("Kettle {i} leaks");
-            file(
-                &app,
-                &node,
-                &format!("call-{i}"),
-                customer,
-                category,
-                queue,
-                &text,
-            )
-        })
+        .map(|i| node.send(&format!("call-{i}"), &format!("Kettle {i} leaks")))
         .collect();
-    node.group_commit().until_waiting(5).await;
+    node.until_waiting(5).await;
     drop(held);
     let mut tickets = Vec::new();
     for filing in filings {
         tickets.push(filed_now(filing.await.unwrap()));
     }
 
-    let after = committed(&node);
+    let after = node.committed();
     assert_eq!(after.0 - before.0, 1, "one transaction for the five");
     assert_eq!(after.1 - before.1, 5);
     for (i, ticket) in tickets.iter().enumerate() {
@@ -121,63 +155,19 @@ async fn complaints_filed_together_share_one_commit(app: TestApp) {
 }
 
 async fn a_failing_write_does_not_take_its_batch_down(app: TestApp) {
-    let (queue, category) = app.queue("billing", &[], 30).await;
-    let customer = app.customer("shop-1").await;
-    let node = Db::connect(&app.database_url).await.unwrap();
-    let first = filed_now(
-        file(
-            &app,
-            &node,
-            "call-1",
-            customer,
-            category,
-            queue,
-            "Kettle leaks",
-        )
-        .await
-        .unwrap(),
-    );
-    let reruns = || {
-        node.group_commit()
-            .stats()
-            .batches_rerun
-            .load(Ordering::Relaxed)
-    };
-    let reruns_before = reruns();
+    let node = Node::start(&app).await;
+    let first = node.file("call-1", "Kettle leaks").await;
+    let reruns_before = node.reruns();
 
-    let held = node.group_commit().hold().await;
-    let good = file(
-        &app,
-        &node,
-        "call-2",
-        customer,
-        category,
-        queue,
-        "Toaster smokes",
-    );
+    let held = node.hold().await;
+    let good = node.send("call-2", "Toaster smokes");
     // A retry of the first complaint: its key is taken (a unique violation
     // inside the batch); the answer is the first ticket.
-    let retry = file(
-        &app,
-        &node,
-        "call-1",
-        customer,
-        category,
-        queue,
-        "Kettle leaks",
-    );
+    let retry = node.send("call-1", "Kettle leaks");
     // A complaint about a customer that does not exist.
-    let unknown = file(&app, &node, "call-3", 999_999, category, queue, "Who am I");
-    let also_good = file(
-        &app,
-        &node,
-        "call-4",
-        customer,
-        category,
-        queue,
-        "Fridge hums",
-    );
-    node.group_commit().until_waiting(4).await;
+    let unknown = node.send_for(999_999, "call-3", "Who am I");
+    let also_good = node.send("call-4", "Fridge hums");
+    node.until_waiting(4).await;
     drop(held);
 
     let good = filed_now(good.await.unwrap());
@@ -194,7 +184,11 @@ async fn a_failing_write_does_not_take_its_batch_down(app: TestApp) {
         ),
         "a complaint about nobody is refused"
     );
-    assert_eq!(reruns() - reruns_before, 1, "the batch ran again, alone");
+    assert_eq!(
+        node.reruns() - reruns_before,
+        1,
+        "the batch ran again, alone"
+    );
     assert_eq!(description_on_record(&app, good.id).await, "Toaster smokes");
     assert_eq!(
         description_on_record(&app, also_good.id).await,
@@ -202,19 +196,7 @@ async fn a_failing_write_does_not_take_its_batch_down(app: TestApp) {
     );
     // Nothing of the refused complaint was kept: its key is free for the
     // corrected one.
-    let corrected = filed_now(
-        file(
-            &app,
-            &node,
-            "call-3",
-            customer,
-            category,
-            queue,
-            "Who am I, fixed",
-        )
-        .await
-        .unwrap(),
-    );
+    let corrected = node.file("call-3", "Who am I, fixed").await;
     assert_eq!(
         description_on_record(&app, corrected.id).await,
         "Who am I, fixed"
@@ -222,38 +204,12 @@ async fn a_failing_write_does_not_take_its_batch_down(app: TestApp) {
 }
 
 async fn accepts_and_resolves_share_commits_too(app: TestApp) {
-    let (queue, category) = app.queue("billing", &[], 30).await;
-    let customer = app.customer("shop-1").await;
+    let node = Node::start(&app).await;
     let (olga, _) = app.agent("olga", &[], 1).await;
     let (ivan, _) = app.agent("ivan", &[], 1).await;
-    let node = Db::connect(&app.database_url).await.unwrap();
-    let kettle = filed_now(
-        file(
-            &app,
-            &node,
-            "call-1",
-            customer,
-            category,
-            queue,
-            "Kettle leaks",
-        )
-        .await
-        .unwrap(),
-    );
-    let toaster = filed_now(
-        file(
-            &app,
-            &node,
-            "call-2",
-            customer,
-            category,
-            queue,
-            "Toaster smokes",
-        )
-        .await
-        .unwrap(),
-    );
-    let now = app.clock.now_ms();
+    let kettle = node.file("call-1", "Kettle leaks").await;
+    let toaster = node.file("call-2", "Toaster smokes").await;
+    let (now, queue) = (node.now, node.queue);
     let offer = move |agent_id| OfferStep {
         agent_id,
         queue_id: queue,
@@ -264,23 +220,17 @@ async fn accepts_and_resolves_share_commits_too(app: TestApp) {
 
     // Both accept at once; an accept of a ticket already taken (olga's,
     // resent) is refused without failing the others' commit.
-    let (before, reruns_before) = (
-        committed(&node),
-        node.group_commit()
-            .stats()
-            .batches_rerun
-            .load(Ordering::Relaxed),
-    );
-    let held = node.group_commit().hold().await;
+    let (before, reruns_before) = (node.committed(), node.reruns());
+    let held = node.hold().await;
     let accept = |ticket_id: i64, agent_id: i64| {
-        let node = node.clone();
-        tokio::spawn(async move { node.assign(ticket_id, &offer(agent_id), now).await })
+        let db = node.db.clone();
+        tokio::spawn(async move { db.assign(ticket_id, &offer(agent_id), now).await })
     };
     let olga_takes = accept(kettle.id, olga);
     let ivan_takes = accept(toaster.id, ivan);
-    node.group_commit().until_waiting(2).await;
+    node.until_waiting(2).await;
     let late = accept(kettle.id, olga);
-    node.group_commit().until_waiting(3).await;
+    node.until_waiting(3).await;
     drop(held);
     assert_eq!(
         olga_takes.await.unwrap().unwrap().assigned_agent_id,
@@ -291,59 +241,45 @@ async fn accepts_and_resolves_share_commits_too(app: TestApp) {
         Some(ivan)
     );
     assert!(matches!(late.await.unwrap(), Err(StoreError::Conflict(_))));
-    assert_eq!(committed(&node).0 - before.0, 1, "one commit for three");
+    assert_eq!(node.committed().0 - before.0, 1, "one commit for three");
 
     // Both resolve at once; a resolve by someone who does not hold the
     // ticket is refused, again without failing the others' commit.
-    let before = committed(&node);
-    let held = node.group_commit().hold().await;
+    let before = node.committed();
+    let held = node.hold().await;
     let resolve = |ticket_id: i64, agent_id: i64, code: &str| {
-        let node = node.clone();
+        let db = node.db.clone();
         let outcome = Outcome {
             code: code.to_string(),
             resolved: true,
             note: String::new(),
         };
         tokio::spawn(async move {
-            node.resolve(ticket_id, agent_id, &outcome, now + 60_000)
+            db.resolve(ticket_id, agent_id, &outcome, now + 60_000)
                 .await
         })
     };
     let olga_ends = resolve(kettle.id, olga, "refund_issued");
     let ivan_ends = resolve(toaster.id, ivan, "explained");
     let stranger = resolve(toaster.id, olga, "explained");
-    node.group_commit().until_waiting(3).await;
+    node.until_waiting(3).await;
     drop(held);
+    let code = |ticket: Ticket| ticket.outcome.map(|o| o.code);
     assert_eq!(
-        olga_ends
-            .await
-            .unwrap()
-            .unwrap()
-            .outcome
-            .map(|o| o.code)
-            .as_deref(),
+        code(olga_ends.await.unwrap().unwrap()).as_deref(),
         Some("refund_issued")
     );
     assert_eq!(
-        ivan_ends
-            .await
-            .unwrap()
-            .unwrap()
-            .outcome
-            .map(|o| o.code)
-            .as_deref(),
+        code(ivan_ends.await.unwrap().unwrap()).as_deref(),
         Some("explained")
     );
     assert!(matches!(
         stranger.await.unwrap(),
         Err(StoreError::NotFound(_)) | Err(StoreError::Conflict(_))
     ));
-    assert_eq!(committed(&node).0 - before.0, 1, "one commit for three");
+    assert_eq!(node.committed().0 - before.0, 1, "one commit for three");
     assert_eq!(
-        node.group_commit()
-            .stats()
-            .batches_rerun
-            .load(Ordering::Relaxed),
+        node.reruns(),
         reruns_before,
         "refusals did not roll anything back"
     );
