@@ -51,6 +51,17 @@ const MAX_BATCH: usize = 64;
 pub(crate) trait Work: Send + Sync + 'static {
     type Output: Send + 'static;
     fn run(&self, tx: &mut Tx) -> impl Future<Output = StoreResult<Self::Output>> + Send;
+    /// Run alone (nothing else queued, or a failed batch rerun): in a
+    /// transaction of its own unless the work knows better (a single
+    /// statement is its own transaction, one round trip instead of three).
+    fn run_alone(&self, pool: &AnyPool) -> impl Future<Output = StoreResult<Self::Output>> + Send {
+        async move {
+            let mut tx = pool.begin().await?;
+            let output = self.run(&mut tx).await?;
+            tx.commit().await?;
+            Ok(output)
+        }
+    }
     /// The row shared with other works that this work locks, if any: the
     /// works of a batch run in this order (`None` first).
     fn lock_key(&self) -> Option<(i64, i64)> {
@@ -187,14 +198,7 @@ impl<W: Work> Queued for Entry<W> {
 
     fn run_alone<'a>(&'a mut self, pool: &'a AnyPool) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let result = async {
-                let mut tx = pool.begin().await?;
-                let output = self.work.run(&mut tx).await?;
-                tx.commit().await?;
-                Ok(output)
-            }
-            .await;
-            self.result = Some(result);
+            self.result = Some(self.work.run_alone(pool).await);
         })
     }
 

@@ -695,10 +695,26 @@ impl Work for Accept {
             super::Dialect::Sqlite => assign_step_by_step(tx, ticket_id, offer, now_ms).await,
         }
     }
+
+    async fn run_alone(&self, pool: &sqlx::AnyPool) -> StoreResult<Self::Output> {
+        match self.dialect {
+            // Alone, the one statement is its own transaction.
+            super::Dialect::Postgres => {
+                let mut conn = pool.acquire().await?;
+                assign_in_one_statement(&mut conn, self.ticket_id, &self.offer, self.now_ms).await
+            }
+            super::Dialect::Sqlite => {
+                let mut tx = pool.begin().await?;
+                let output = self.run(&mut tx).await?;
+                tx.commit().await?;
+                Ok(output)
+            }
+        }
+    }
 }
 
 async fn assign_in_one_statement(
-    tx: &mut Tx,
+    conn: &mut sqlx::AnyConnection,
     ticket_id: i64,
     offer: &OfferStep,
     now_ms: i64,
@@ -734,7 +750,7 @@ async fn assign_in_one_statement(
     .bind(serde_json::json!({ "version": offer.version }).to_string())
     .bind(now_ms.div_euclid(DAY_MS))
     .bind(offer.agent_id.rem_euclid(ANSWER_SHARDS))
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await?;
     match row {
         Some(row) => Ok(Ok(ticket_from_row(&row)?)),
