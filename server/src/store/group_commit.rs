@@ -55,18 +55,24 @@ pub(crate) trait Work: Send + Sync + 'static {
     /// transaction of its own unless the work knows better (a single
     /// statement is its own transaction, one round trip instead of three).
     fn run_alone(&self, pool: &AnyPool) -> impl Future<Output = StoreResult<Self::Output>> + Send {
-        async move {
-            let mut tx = pool.begin().await?;
-            let output = self.run(&mut tx).await?;
-            tx.commit().await?;
-            Ok(output)
-        }
+        in_own_transaction(self, pool)
     }
     /// The row shared with other works that this work locks, if any: the
     /// works of a batch run in this order (`None` first).
     fn lock_key(&self) -> Option<(i64, i64)> {
         None
     }
+}
+
+/// Run `work` in a transaction of its own, committed if it succeeded.
+pub(crate) async fn in_own_transaction<W: Work + ?Sized>(
+    work: &W,
+    pool: &AnyPool,
+) -> StoreResult<W::Output> {
+    let mut tx = pool.begin().await?;
+    let output = work.run(&mut tx).await?;
+    tx.commit().await?;
+    Ok(output)
 }
 
 /// How the writer has been doing, for `/metrics`.

@@ -703,12 +703,7 @@ impl Work for Accept {
                 let mut conn = pool.acquire().await?;
                 assign_in_one_statement(&mut conn, self.ticket_id, &self.offer, self.now_ms).await
             }
-            super::Dialect::Sqlite => {
-                let mut tx = pool.begin().await?;
-                let output = self.run(&mut tx).await?;
-                tx.commit().await?;
-                Ok(output)
-            }
+            super::Dialect::Sqlite => super::group_commit::in_own_transaction(self, pool).await,
         }
     }
 }
