@@ -350,16 +350,8 @@ async fn offer_times_out_and_goes_to_another_agent(app: TestApp) {
         matches!(late, ReplyResult::Error(ref e) if e.code == WsErrorCode::OfferGone),
         "{late:?}"
     );
-    let history: TicketHistory = app
-        .get(
-            &format!("/api/tickets/{ticket_id}/history"),
-            &app.admin_token,
-        )
-        .await
-        .json();
-    let steps: Vec<&str> = history.events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
-        steps,
+        app.history_steps(ticket_id).await,
         ["created", "queued", "offered", "offer_expired", "offered"]
     );
 }

@@ -12,7 +12,7 @@ mod support;
 
 use callcenter::clock::Clock;
 use callcenter::store::{Db, Filed, IdempotencyKey, NewComplaint, OfferStep, StoreError};
-use callcenter_proto::http::{Outcome, Ticket, TicketHistory};
+use callcenter_proto::http::{Outcome, Ticket};
 use reqwest::StatusCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -286,16 +286,8 @@ async fn accepts_and_resolves_share_commits_too(app: TestApp) {
 
     // The history of each shows it offered, accepted and resolved.
     for ticket_id in [kettle.id, toaster.id] {
-        let history: TicketHistory = app
-            .get(
-                &format!("/api/tickets/{ticket_id}/history"),
-                &app.admin_token,
-            )
-            .await
-            .json();
-        let kinds: Vec<&str> = history.events.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(
-            kinds,
+            app.history_steps(ticket_id).await,
             ["created", "queued", "offered", "accepted", "resolved"]
         );
     }

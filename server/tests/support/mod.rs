@@ -486,6 +486,20 @@ impl TestApp {
         .await
     }
 
+    /// The steps of a ticket's history, oldest first, as an administrator
+    /// reads them.
+    pub async fn history_steps(&self, ticket_id: i64) -> Vec<String> {
+        let reply = self
+            .get(
+                &format!("/api/tickets/{ticket_id}/history"),
+                &self.admin_token,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let history: callcenter_proto::http::TicketHistory = reply.json();
+        history.events.into_iter().map(|e| e.kind).collect()
+    }
+
     /// Connect a console over the live channel and say hello.
     pub async fn socket(&self, token: &str) -> ws::Socket {
         ws::Socket::connect(&self.ws_url(), token).await
