@@ -42,6 +42,11 @@ pub struct NodeArgs {
     pub admin_password: String,
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: std::net::SocketAddr,
+    /// As `callcenter serve --db-writers` (read from the same variable, with
+    /// the same bounds: a bad value stops the node with the reason).
+    #[arg(long, env = "CALLCENTER_DB_WRITERS", default_value_t = callcenter::store::DEFAULT_WRITERS,
+        value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub db_writers: u16,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

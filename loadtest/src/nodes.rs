@@ -25,11 +25,7 @@ pub async fn serve(args: NodeArgs) -> anyhow::Result<()> {
         redis_url: args.redis_url,
         redis_prefix: args.redis_prefix,
         admin_password: Some(args.admin_password),
-        // As the server reads it (`callcenter serve --help`).
-        db_writers: std::env::var("CALLCENTER_DB_WRITERS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(callcenter::store::DEFAULT_WRITERS),
+        db_writers: args.db_writers,
         ..ServeArgs::default()
     };
     let shutdown = async {

@@ -1994,9 +1994,11 @@ impl CommandCounter {
         }
     }
 
-    /// The commands seen since the last call: a marker command is sent and
-    /// the stream read up to it (MONITOR shows commands in execution order).
-    async fn count(&mut self) -> usize {
+    /// The commands seen since the last call: (sent by the client, run in
+    /// all, scripts' inner commands included, as INFO commandstats counts
+    /// them). A marker command is sent and the stream read up to it
+    /// (MONITOR shows commands in execution order).
+    async fn count(&mut self) -> (usize, usize) {
         self.marks += 1;
         let mark = format!("{}:mark:{}", self.prefix, self.marks);
         let _: String = redis::cmd("ECHO")
@@ -2004,7 +2006,7 @@ impl CommandCounter {
             .query_async(&mut self.conn)
             .await
             .unwrap();
-        let mut n = 0;
+        let (mut sent, mut run) = (0, 0);
         loop {
             let line = tokio::time::timeout(Duration::from_secs(5), self.lines.next_line())
                 .await
@@ -2012,18 +2014,24 @@ impl CommandCounter {
                 .unwrap()
                 .expect("MONITOR closed");
             if line.contains(&mark) {
-                return n;
+                return (sent, run);
             }
-            if line.contains(&self.prefix) && !line.contains(" lua]") {
-                n += 1;
+            if line.contains(&self.prefix) {
+                run += 1;
+                if !line.contains(" lua]") {
+                    sent += 1;
+                }
             }
         }
     }
 }
 
 /// The full lifecycle of a ticket (enqueue, dispatch, accept, release) for
-/// an agent of one queue costs 6 Redis commands (the budget is 8); decline
-/// 3 and set_preference 1. Counted on the single Redis, scripts loaded.
+/// an agent of one queue: the server sends Redis 6 commands, which run 40
+/// in all with the scripts' inner commands (what INFO commandstats counts;
+/// 49 before the agent scripts read the agent once and the queue scripts
+/// wrote only the availability sets that change). Counted on the single
+/// Redis, scripts loaded.
 #[tokio::test]
 async fn redis_commands_per_operation() {
     let Some(url) = single_redis().await else {
@@ -2068,27 +2076,23 @@ async fn redis_commands_per_operation() {
     costs.push(("release", counter.count().await));
     r.set_preference(1, q, 5).await.unwrap();
     costs.push(("set_preference", counter.count().await));
-    eprintln!("Redis commands per operation: {costs:?}");
+    eprintln!("Redis commands per operation (sent, run): {costs:?}");
     assert_eq!(
         costs,
         [
-            ("enqueue", 1),
-            ("dispatch", 2),
-            ("decline", 3),
-            ("accept", 1),
-            ("release", 2),
-            ("set_preference", 1),
+            ("enqueue", (1, 4)),
+            ("dispatch", (2, 20)),
+            ("decline", (3, 18)),
+            ("accept", (1, 5)),
+            ("release", (2, 11)),
+            ("set_preference", (1, 7)),
         ]
     );
-    let lifecycle: usize = costs
+    let lifecycle = costs
         .iter()
         .filter(|(op, _)| ["enqueue", "dispatch", "accept", "release"].contains(op))
-        .map(|(_, n)| n)
-        .sum();
-    assert!(
-        lifecycle <= 8,
-        "a ticket's lifecycle costs {lifecycle} commands"
-    );
+        .fold((0, 0), |(s, r), (_, (sent, run))| (s + sent, r + run));
+    assert_eq!(lifecycle, (6, 40), "a ticket's lifecycle (sent, run)");
     drop(counter);
     b.cleanup().await;
 }

@@ -16,7 +16,7 @@
 pub mod redis;
 mod streams;
 
-pub use streams::{Claim, MemoryStreams, STREAM_LEN, Since};
+pub use streams::{Claim, MemoryStreams, STREAM_LEN, STREAM_TRIM_EVERY, Since};
 
 use async_trait::async_trait;
 use callcenter_proto::ws::ServerEvent;

@@ -9,7 +9,7 @@
 //! Messages published while a node is disconnected are lost to it: the bus is
 //! fire-and-forget, like the sockets it feeds.
 
-use super::{Bus, BusMessage, Claim, STREAM_LEN, Since};
+use super::{Bus, BusMessage, Claim, STREAM_LEN, STREAM_TRIM_EVERY, Since};
 use crate::redis_conn::{self, RedisConn, Target};
 use async_trait::async_trait;
 use callcenter_proto::ws::ServerEvent;
@@ -92,6 +92,7 @@ impl Bus for RedisBus {
             .arg(STREAM_TTL_SECONDS)
             .arg(user_id)
             .arg(super::streams::stream_floor())
+            .arg(STREAM_TRIM_EVERY)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(seq)
@@ -137,16 +138,29 @@ impl Bus for RedisBus {
     }
 
     async fn claim_request(&self, user_id: i64, request_id: &str) -> anyhow::Result<Claim> {
-        let reply: Vec<String> = CLAIM
-            .key(self.user_key(user_id, "replies"))
-            .arg(request_id)
+        // One command for a first claim (the common case); a repeat reads
+        // the stored reply with a second.
+        let key = self.request_key(user_id, request_id);
+        let claimed: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg("")
+            .arg("NX")
+            .arg("EX")
             .arg(REPLIES_TTL_SECONDS)
-            .invoke_async(&mut self.conn.clone())
+            .query_async(&mut self.conn.clone())
             .await?;
-        Ok(match reply.first().map(String::as_str) {
-            Some("new") => Claim::New,
-            Some("running") => Claim::Running,
-            _ => Claim::Done(reply.get(1).cloned().unwrap_or_default()),
+        if claimed.is_some() {
+            return Ok(Claim::New);
+        }
+        let stored: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(match stored {
+            Some(reply) if !reply.is_empty() => Claim::Done(reply),
+            // Running, or expired between the two commands: the caller
+            // claims again.
+            _ => Claim::Running,
         })
     }
 
@@ -156,10 +170,11 @@ impl Bus for RedisBus {
         request_id: &str,
         reply: &str,
     ) -> anyhow::Result<()> {
-        let _: i64 = redis::cmd("HSET")
-            .arg(self.user_key(user_id, "replies"))
-            .arg(request_id)
+        let _: () = redis::cmd("SET")
+            .arg(self.request_key(user_id, request_id))
             .arg(reply)
+            .arg("EX")
+            .arg(REPLIES_TTL_SECONDS)
             .query_async(&mut self.conn.clone())
             .await?;
         Ok(())
@@ -168,8 +183,12 @@ impl Bus for RedisBus {
 
 /// How long a user's recent events are kept for resuming after their last event.
 const STREAM_TTL_SECONDS: u64 = 3600;
-/// How long command replies are remembered for repeated request ids.
-const REPLIES_TTL_SECONDS: u64 = 3600;
+/// How long a command's reply is remembered for a repeat of its request id
+/// (a console resends its unanswered commands when it reconnects, within
+/// seconds). Each reply is its own key with its own lifetime, so the memory
+/// held is bounded by this window's commands, however long a user stays
+/// active.
+const REPLIES_TTL_SECONDS: u64 = 600;
 
 static DELIVER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/stream_deliver.lua")));
@@ -182,14 +201,18 @@ static EPOCH: LazyLock<Script> = LazyLock::new(|| {
          return e",
     )
 });
-static CLAIM: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/request_claim.lua")));
 
 impl RedisBus {
     /// A key of one user's stream state, hash-tagged so every script on a
     /// user touches one cluster slot.
     fn user_key(&self, user_id: i64, what: &str) -> String {
         format!("{}:{{u:{user_id}}}:{what}", self.prefix)
+    }
+
+    /// The reply slot of one console command: "" while it runs, then its
+    /// reply.
+    fn request_key(&self, user_id: i64, request_id: &str) -> String {
+        format!("{}:{{u:{user_id}}}:req:{request_id}", self.prefix)
     }
 }
 

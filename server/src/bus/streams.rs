@@ -7,6 +7,10 @@ use std::sync::Mutex;
 
 /// How many recent events of a user's stream are kept for resuming.
 pub const STREAM_LEN: usize = 1000;
+/// A stream in Redis is trimmed back to [`STREAM_LEN`] every this many
+/// events (one command saved on the others), so it may keep up to this many
+/// minus one more.
+pub const STREAM_TRIM_EVERY: u64 = 16;
 /// How many command replies are remembered per user.
 pub const REPLIES_KEPT: usize = 1000;
 

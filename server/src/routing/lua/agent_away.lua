@@ -1,13 +1,15 @@
 -- The agent takes no new offers. Returns reply('none') for an unknown agent,
 -- else reply('ok') followed by the held tickets: ticket, hold, ticket, hold...
-if redis.call('EXISTS', K_STATE) == 0 then
-  return reply('none', nil)
+local a = load()
+if not a.exists then
+  return reply('none', nil, a)
 end
-local before = truth()
+local before = view(a)
 redis.call('HSET', K_STATE, 'ready', '0')
-bump()
-local out = reply('ok', before)
-for _, v in ipairs(redis.call('HGETALL', K_HELD)) do
+a.ready = false
+bump(a)
+local out = reply('ok', before, a)
+for _, v in ipairs(a.raw) do
   table.insert(out, v)
 end
 return out

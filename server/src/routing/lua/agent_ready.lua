@@ -21,7 +21,8 @@ for k = 0, n - 1 do
 end
 redis.call('HSET', K_STATE, 'cap_i', ARGV[1], 'cap_o', ARGV[2], 'ready', '1', 'idle', ARGV[3],
   'queues', ARGV[4])
-bump()
-local out = reply('ok', nil)
+local a = load()
+bump(a)
+local out = reply('ok', nil, a)
 table.insert(out, old_queues)
 return out

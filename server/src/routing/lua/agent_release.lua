@@ -1,9 +1,12 @@
 -- An assigned ticket ended: free its capacity; idle time starts now.
 -- ARGV: ticket, now_ms. Returns reply('ok' | 'none').
-local before = truth()
-if redis.call('HDEL', K_HELD, ARGV[1]) == 0 then
-  return reply('none', before)
+local a = load()
+local before = view(a)
+if not a.held[ARGV[1]] then
+  return reply('none', before, a)
 end
+del_hold(a, ARGV[1])
 redis.call('HSET', K_STATE, 'idle', ARGV[2])
-bump()
-return reply('ok', before)
+a.idle = ARGV[2]
+bump(a)
+return reply('ok', before, a)

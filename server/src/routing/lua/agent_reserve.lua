@@ -15,44 +15,38 @@
 -- of the ticket in this queue is dead and is replaced, not counted.
 if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('DEL', KEYS[3])
-  return reply('gone', nil)
+  return reply('gone', nil, load())
 end
-local cur = redis.call('HGET', K_HELD, ARGV[1])
+local a = load()
+local cur = a.held[ARGV[1]]
 if cur == ARGV[2] then
   -- Already reserved (a repeated reservation changes nothing).
-  return reply('ok', nil)
+  return reply('ok', nil, a)
 end
 if cur then
   local cur_q, cur_v = string.match(cur, '^[^|]*|([^|]*)|([^|]*)$')
   local _, my_v = string.match(ARGV[2], '^[^|]*|([^|]*)|([^|]*)$')
   if cur_q == ARGV[3] and tonumber(cur_v) > tonumber(my_v) then
-    return reply('gone', nil)
+    return reply('gone', nil, a)
   end
 end
-local st = redis.call('HMGET', K_STATE, 'cap_i', 'cap_o', 'ready', 'queues')
-local ring = ring_in(st[4], ARGV[3])
-if st[3] ~= '1' or not ring or ring > tonumber(ARGV[5]) then
-  return reply('full', nil)
+local ring = ring_in(a.queues, ARGV[3])
+if not a.ready or not ring or ring > tonumber(ARGV[5]) then
+  return reply('full', nil, a)
 end
 local kind = ARGV[4]
-local cap = tonumber(st[1]) or 0
+local cap, held = a.cap_i, a.n_i
 if kind == 'o' then
-  cap = tonumber(st[2]) or 0
+  cap, held = a.cap_o, a.n_o
 end
-local held = 0
-local entries = redis.call('HGETALL', K_HELD)
-for k = 1, #entries, 2 do
-  local t, v = entries[k], entries[k + 1]
-  -- An older offer of the same ticket whose unhold is still on its way
-  -- does not count (it is replaced below).
-  local same = t == ARGV[1] and string.find(v, '|', 1, true)
-  if string.sub(v, 1, 1) == kind and not same then
-    held = held + 1
-  end
+-- An older offer of the same ticket whose unhold is still on its way
+-- does not count (it is replaced below).
+if cur and string.find(cur, '|', 1, true) and string.sub(cur, 1, 1) == kind then
+  held = held - 1
 end
 if held >= cap then
-  return reply('full', nil)
+  return reply('full', nil, a)
 end
-redis.call('HSET', K_HELD, ARGV[1], ARGV[2])
-bump()
-return reply('ok', nil)
+set_hold(a, ARGV[1], ARGV[2])
+bump(a)
+return reply('ok', nil, a)

@@ -90,27 +90,6 @@ local function pref_of(agent)
   return '0'
 end
 
--- Put the agent's member in the availability sets it has room for.
-local function list(agent, idle, free_i, free_o)
-  if idle == '' then
-    return
-  end
-  local p = pref_of(agent)
-  if tonumber(free_i) > 0 then
-    redis.call('ZADD', K_AVAIL_I, p, idle .. agent)
-  end
-  if tonumber(free_o) > 0 then
-    redis.call('ZADD', K_AVAIL_O, p, idle .. agent)
-  end
-end
-
-local function unlist(agent, idle)
-  if idle ~= '' then
-    redis.call('ZREM', K_AVAIL_I, idle .. agent)
-    redis.call('ZREM', K_AVAIL_O, idle .. agent)
-  end
-end
-
 -- The agent's listed members take its current preference.
 local function rescore(agent)
   local st = redis.call('HGET', K_AGSTATE, agent)
@@ -141,15 +120,40 @@ local function sync_agent(agent, gen, free_i, free_o, idle, ring, pref)
     end
   end
   local cur = redis.call('HGET', K_AGSTATE, agent)
+  -- Listed in a kind's availability set exactly when idle is set and that
+  -- kind has room (every script keeps this): only the sets whose member
+  -- changes are written.
+  local was_i, was_o, cidle = false, false, ''
   if cur then
-    local cgen, _, _, cidle = parse_agstate(cur)
+    local cgen, cfree_i, cfree_o
+    cgen, cfree_i, cfree_o, cidle = parse_agstate(cur)
     if g < tonumber(cgen) then
       return
     end
-    unlist(agent, cidle)
+    was_i = cidle ~= '' and tonumber(cfree_i) > 0
+    was_o = cidle ~= '' and tonumber(cfree_o) > 0
+  end
+  local is_i = idle ~= '' and tonumber(free_i) > 0
+  local is_o = idle ~= '' and tonumber(free_o) > 0
+  local moved = cidle ~= idle
+  if was_i and (moved or not is_i) then
+    redis.call('ZREM', K_AVAIL_I, cidle .. agent)
+  end
+  if was_o and (moved or not is_o) then
+    redis.call('ZREM', K_AVAIL_O, cidle .. agent)
   end
   redis.call('HSET', K_AGSTATE, agent, table.concat({gen, free_i, free_o, idle, ring}, '|'))
-  list(agent, idle, free_i, free_o)
+  local add_i = is_i and (moved or not was_i)
+  local add_o = is_o and (moved or not was_o)
+  if add_i or add_o then
+    local p = pref_of(agent)
+    if add_i then
+      redis.call('ZADD', K_AVAIL_I, p, idle .. agent)
+    end
+    if add_o then
+      redis.call('ZADD', K_AVAIL_O, p, idle .. agent)
+    end
+  end
 end
 
 -- ARGV[i] = count, then count x (agent, gen, free_i, free_o, idle, ring, pref).

@@ -48,13 +48,15 @@ local BATCH = 16
 
 -- The first ticket of the window some available agent may take, that
 -- agent (the first in (preference, idle, id) order whose ring is open,
--- preferring agents who have not tried the ticket) and the ticket's
--- highest open ring.
+-- preferring agents who have not tried the ticket), the ticket's highest
+-- open ring, its info {rank, kind, entered} and the agent's state here
+-- (both as read, so the offer needs no second read).
 local function find_pair()
-  local ring_of = {}
+  local ring_of, state_of = {}, {}
   local heads = redis.call('ZRANGE', K_LINE, 0, window - 1)
   for _, ticket in ipairs(heads) do
-    local _, kind, entered = ticket_info(ticket)
+    local rank, kind, entered = ticket_info(ticket)
+    local info = {rank, kind, entered}
     local top = max_ring(entered)
     local tried = {}
     for a in string.gmatch(redis.call('HGET', K_TRIED, ticket) or '', '[^,]+') do
@@ -70,6 +72,7 @@ local function find_pair()
         local ring = ring_of[agent]
         if ring == nil then
           local st = redis.call('HGET', K_AGSTATE, agent)
+          state_of[agent] = st
           ring = false
           if st then
             local _, _, _, _, r = parse_agstate(st)
@@ -79,7 +82,7 @@ local function find_pair()
         end
         if ring and ring <= top then
           if not tried[agent] then
-            return ticket, agent, top
+            return ticket, agent, top, info, state_of[agent]
           end
           if not fallback then
             fallback = agent
@@ -92,24 +95,24 @@ local function find_pair()
       start = start + BATCH
     end
     if fallback then
-      return ticket, fallback, top
+      return ticket, fallback, top, info, state_of[fallback]
     end
   end
   return nil
 end
 
-local ticket, agent, top = find_pair()
+local ticket, agent, top, info, agstate = find_pair()
 if not ticket then
   return {}
 end
-local rank, kind, entered = ticket_info(ticket)
+local rank, kind, entered = info[1], info[2], info[3]
 local version = tostring(redis.call('INCR', K_VERSION))
 redis.call('ZREM', K_LINE, ticket)
 redis.call('HDEL', K_INFO, ticket)
 redis.call('HSET', K_OFFERS, ticket, offer_value(agent, version, ARGV[2], rank, kind, entered))
 redis.call('ZADD', K_DEADLINES, ARGV[2], ticket)
 -- Count the offer against the agent's free capacity hint right away.
-local gen, free_i, free_o, idle, ring = parse_agstate(redis.call('HGET', K_AGSTATE, agent))
+local gen, free_i, free_o, idle, ring = parse_agstate(agstate)
 free_i, free_o = tonumber(free_i), tonumber(free_o)
 if kind == 'o' then
   free_o = math.max(free_o - 1, 0)
