@@ -9,7 +9,7 @@
 //! `REQUIRE_SERVICES=1`, which turns a missing service into a failure.
 
 use callcenter::bus::redis::RedisBus;
-use callcenter::bus::{Bus, BusMessage};
+use callcenter::bus::{Bus, BusMessage, Claim};
 use callcenter::redis_conn;
 use callcenter::routing::memory::MemoryRouting;
 use callcenter::routing::redis::RedisRouting;
@@ -1947,6 +1947,62 @@ async fn redis_bus_reaches_every_node_of_a_cluster() {
     }
 }
 
+/// A console command's reply is kept for a repeat of its request id, each
+/// reply on its own lifetime: however long an agent works, Redis holds only
+/// the replies of the last few minutes.
+#[tokio::test]
+async fn redis_command_replies_are_kept_for_minutes_each() {
+    let Some(url) = single_redis().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let (bus, _rx) = RedisBus::start(&url, prefix.clone()).await.unwrap();
+    assert!(matches!(
+        bus.claim_request(7, "r-1").await.unwrap(),
+        Claim::New
+    ));
+    assert!(matches!(
+        bus.claim_request(7, "r-1").await.unwrap(),
+        Claim::Running
+    ));
+    bus.finish_request(7, "r-1", r#"{"status":"ok"}"#)
+        .await
+        .unwrap();
+    assert!(matches!(
+        bus.claim_request(7, "r-1").await.unwrap(),
+        Claim::Done(reply) if reply == r#"{"status":"ok"}"#
+    ));
+    assert!(matches!(
+        bus.claim_request(7, "r-2").await.unwrap(),
+        Claim::New
+    ));
+    assert!(matches!(
+        bus.claim_request(8, "r-1").await.unwrap(),
+        Claim::New
+    ));
+
+    let mut conn = redis_conn::connect(&url).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 3, "one key per reply: {keys:?}");
+    for key in &keys {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((1..=600).contains(&ttl), "{key} lives {ttl} s");
+    }
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn redis_routing_is_reachable() {
     if let Some(b) = RedisBackend::on(single_redis().await).await {
@@ -1961,8 +2017,9 @@ async fn redis_routing_is_reachable() {
 // ---------------------------------------------------------------------------
 // Redis commands per operation
 
-/// Counts the commands sent to a Redis server that name keys under a
-/// prefix, through MONITOR (script-internal commands are not counted).
+/// Counts the commands run by a Redis server that name keys under a prefix,
+/// through MONITOR: those the client sent, and those plus the scripts'
+/// inner commands.
 struct CommandCounter {
     lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>,
     conn: redis_conn::RedisConn,
