@@ -103,7 +103,7 @@
 //!   `agent_away`: 2, +1 when it rescinds offers.
 //!
 //! A full ticket lifecycle (enqueue, dispatch, accept, release) is 6,
-//! which run 40 commands in Redis with the scripts' inner ones (an agent
+//! which run 39 commands in Redis with the scripts' inner ones (an agent
 //! script reads the agent's state and holds once and keeps that copy up to
 //! date with its writes; an agent's state reaching a queue writes only the
 //! availability sets whose member changes), measured by

@@ -51,9 +51,11 @@ local BATCH = 16
 -- preferring agents who have not tried the ticket), the ticket's highest
 -- open ring, its info {rank, kind, entered} and the agent's state here
 -- (both as read, so the offer needs no second read).
+local heads_seen = 0
 local function find_pair()
   local ring_of, state_of = {}, {}
   local heads = redis.call('ZRANGE', K_LINE, 0, window - 1)
+  heads_seen = #heads
   for _, ticket in ipairs(heads) do
     local rank, kind, entered = ticket_info(ticket)
     local info = {rank, kind, entered}
@@ -127,7 +129,8 @@ else
 end
 redis.call('HSET', K_AGSTATE, agent, table.concat({gen, free_i, free_o, idle, ring}, '|'))
 local more = '0'
-if find_pair() then
+-- A line that fit in the window with this one ticket is empty now.
+if not (heads_seen == 1 and window > 1) and find_pair() then
   more = '1'
 end
 return {ticket, agent, version, rank, kind, entered, tostring(top), more}
