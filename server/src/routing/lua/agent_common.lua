@@ -23,6 +23,16 @@ local function ring_in(queues, q)
   return nil
 end
 
+-- Keep the copy's held counts per kind in step with a hold counted,
+-- written or deleted.
+local function count_hold(a, value, delta)
+  if string.sub(value, 1, 1) == 'o' then
+    a.n_o = a.n_o + delta
+  else
+    a.n_i = a.n_i + delta
+  end
+end
+
 -- The agent's state and holds, read once (two commands); a script that
 -- writes keeps this copy up to date with its writes, so its reply needs no
 -- second read.
@@ -38,22 +48,9 @@ local function load()
   }
   for k = 1, #raw, 2 do
     a.held[raw[k]] = raw[k + 1]
-    if string.sub(raw[k + 1], 1, 1) == 'o' then
-      a.n_o = a.n_o + 1
-    else
-      a.n_i = a.n_i + 1
-    end
+    count_hold(a, raw[k + 1], 1)
   end
   return a
-end
-
--- Keep the copy's counts in step with a hold written or deleted.
-local function count_hold(a, value, delta)
-  if string.sub(value, 1, 1) == 'o' then
-    a.n_o = a.n_o + delta
-  else
-    a.n_i = a.n_i + delta
-  end
 end
 
 local function set_hold(a, ticket, value)
