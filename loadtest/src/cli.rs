@@ -208,9 +208,10 @@ pub struct LoadArgs {
     /// Simulated agents (claimers) in routing mode.
     #[arg(long, default_value_t = 64)]
     pub routing_agents: usize,
-    /// Concurrent dispatch loops in routing mode.
+    /// Concurrent producers (enqueue loops) in routing mode. Dispatch runs
+    /// as in the server: with each enqueue and with each release.
     #[arg(long, default_value_t = 4)]
-    pub routing_dispatchers: usize,
+    pub routing_producers: usize,
 
     // ---- output
     /// Write the summary as JSON (stable field names, see the README).

@@ -11,7 +11,9 @@ use crate::stats::{Percentiles, histogram, record};
 use crate::summary::{Backend, RoutingFigures, Summary};
 use callcenter::routing::memory::MemoryRouting;
 use callcenter::routing::redis::RedisRouting;
-use callcenter::routing::{AgentQueue, ReadyAgent, Routing, TicketKind, WaitingTicket};
+use callcenter::routing::{
+    AgentQueue, DispatchPlan, Offer, ReadyAgent, Routing, TicketKind, WaitingTicket,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,36 @@ const QUEUE: i64 = 1;
 
 fn now_ms() -> i64 {
     crate::shared::now_ms()
+}
+
+/// The agents' inboxes, and what delivery measures.
+struct Hub {
+    inboxes: HashMap<i64, mpsc::UnboundedSender<(i64, u64)>>,
+    enqueued_at: Mutex<HashMap<i64, Instant>>,
+    latency: Mutex<hdrhistogram::Histogram<u64>>,
+    /// Jobs enqueued and not yet offered.
+    waiting: AtomicI64,
+}
+
+impl Hub {
+    /// Offers reach their agents' tasks: that is delivery.
+    fn hand_out(&self, offers: Vec<Offer>) {
+        if offers.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut h = crate::shared::lock(&self.latency);
+        let mut at = crate::shared::lock(&self.enqueued_at);
+        for o in offers {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            if let Some(t) = at.remove(&o.ticket_id) {
+                record(&mut h, now - t);
+            }
+            if let Some(tx) = self.inboxes.get(&o.agent_id) {
+                let _ = tx.send((o.ticket_id, o.version));
+            }
+        }
+    }
 }
 
 pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
@@ -35,18 +67,37 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
     };
     let agents = args.routing_agents.max(1);
     let backlog_target = (agents * 4) as i64;
-    let enqueued_at: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
-    let waiting = Arc::new(AtomicI64::new(0));
     let completed = Arc::new(AtomicU64::new(0));
     let running = Arc::new(AtomicBool::new(true));
-    let latency = Arc::new(Mutex::new(histogram()));
     let errors = Arc::new(AtomicU64::new(0));
 
-    // Agents: ready, then claim and complete whatever they are offered.
+    // Dispatch runs where the server runs it: when a job is enqueued (one
+    // call: `enqueue_then_dispatch`) and when an agent finishes one (one
+    // call: `release_then_dispatch`). Whoever made an offer delivers it.
+    let mut receivers = Vec::new();
     let mut inboxes = HashMap::new();
-    let mut tasks = Vec::new();
     for a in 0..agents as i64 {
         let agent_id = 1_000 + a;
+        let (tx, rx) = mpsc::unbounded_channel::<(i64, u64)>();
+        inboxes.insert(agent_id, tx);
+        receivers.push((agent_id, rx));
+    }
+    let hub = Arc::new(Hub {
+        inboxes,
+        enqueued_at: Mutex::default(),
+        latency: Mutex::new(histogram()),
+        waiting: AtomicI64::new(0),
+    });
+    let plan = || DispatchPlan {
+        queue_id: QUEUE,
+        now_ms: now_ms(),
+        offer_timeout_ms: 60_000,
+        ring_after_ms: &[],
+    };
+
+    // Agents: ready, then claim and complete whatever they are offered.
+    let mut tasks = Vec::new();
+    for (agent_id, mut rx) in receivers {
         routing
             .agent_ready(ReadyAgent {
                 agent_id,
@@ -57,86 +108,61 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
                 idle_since_ms: now_ms(),
             })
             .await?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<(i64, u64)>();
-        inboxes.insert(agent_id, tx);
         let routing = routing.clone();
         let completed = completed.clone();
         let errors = errors.clone();
+        let hub = hub.clone();
         tasks.push(tokio::spawn(async move {
             while let Some((ticket, version)) = rx.recv().await {
-                let ok = match routing
+                let done = match routing
                     .accept(agent_id, QUEUE, ticket, version, now_ms())
                     .await
                 {
-                    Ok(Ok(_)) => routing.release(agent_id, ticket, now_ms()).await.is_ok(),
-                    _ => false,
+                    Ok(Ok(_)) => routing
+                        .release_then_dispatch(agent_id, ticket, now_ms(), &[plan()])
+                        .await
+                        .ok(),
+                    _ => None,
                 };
-                if ok {
-                    completed.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                match done {
+                    Some(offers) => {
+                        completed.fetch_add(1, Ordering::Relaxed);
+                        hub.hand_out(offers);
+                    }
+                    None => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }));
     }
-    let inboxes = Arc::new(inboxes);
 
-    // The producer keeps a backlog so that agents are never starved.
-    let producer = {
+    // Producers keep a backlog so that agents are never starved.
+    let next_id = Arc::new(AtomicI64::new(1));
+    let mut producers = Vec::new();
+    for _ in 0..args.routing_producers.max(1) {
         let routing = routing.clone();
-        let enqueued_at = enqueued_at.clone();
-        let waiting = waiting.clone();
         let running = running.clone();
-        tokio::spawn(async move {
-            let mut next_id = 1i64;
+        let hub = hub.clone();
+        let next_id = next_id.clone();
+        producers.push(tokio::spawn(async move {
             while running.load(Ordering::Relaxed) {
-                if waiting.load(Ordering::Relaxed) >= backlog_target {
+                if hub.waiting.load(Ordering::Relaxed) >= backlog_target {
                     tokio::time::sleep(Duration::from_micros(200)).await;
                     continue;
                 }
-                let id = next_id;
-                next_id += 1;
-                crate::shared::lock(&enqueued_at).insert(id, Instant::now());
-                waiting.fetch_add(1, Ordering::Relaxed);
-                let _ = routing
-                    .enqueue(WaitingTicket {
-                        ticket_id: id,
-                        queue_id: QUEUE,
-                        kind: TicketKind::Inbound,
-                        rank_ms: now_ms(),
-                        entered_ms: now_ms(),
-                    })
-                    .await;
-            }
-        })
-    };
-    // Dispatchers deliver offers to the agents' tasks.
-    let mut dispatchers = Vec::new();
-    for _ in 0..args.routing_dispatchers.max(1) {
-        let routing = routing.clone();
-        let inboxes = inboxes.clone();
-        let running = running.clone();
-        let enqueued_at = enqueued_at.clone();
-        let latency = latency.clone();
-        let waiting = waiting.clone();
-        dispatchers.push(tokio::spawn(async move {
-            while running.load(Ordering::Relaxed) {
-                match routing.dispatch(QUEUE, now_ms(), 60_000, &[]).await {
-                    Ok(offers) if !offers.is_empty() => {
-                        let now = Instant::now();
-                        let mut h = crate::shared::lock(&latency);
-                        let mut at = crate::shared::lock(&enqueued_at);
-                        for o in offers {
-                            waiting.fetch_sub(1, Ordering::Relaxed);
-                            if let Some(t) = at.remove(&o.ticket_id) {
-                                record(&mut h, now - t);
-                            }
-                            if let Some(tx) = inboxes.get(&o.agent_id) {
-                                let _ = tx.send((o.ticket_id, o.version));
-                            }
-                        }
-                    }
-                    _ => tokio::task::yield_now().await,
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                crate::shared::lock(&hub.enqueued_at).insert(id, Instant::now());
+                hub.waiting.fetch_add(1, Ordering::Relaxed);
+                let job = WaitingTicket {
+                    ticket_id: id,
+                    queue_id: QUEUE,
+                    kind: TicketKind::Inbound,
+                    rank_ms: now_ms(),
+                    entered_ms: now_ms(),
+                };
+                if let Ok(offers) = routing.enqueue_then_dispatch(job, plan()).await {
+                    hub.hand_out(offers);
                 }
             }
         }));
@@ -156,11 +182,9 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
         None => None,
     };
     running.store(false, Ordering::Relaxed);
-    let _ = producer.await;
-    for d in dispatchers {
-        let _ = d.await;
+    for p in producers {
+        let _ = p.await;
     }
-    drop(inboxes);
     for t in tasks {
         t.abort();
     }
@@ -170,7 +194,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
     let redis = before
         .zip(after)
         .map(|(b, a)| ss::commandstats_delta(&b, &a));
-    let delivery = Percentiles::of(&crate::shared::lock(&latency));
+    let delivery = Percentiles::of(&crate::shared::lock(&hub.latency));
     let mut errors_by_kind = std::collections::BTreeMap::new();
     let e = errors.load(Ordering::Relaxed);
     if e > 0 {
@@ -206,7 +230,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
             }
             .into(),
             agents,
-            dispatchers: args.routing_dispatchers.max(1),
+            producers: args.routing_producers.max(1),
             completed: done,
             completed_per_s: done as f64 / elapsed,
             delivery_latency_ms: delivery,

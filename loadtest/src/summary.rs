@@ -49,7 +49,7 @@ pub struct RoutingFigures {
     /// `redis` or `memory`.
     pub backend: String,
     pub agents: usize,
-    pub dispatchers: usize,
+    pub producers: usize,
     /// Jobs that went enqueue → offer delivered → accepted → released.
     pub completed: u64,
     pub completed_per_s: f64,
@@ -162,14 +162,14 @@ impl Summary {
         if self.mode == "routing" {
             if let Some(r) = &self.routing {
                 out.push_str(&format!(
-                    "bare routing on {}: {} jobs in {:.1} s = {:.0}/s ({} agents, {} dispatchers)\n\
+                    "bare routing on {}: {} jobs in {:.1} s = {:.0}/s ({} agents, {} producers)\n\
                      delivery latency ms: p50 {} p99 {} max {}\n",
                     r.backend,
                     r.completed,
                     self.duration_s,
                     r.completed_per_s,
                     r.agents,
-                    r.dispatchers,
+                    r.producers,
                     r.delivery_latency_ms.p50,
                     r.delivery_latency_ms.p99,
                     r.delivery_latency_ms.max

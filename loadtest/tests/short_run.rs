@@ -154,9 +154,10 @@ fn postgres_and_redis_with_two_nodes_run_clean() {
     assert_clean(&summary, code);
 }
 
-#[test]
-fn the_bare_routing_path_completes_jobs_in_memory() {
-    let dir = std::env::temp_dir().join(format!("loadtest-routing-{}", std::process::id()));
+/// The comparison mode for a second: jobs flow enqueue → offer delivered →
+/// claimed → completed, with no claim refused.
+fn bare_routing(name: &str, extra: &[&str]) -> Summary {
+    let dir = std::env::temp_dir().join(format!("loadtest-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let json = dir.join("summary.json");
     let status = Command::new(env!("CARGO_BIN_EXE_loadtest"))
@@ -171,13 +172,31 @@ fn the_bare_routing_path_completes_jobs_in_memory() {
             "--json",
         ])
         .arg(&json)
+        .args(extra)
         .status()
         .expect("run loadtest");
     assert!(status.success());
     let summary: Summary =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("summary")).expect("JSON");
-    let routing = summary.routing.expect("routing figures");
+    let _ = std::fs::remove_dir_all(&dir);
+    let routing = summary.routing.as_ref().expect("routing figures");
     assert!(routing.completed > 100, "{routing:?}");
     assert!(routing.delivery_latency_ms.count > 0);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    summary
+}
+
+#[test]
+fn the_bare_routing_path_completes_jobs_in_memory() {
+    bare_routing("routing-memory", &[]);
+}
+
+#[test]
+fn the_bare_routing_path_completes_jobs_on_redis() {
+    let redis = redis_url();
+    if !reachable("Redis", &redis) {
+        return;
+    }
+    let summary = bare_routing("routing-redis", &["--redis-url", &redis]);
+    assert_eq!(summary.routing.expect("routing figures").backend, "redis");
 }

@@ -10,7 +10,9 @@ use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
-use crate::routing::{Offer, OfferGone, ReadyAgent, Routing, TicketKind, WaitingTicket};
+use crate::routing::{
+    DispatchPlan, Offer, OfferGone, ReadyAgent, Routing, TicketKind, WaitingTicket,
+};
 use crate::store::{Db, Filed, IdempotencyKey, NewComplaint, OfferStep};
 use callcenter_proto::http::{ComplaintCreate, Customer, Outcome, Queue, Ticket};
 use callcenter_proto::ws::{OfferDetails, ServerEvent};
@@ -188,20 +190,26 @@ impl Desk {
                 rank_ms,
             } => {
                 self.metrics.tickets_created.inc();
-                self.routing
-                    .enqueue(WaitingTicket {
-                        ticket_id: ticket.id,
-                        queue_id: ticket.queue_id,
-                        kind: TicketKind::Inbound,
-                        rank_ms,
-                        entered_ms: now,
-                    })
+                // Into the line and dispatched in one routing step.
+                let rings = eligibility::ring_after_ms(&queue);
+                let offers = self
+                    .routing
+                    .enqueue_then_dispatch(
+                        WaitingTicket {
+                            ticket_id: ticket.id,
+                            queue_id: ticket.queue_id,
+                            kind: TicketKind::Inbound,
+                            rank_ms,
+                            entered_ms: now,
+                        },
+                        self.plan(&queue, &rings),
+                    )
                     .await?;
                 let known = Known {
                     ticket: &ticket,
                     customer: &customer,
                 };
-                self.dispatch_knowing(&queue, Some(known)).await?;
+                self.deliver_offers(offers, Some(known)).await?;
                 (ticket, true)
             }
         };
@@ -221,12 +229,56 @@ impl Desk {
         queue: &Queue,
         known: Option<Known<'_>>,
     ) -> anyhow::Result<()> {
-        let timeout_ms = i64::from(queue.spec.offer_timeout_seconds) * 1000;
         let rings = eligibility::ring_after_ms(queue);
+        let plan = self.plan(queue, &rings);
         let offers = self
             .routing
-            .dispatch(queue.id, self.now(), timeout_ms, &rings)
+            .dispatch(queue.id, plan.now_ms, plan.offer_timeout_ms, &rings)
             .await?;
+        self.deliver_offers(offers, known).await
+    }
+
+    /// How a queue is dispatched now: its offer timeout and its rings.
+    fn plan<'a>(&self, queue: &Queue, rings: &'a [i64]) -> DispatchPlan<'a> {
+        DispatchPlan {
+            queue_id: queue.id,
+            now_ms: self.now(),
+            offer_timeout_ms: i64::from(queue.spec.offer_timeout_seconds) * 1000,
+            ring_after_ms: rings,
+        }
+    }
+
+    /// The agent's ticket ended and nothing comes between: each of the
+    /// agent's queues learns the agent is free in the step that dispatches
+    /// it (the routing layer's `release_then_dispatch`).
+    async fn release_and_dispatch(
+        &self,
+        agent_id: i64,
+        ticket_id: i64,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        let mut queues = Vec::new();
+        for q in self.agent_queues(agent_id).await? {
+            let queue = self.db.queue(q.queue_id).await?;
+            let rings = eligibility::ring_after_ms(&queue);
+            queues.push((queue, rings));
+        }
+        let plans: Vec<DispatchPlan<'_>> = queues
+            .iter()
+            .map(|(queue, rings)| self.plan(queue, rings))
+            .collect();
+        let offers = self
+            .routing
+            .release_then_dispatch(agent_id, ticket_id, now, &plans)
+            .await?;
+        self.deliver_offers(offers, None).await
+    }
+
+    async fn deliver_offers(
+        &self,
+        offers: Vec<Offer>,
+        known: Option<Known<'_>>,
+    ) -> anyhow::Result<()> {
         for offer in offers {
             let known = known.filter(|k| k.ticket.id == offer.ticket_id);
             self.deliver_offer(offer, known).await?;
@@ -567,14 +619,22 @@ impl Desk {
         };
         let ticket = resolved.ticket;
         self.metrics.tickets_resolved.inc();
-        self.routing.release(agent_id, ticket_id, now).await?;
         let queue = self.db.queue(ticket.queue_id).await?;
-        if queue.spec.wrap_up_seconds == 0 && !resolved.held_reopens.is_empty() {
-            // A complaint the customer reopened goes before the next one.
-            self.offer_these_held_reopens(agent_id, &resolved.held_reopens)
-                .await;
+        if queue.spec.wrap_up_seconds == 0 && resolved.held_reopens.is_empty() {
+            // The usual case: no wrap-up, no reopened complaint waiting for
+            // this agent. "Fewest today" sees the new count first, then the
+            // agent is free and each of their queues dispatched.
+            self.update_preferences(agent_id).await?;
+            self.release_and_dispatch(agent_id, ticket_id, now).await?;
+        } else {
+            self.routing.release(agent_id, ticket_id, now).await?;
+            if queue.spec.wrap_up_seconds == 0 {
+                // A complaint the customer reopened goes before the next one.
+                self.offer_these_held_reopens(agent_id, &resolved.held_reopens)
+                    .await;
+            }
+            self.after_ticket(agent_id, &queue).await?;
         }
-        self.after_ticket(agent_id, &queue).await?;
         self.ticket_resolved(&ticket).await;
         if resolved.ever_escalated {
             self.escalation_ended(&ticket).await;

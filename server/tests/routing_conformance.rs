@@ -14,8 +14,8 @@ use callcenter::redis_conn;
 use callcenter::routing::memory::MemoryRouting;
 use callcenter::routing::redis::RedisRouting;
 use callcenter::routing::{
-    AgentId, AgentQueue, Offer, OfferGone, QueueId, ReadyAgent, Routing, TicketId, TicketKind,
-    WaitingTicket,
+    AgentId, AgentQueue, DispatchPlan, Offer, OfferGone, QueueId, ReadyAgent, Routing, TicketId,
+    TicketKind, WaitingTicket,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -224,6 +224,8 @@ conformance!(
     preference_orders_the_agents,
     bullseye_rings_open_with_waiting_time,
     an_offer_is_settled_in_its_own_queue_only,
+    enqueue_then_dispatch_offers_at_once,
+    release_then_dispatch_serves_the_next,
 );
 
 mod stress {
@@ -1099,6 +1101,105 @@ async fn bullseye_rings_open_with_waiting_time(r: R) {
     assert_eq!((o.ticket_id, o.agent_id), (21, 4));
 }
 
+fn plan(queue_id: QueueId, now_ms: i64) -> DispatchPlan<'static> {
+    DispatchPlan {
+        queue_id,
+        now_ms,
+        offer_timeout_ms: TIMEOUT,
+        ring_after_ms: &[],
+    }
+}
+
+/// A complaint filed and dispatched in one call goes to a free agent at
+/// once; while the agent is full the next one waits at its rank; filing an
+/// offered ticket again (a retried request) leaves its offer alone.
+async fn enqueue_then_dispatch_offers_at_once(r: R) {
+    let q = 1;
+    r.agent_ready(agent(1, &[q], 1, 100)).await.unwrap();
+    let offers = r
+        .enqueue_then_dispatch(ticket(1, q, 1), plan(q, NOW))
+        .await
+        .unwrap();
+    assert_eq!(pairs(&offers), vec![(1, 1)]);
+    assert_eq!(offers[0].deadline_ms, NOW + TIMEOUT);
+    let waits = r
+        .enqueue_then_dispatch(ticket(2, q, 2), plan(q, NOW))
+        .await
+        .unwrap();
+    assert!(waits.is_empty(), "the agent is full: {waits:?}");
+    let again = r
+        .enqueue_then_dispatch(ticket(1, q, 1), plan(q, NOW))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "offered twice: {again:?}");
+    assert_eq!(r.waiting(q).await.unwrap(), vec![2]);
+    assert_eq!(r.offers(q).await.unwrap(), offers);
+    // Declined, the ticket comes back; the agent is offered the first in line.
+    r.decline(1, q, 1, offers[0].version)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.waiting(q).await.unwrap(), vec![1, 2]);
+}
+
+/// An agent who ends a ticket is offered the next one in the same call, in
+/// the first planned queue that has one, never above capacity; a queue of
+/// the agent left out of the plan still learns the agent is free.
+async fn release_then_dispatch_serves_the_next(r: R) {
+    let (q1, q2) = (1, 2);
+    r.agent_ready(agent(1, &[q1, q2], 1, 100)).await.unwrap();
+    r.agent_ready(agent(2, &[q2], 1, 200)).await.unwrap();
+    enqueue_all(&r, q1, &[(1, 1), (2, 2)]).await;
+    let o = one_offer(&r, q1, NOW).await;
+    assert_eq!((o.ticket_id, o.agent_id), (1, 1));
+    r.accept(1, q1, 1, o.version, NOW).await.unwrap().unwrap();
+    enqueue_all(&r, q2, &[(3, 3)]).await;
+    let o = one_offer(&r, q2, NOW).await;
+    assert_eq!((o.ticket_id, o.agent_id), (3, 2), "agent 1 is full");
+    r.accept(2, q2, 3, o.version, NOW).await.unwrap().unwrap();
+    enqueue_all(&r, q2, &[(4, 4)]).await;
+
+    // Both queues planned, both with a ticket: one offer (capacity 1), from
+    // the first planned queue.
+    let offers = r
+        .release_then_dispatch(
+            1,
+            1,
+            NOW + 1000,
+            &[plan(q2, NOW + 1000), plan(q1, NOW + 1000)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(pairs(&offers), vec![(4, 1)]);
+    r.accept(1, q2, 4, offers[0].version, NOW + 1000)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Only q2 planned (and empty): nothing offered, yet q1 learns the agent
+    // is free and its own dispatch offers ticket 2.
+    let offers = r
+        .release_then_dispatch(1, 4, NOW + 2000, &[plan(q2, NOW + 2000)])
+        .await
+        .unwrap();
+    assert!(offers.is_empty(), "{offers:?}");
+    assert_eq!(pairs(&[one_offer(&r, q1, NOW + 2000).await]), vec![(2, 1)]);
+
+    // Releasing a ticket the agent does not hold frees nothing; the plan
+    // still dispatches (agent 2, still holding ticket 3, gets nothing).
+    enqueue_all(&r, q2, &[(5, 5)]).await;
+    let offers = r
+        .release_then_dispatch(2, 99, NOW + 3000, &[plan(q2, NOW + 3000)])
+        .await
+        .unwrap();
+    assert!(offers.is_empty(), "{offers:?}");
+    let offers = r
+        .release_then_dispatch(2, 3, NOW + 3000, &[plan(q2, NOW + 3000)])
+        .await
+        .unwrap();
+    assert_eq!(pairs(&offers), vec![(5, 2)]);
+}
+
 async fn one_offer_ringed(r: &R, queue_id: QueueId, now_ms: i64, rings: &[i64]) -> Offer {
     let offers = r.dispatch(queue_id, now_ms, TIMEOUT, rings).await.unwrap();
     assert_eq!(offers.len(), 1, "expected one offer, got {offers:?}");
@@ -1402,6 +1503,32 @@ async fn concurrent_stress(p: StressProfile, nodes: Vec<Node>, probe: Option<Hel
         expired: AtomicUsize,
         rescinded: AtomicUsize,
     }
+    impl Shared {
+        /// An offer made by any dispatch reaches its agent's console.
+        fn hand_out(&self, o: Offer) {
+            self.offered.fetch_add(1, Ordering::Relaxed);
+            assert!(
+                lock(&self.versions).insert((o.queue_id, o.version)),
+                "version {} of queue {} handed out twice",
+                o.version,
+                o.queue_id
+            );
+            {
+                let mut newest = lock(&self.newest);
+                let v = newest.entry(o.ticket_id).or_default();
+                *v = (*v).max(o.version);
+            }
+            // After the stop the consoles are gone; the offer stays pending.
+            let _ = self.inbox[&o.agent_id].send(o);
+        }
+    }
+    let offer_ms = p.offer_ms;
+    let plan = move |queue_id: QueueId, now_ms: i64| DispatchPlan {
+        queue_id,
+        now_ms,
+        offer_timeout_ms: offer_ms,
+        ring_after_ms: &[],
+    };
     let mut inboxes = HashMap::new();
     let mut receivers = HashMap::new();
     for a in 1..=p.agents {
@@ -1444,12 +1571,24 @@ async fn concurrent_stress(p: StressProfile, nodes: Vec<Node>, probe: Option<Hel
         intake.push(node.runtime.spawn(async move {
             let mut filed = 0;
             for t in (1 + n..=p.tickets).step_by(step as usize) {
-                r.enqueue(WaitingTicket {
+                let waiting = WaitingTicket {
                     kind: kind_of(t),
                     ..ticket(t, queue_of(t), rank_of(t))
-                })
-                .await
-                .unwrap();
+                };
+                if t % 3 == 0 {
+                    // Filed and dispatched in one call, as the server files.
+                    let now = s.clock.load(Ordering::Relaxed);
+                    for o in r
+                        .enqueue_then_dispatch(waiting, plan(queue_of(t), now))
+                        .await
+                        .unwrap()
+                    {
+                        assert_eq!(o.queue_id, queue_of(t));
+                        s.hand_out(o);
+                    }
+                } else {
+                    r.enqueue(waiting).await.unwrap();
+                }
                 s.wake[&queue_of(t)].notify_waiters();
                 filed += 1;
                 if filed % 25 == 0 {
@@ -1476,20 +1615,8 @@ async fn concurrent_stress(p: StressProfile, nodes: Vec<Node>, probe: Option<Hel
                     }
                     let now = s.clock.load(Ordering::Relaxed) - stale;
                     for o in r.dispatch(q, now, p.offer_ms, &[]).await.unwrap() {
-                        s.offered.fetch_add(1, Ordering::Relaxed);
                         assert_eq!((o.queue_id, o.kind), (q, kind_of(o.ticket_id)));
-                        assert!(
-                            lock(&s.versions).insert((q, o.version)),
-                            "version {} of queue {q} handed out twice",
-                            o.version
-                        );
-                        {
-                            let mut newest = lock(&s.newest);
-                            let v = newest.entry(o.ticket_id).or_default();
-                            *v = (*v).max(o.version);
-                        }
-                        // After the stop the consoles are gone; the offer stays pending.
-                        let _ = s.inbox[&o.agent_id].send(o);
+                        s.hand_out(o);
                     }
                 }
             }));
@@ -1629,7 +1756,20 @@ async fn concurrent_stress(p: StressProfile, nodes: Vec<Node>, probe: Option<Hel
                         let t = mine.swap_remove(rng.below(mine.len() as u64) as usize);
                         lock(&s.record).unassign(a, t, kind_of(t));
                         let now = s.clock.load(Ordering::Relaxed);
-                        r.release(a, t, now).await.unwrap();
+                        if rng.below(2) == 0 {
+                            r.release(a, t, now).await.unwrap();
+                        } else {
+                            // Released, and the agent's queues (some of
+                            // them) dispatched in the same calls.
+                            let plans: Vec<_> = queues
+                                .iter()
+                                .take(1 + rng.below(queues.len() as u64) as usize)
+                                .map(|q| plan(*q, now))
+                                .collect();
+                            for o in r.release_then_dispatch(a, t, now, &plans).await.unwrap() {
+                                s.hand_out(o);
+                            }
+                        }
                         wake_all(&s, &queues);
                     }
                     if rng.below(300) == 0 {
@@ -2133,6 +2273,25 @@ async fn redis_commands_per_operation() {
     costs.push(("release", counter.count().await));
     r.set_preference(1, q, 5).await.unwrap();
     costs.push(("set_preference", counter.count().await));
+    // As the server runs a lifecycle: filed and dispatched in one call,
+    // released and dispatched in one call per queue of the agent.
+    let offers = r
+        .enqueue_then_dispatch(ticket(4, q, 4), plan(q, NOW))
+        .await
+        .unwrap();
+    assert_eq!(pairs(&offers), vec![(4, 1)]);
+    costs.push(("enqueue_then_dispatch", counter.count().await));
+    r.accept(1, q, 4, offers[0].version, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    counter.count().await;
+    let offers = r
+        .release_then_dispatch(1, 4, NOW, &[plan(q, NOW)])
+        .await
+        .unwrap();
+    assert!(offers.is_empty());
+    costs.push(("release_then_dispatch", counter.count().await));
     eprintln!("Redis commands per operation (sent, run): {costs:?}");
     assert_eq!(
         costs,
@@ -2143,13 +2302,15 @@ async fn redis_commands_per_operation() {
             ("accept", (1, 5)),
             ("release", (2, 11)),
             ("set_preference", (1, 7)),
+            ("enqueue_then_dispatch", (2, 22)),
+            ("release_then_dispatch", (2, 12)),
         ]
     );
     let lifecycle = costs
         .iter()
-        .filter(|(op, _)| ["enqueue", "dispatch", "accept", "release"].contains(op))
+        .filter(|(op, _)| ["enqueue_then_dispatch", "accept", "release_then_dispatch"].contains(op))
         .fold((0, 0), |(s, r), (_, (sent, run))| (s + sent, r + run));
-    assert_eq!(lifecycle, (6, 39), "a ticket's lifecycle (sent, run)");
+    assert_eq!(lifecycle, (5, 39), "a ticket's lifecycle (sent, run)");
     drop(counter);
     b.cleanup().await;
 }

@@ -175,6 +175,16 @@ pub enum OfferGone {
     StaleVersion,
 }
 
+/// How to dispatch one queue: what [`Routing::dispatch`] takes.
+#[derive(Clone, Copy, Debug)]
+pub struct DispatchPlan<'a> {
+    pub queue_id: QueueId,
+    pub now_ms: i64,
+    pub offer_timeout_ms: i64,
+    /// The queue's relaxation steps, ascending (see [`allowed_ring`]).
+    pub ring_after_ms: &'a [i64],
+}
+
 #[async_trait]
 pub trait Routing: Send + Sync + 'static {
     /// Put a ticket in its queue's line (or move it, if already waiting).
@@ -200,6 +210,46 @@ pub trait Routing: Send + Sync + 'static {
         offer_timeout_ms: i64,
         ring_after_ms: &[i64],
     ) -> anyhow::Result<Vec<Offer>>;
+
+    /// Put a ticket in line, then dispatch its queue as `plan` says. The
+    /// same as [`Routing::enqueue`] then [`Routing::dispatch`]; a backend
+    /// may do both in one step (Redis: one call instead of two).
+    async fn enqueue_then_dispatch(
+        &self,
+        ticket: WaitingTicket,
+        plan: DispatchPlan<'_>,
+    ) -> anyhow::Result<Vec<Offer>> {
+        self.enqueue(ticket).await?;
+        self.dispatch(
+            ticket.queue_id,
+            plan.now_ms,
+            plan.offer_timeout_ms,
+            plan.ring_after_ms,
+        )
+        .await
+    }
+
+    /// Release an assigned ticket, then dispatch each queue of `plans` in
+    /// order. The same as [`Routing::release`] then [`Routing::dispatch`]
+    /// per plan; a backend may tell a queue that the agent is free and
+    /// dispatch it in one step (Redis: one call per queue instead of two).
+    async fn release_then_dispatch(
+        &self,
+        agent_id: AgentId,
+        ticket_id: TicketId,
+        now_ms: i64,
+        plans: &[DispatchPlan<'_>],
+    ) -> anyhow::Result<Vec<Offer>> {
+        self.release(agent_id, ticket_id, now_ms).await?;
+        let mut offers = Vec::new();
+        for p in plans {
+            offers.extend(
+                self.dispatch(p.queue_id, p.now_ms, p.offer_timeout_ms, p.ring_after_ms)
+                    .await?,
+            );
+        }
+        Ok(offers)
+    }
 
     /// Settle the agent's offer of a ticket in `queue_id` as accepted: the
     /// ticket is now assigned and keeps counting against the agent's

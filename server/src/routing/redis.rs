@@ -98,11 +98,16 @@
 //! - `decline`: 3 (settle, unhold, the agent's queue learns it is free);
 //!   `cancel` of an offer: 3; `cancel` of a waiting ticket: 1.
 //! - `release`: 2 (agent slot, then the agent's queue).
+//! - `enqueue_then_dispatch`: as `dispatch` (its first step puts the ticket
+//!   in line). `release_then_dispatch`: 1 (agent slot), then per planned
+//!   queue as `dispatch` (its first step tells the queue the agent is
+//!   free), +1 per other queue of the agent.
 //! - `expire`: 1 + 2 per agent whose offers expired.
 //! - `agent_ready`: 3 (+1 per queue of a pending offer to check);
 //!   `agent_away`: 2, +1 when it rescinds offers.
 //!
-//! A full ticket lifecycle (enqueue, dispatch, accept, release) is 6,
+//! A full ticket lifecycle as the desk runs it (`enqueue_then_dispatch`,
+//! accept, `release_then_dispatch` finding nothing to offer) is 5 calls,
 //! which run 39 commands in Redis with the scripts' inner ones (an agent
 //! script reads the agent's state and holds once and keeps that copy up to
 //! date with its writes; an agent's state reaching a queue writes only the
@@ -122,8 +127,8 @@
 //! truth of the moment; the next readiness or `set_preference` corrects it).
 
 use super::{
-    AgentId, AgentQueue, DISPATCH_WINDOW, Offer, OfferGone, QueueId, ReadyAgent, Routing, TicketId,
-    TicketKind, WaitingTicket,
+    AgentId, AgentQueue, DISPATCH_WINDOW, DispatchPlan, Offer, OfferGone, QueueId, ReadyAgent,
+    Routing, TicketId, TicketKind, WaitingTicket,
 };
 use crate::redis_conn::RedisConn;
 use anyhow::Context;
@@ -219,6 +224,15 @@ fn parse_queues(csv: &str) -> anyhow::Result<Vec<(QueueId, u32)>> {
             Ok((int(q)?, int(ring)?))
         })
         .collect()
+}
+
+/// What a dispatch step does before it applies agent states and pairs.
+#[derive(Clone, Copy, Default)]
+struct FirstStep<'a> {
+    /// A tentative offer whose reservation failed, back in line.
+    rollback: Option<(TicketId, AgentId, u64)>,
+    /// A ticket into the line (as `enqueue`).
+    enqueue: Option<&'a WaitingTicket>,
 }
 
 /// What a dispatch step pairs with: its time, the offers' deadline and the
@@ -415,7 +429,7 @@ impl RedisRouting {
         &self,
         queue_id: QueueId,
         pair: Option<&Pairing<'_>>,
-        rollback: Option<(TicketId, AgentId, u64)>,
+        first: FirstStep<'_>,
         syncs: &[AgentSync],
     ) -> anyhow::Result<Vec<String>> {
         let mut inv = self.queue_script(&self.scripts.step, queue_id);
@@ -424,9 +438,17 @@ impl RedisRouting {
             Some(p) => inv.arg(p.now_ms).arg(p.deadline_ms).arg("1"),
             None => inv.arg(0).arg(0).arg("0"),
         };
-        match rollback {
+        match first.rollback {
             Some((t, a, v)) => inv.arg(member(t)).arg(member(a)).arg(v.to_string()),
             None => inv.arg("").arg("").arg(""),
+        };
+        match first.enqueue {
+            Some(t) => inv
+                .arg(member(t.ticket_id))
+                .arg(t.rank_ms)
+                .arg(t.kind.code())
+                .arg(t.entered_ms),
+            None => inv.arg("").arg("").arg("").arg(""),
         };
         inv.arg(DISPATCH_WINDOW).arg(ring_after_ms.len());
         for after in ring_after_ms {
@@ -436,11 +458,100 @@ impl RedisRouting {
         Ok(inv.invoke_async(&mut self.conn()).await?)
     }
 
+    /// Dispatch a queue: steps until no pair is left. The first step also
+    /// puts `enqueue` in line and applies `syncs` (one call for what would
+    /// otherwise be two).
+    async fn dispatch_from(
+        &self,
+        plan: DispatchPlan<'_>,
+        mut enqueue: Option<&WaitingTicket>,
+        mut syncs: Vec<AgentSync>,
+    ) -> anyhow::Result<Vec<Offer>> {
+        let queue_id = plan.queue_id;
+        let deadline_ms = plan.now_ms + plan.offer_timeout_ms;
+        let pairing = Pairing {
+            now_ms: plan.now_ms,
+            deadline_ms,
+            ring_after_ms: plan.ring_after_ms,
+        };
+        let mut offers = Vec::new();
+        let mut rollback = None;
+        let mut refusals = 0;
+        loop {
+            let first = FirstStep {
+                rollback: rollback.take(),
+                enqueue: enqueue.take(),
+            };
+            let v = self.step(queue_id, Some(&pairing), first, &syncs).await?;
+            syncs.clear();
+            let [ticket, agent, version, rank, code, entered, max_ring, more] = v.as_slice() else {
+                anyhow::ensure!(v.is_empty(), "bad dispatch step reply: {v:?}");
+                break;
+            };
+            let offer = Offer {
+                ticket_id: unmember(ticket)?,
+                queue_id,
+                agent_id: unmember(agent)?,
+                kind: kind(code)?,
+                version: int(version)?,
+                deadline_ms,
+                rank_ms: int(rank)?,
+                entered_ms: int(entered)?,
+            };
+            let hold = hold_value(offer.kind, queue_id, offer.version);
+            let tomb = self.tombstone_key(offer.agent_id, offer.ticket_id, &hold);
+            let r = self
+                .agent_script(
+                    &self.scripts.reserve,
+                    offer.agent_id,
+                    &[tomb],
+                    &[
+                        ticket.clone(),
+                        hold,
+                        queue_id.to_string(),
+                        code.clone(),
+                        max_ring.clone(),
+                    ],
+                )
+                .await?;
+            let own = r.sync_for(queue_id);
+            if r.status != "ok" {
+                refusals += 1;
+                anyhow::ensure!(
+                    refusals < MAX_REFUSALS,
+                    "dispatch of queue {queue_id}: too many refused reservations"
+                );
+                // Back in line at its rank, unless settled meanwhile ("gone").
+                rollback = Some((offer.ticket_id, offer.agent_id, offer.version));
+                syncs.push(own);
+                continue;
+            }
+            refusals = 0;
+            offers.push(offer);
+            if r.free(offer.kind) == 0 {
+                // Full for this kind now: its other queues need not try it.
+                let others = r
+                    .queues
+                    .iter()
+                    .filter(|(q, _)| *q != queue_id)
+                    .map(|(q, _)| (*q, vec![r.sync_for(*q)]))
+                    .collect();
+                self.send_syncs(others).await?;
+            }
+            if more != "1" {
+                break;
+            }
+            syncs.push(own);
+        }
+        Ok(offers)
+    }
+
     /// Tell each queue the newest state of some of its agents.
     async fn send_syncs(&self, by_queue: BTreeMap<QueueId, Vec<AgentSync>>) -> anyhow::Result<()> {
         for (queue_id, syncs) in by_queue {
             if !syncs.is_empty() {
-                self.step(queue_id, None, None, &syncs).await?;
+                self.step(queue_id, None, FirstStep::default(), &syncs)
+                    .await?;
             }
         }
         Ok(())
@@ -666,80 +777,56 @@ impl Routing for RedisRouting {
         offer_timeout_ms: i64,
         ring_after_ms: &[i64],
     ) -> anyhow::Result<Vec<Offer>> {
-        let deadline_ms = now_ms + offer_timeout_ms;
-        let pairing = Pairing {
+        let plan = DispatchPlan {
+            queue_id,
             now_ms,
-            deadline_ms,
+            offer_timeout_ms,
             ring_after_ms,
         };
-        let mut offers = Vec::new();
-        let mut rollback = None;
-        let mut syncs: Vec<AgentSync> = Vec::new();
-        let mut refusals = 0;
-        loop {
-            let v = self
-                .step(queue_id, Some(&pairing), rollback.take(), &syncs)
-                .await?;
-            syncs.clear();
-            let [ticket, agent, version, rank, code, entered, max_ring, more] = v.as_slice() else {
-                anyhow::ensure!(v.is_empty(), "bad dispatch step reply: {v:?}");
-                break;
-            };
-            let offer = Offer {
-                ticket_id: unmember(ticket)?,
-                queue_id,
-                agent_id: unmember(agent)?,
-                kind: kind(code)?,
-                version: int(version)?,
-                deadline_ms,
-                rank_ms: int(rank)?,
-                entered_ms: int(entered)?,
-            };
-            let hold = hold_value(offer.kind, queue_id, offer.version);
-            let tomb = self.tombstone_key(offer.agent_id, offer.ticket_id, &hold);
-            let r = self
-                .agent_script(
-                    &self.scripts.reserve,
-                    offer.agent_id,
-                    &[tomb],
-                    &[
-                        ticket.clone(),
-                        hold,
-                        queue_id.to_string(),
-                        code.clone(),
-                        max_ring.clone(),
-                    ],
-                )
-                .await?;
-            let own = r.sync_for(queue_id);
-            if r.status != "ok" {
-                refusals += 1;
-                anyhow::ensure!(
-                    refusals < MAX_REFUSALS,
-                    "dispatch of queue {queue_id}: too many refused reservations"
-                );
-                // Back in line at its rank, unless settled meanwhile ("gone").
-                rollback = Some((offer.ticket_id, offer.agent_id, offer.version));
-                syncs.push(own);
-                continue;
-            }
-            refusals = 0;
-            offers.push(offer);
-            if r.free(offer.kind) == 0 {
-                // Full for this kind now: its other queues need not try it.
-                let others = r
-                    .queues
-                    .iter()
-                    .filter(|(q, _)| *q != queue_id)
-                    .map(|(q, _)| (*q, vec![r.sync_for(*q)]))
-                    .collect();
-                self.send_syncs(others).await?;
-            }
-            if more != "1" {
-                break;
-            }
-            syncs.push(own);
+        self.dispatch_from(plan, None, Vec::new()).await
+    }
+
+    async fn enqueue_then_dispatch(
+        &self,
+        ticket: WaitingTicket,
+        plan: DispatchPlan<'_>,
+    ) -> anyhow::Result<Vec<Offer>> {
+        if ticket.queue_id != plan.queue_id {
+            self.enqueue(ticket).await?;
+            return self.dispatch_from(plan, None, Vec::new()).await;
         }
+        self.dispatch_from(plan, Some(&ticket), Vec::new()).await
+    }
+
+    async fn release_then_dispatch(
+        &self,
+        agent_id: AgentId,
+        ticket_id: TicketId,
+        now_ms: i64,
+        plans: &[DispatchPlan<'_>],
+    ) -> anyhow::Result<Vec<Offer>> {
+        let r = self
+            .agent_script(
+                &self.scripts.release,
+                agent_id,
+                &[],
+                &[member(ticket_id), now_ms.to_string()],
+            )
+            .await?;
+        // Each queue that must learn the agent is free learns it in its
+        // dispatch step when it is to be dispatched, else in a step alone.
+        let mut syncs: BTreeMap<QueueId, Vec<AgentSync>> = BTreeMap::new();
+        if r.changed {
+            for (q, _) in &r.queues {
+                syncs.insert(*q, vec![r.sync_for(*q)]);
+            }
+        }
+        let mut offers = Vec::new();
+        for plan in plans {
+            let first = syncs.remove(&plan.queue_id).unwrap_or_default();
+            offers.extend(self.dispatch_from(*plan, None, first).await?);
+        }
+        self.send_syncs(syncs).await?;
         Ok(offers)
     }
 
@@ -873,8 +960,8 @@ impl Routing for RedisRouting {
 #[cfg(test)]
 mod tests {
     use super::{
-        AgentQueue, Offer, Pairing, ReadyAgent, RedisRouting, Routing, TicketKind, WaitingTicket,
-        hold_value, member, parse_hold, parse_queues, unmember,
+        AgentQueue, FirstStep, Offer, Pairing, ReadyAgent, RedisRouting, Routing, TicketKind,
+        WaitingTicket, hold_value, member, parse_hold, parse_queues, unmember,
     };
     use std::collections::BTreeMap;
 
@@ -1016,7 +1103,17 @@ mod tests {
         if reply.status != "ok" {
             let own = reply.sync_for(o.queue_id);
             let rollback = Some((o.ticket_id, o.agent_id, o.version));
-            r.step(o.queue_id, None, rollback, &[own]).await.unwrap();
+            r.step(
+                o.queue_id,
+                None,
+                FirstStep {
+                    rollback,
+                    enqueue: None,
+                },
+                &[own],
+            )
+            .await
+            .unwrap();
         }
         reply.status
     }
@@ -1068,7 +1165,10 @@ mod tests {
                 deadline_ms: now_ms + 1_000,
                 ring_after_ms: &[],
             };
-            let v = r.step(q, Some(&pairing(1_000)), None, &[]).await.unwrap();
+            let v = r
+                .step(q, Some(&pairing(1_000)), FirstStep::default(), &[])
+                .await
+                .unwrap();
             assert_eq!(v[..3], [member(t), member(a), "1".to_string()]);
             let first = offer(1, 2_000);
             let second = offer(2, 4_000);
@@ -1086,7 +1186,10 @@ mod tests {
                     }
                     Msg::U1 => r.unhold(a, std::slice::from_ref(&first)).await.unwrap(),
                     Msg::S2 => {
-                        let v = r.step(q, Some(&pairing(3_000)), None, &[]).await.unwrap();
+                        let v = r
+                            .step(q, Some(&pairing(3_000)), FirstStep::default(), &[])
+                            .await
+                            .unwrap();
                         assert_eq!(v[..3], [member(t), member(a), "2".to_string()], "{order:?}");
                     }
                     Msg::R2 => {

@@ -1,10 +1,12 @@
 -- One dispatch step: optionally roll back a tentative offer whose capacity
--- reservation failed, apply agent states, then (if asked) pair the first
--- ticket of the line's first `window` tickets that some available agent may
--- take with the agent who gets it, as a tentative offer.
--- With pair = 0 and no rollback it only applies agent states.
+-- reservation failed, put a ticket in line (as queue_enqueue.lua), apply
+-- agent states, then (if asked) pair the first ticket of the line's first
+-- `window` tickets that some available agent may take with the agent who
+-- gets it, as a tentative offer.
+-- With pair = 0 it only does the first three.
 -- ARGV: now_ms, deadline_ms, pair (1/0), rollback ticket ('' for none),
---       rollback agent, rollback version, window, n, n x ring_after_ms
+--       rollback agent, rollback version, enqueue ticket ('' for none),
+--       its rank_ms, kind, entered_ms, window, n, n x ring_after_ms
 --       (ascending), then the agent states (see apply_syncs).
 -- Returns {} or {ticket, agent, version, rank, kind, entered, max_ring, more}.
 local now = tonumber(ARGV[1])
@@ -19,13 +21,16 @@ if rb ~= '' then
     end
   end
 end
-local window = tonumber(ARGV[7])
-local n_rings = tonumber(ARGV[8])
+if ARGV[7] ~= '' and redis.call('HEXISTS', K_OFFERS, ARGV[7]) == 0 then
+  back_in_line(ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+end
+local window = tonumber(ARGV[11])
+local n_rings = tonumber(ARGV[12])
 local ring_after = {}
 for k = 1, n_rings do
-  ring_after[k] = tonumber(ARGV[8 + k])
+  ring_after[k] = tonumber(ARGV[12 + k])
 end
-apply_syncs(9 + n_rings)
+apply_syncs(13 + n_rings)
 if ARGV[3] ~= '1' then
   return {}
 end
