@@ -209,8 +209,9 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 64)]
     pub routing_agents: usize,
     /// Concurrent producers (enqueue loops) in routing mode. Dispatch runs
-    /// as in the server: with each enqueue and with each release.
-    #[arg(long, default_value_t = 4)]
+    /// as in the server: with each enqueue and with each release. Enough
+    /// of them to keep the agents busy: each waits for its call's reply.
+    #[arg(long, default_value_t = 16)]
     pub routing_producers: usize,
 
     // ---- output

@@ -2292,6 +2292,23 @@ async fn redis_commands_per_operation() {
         .unwrap();
     assert!(offers.is_empty());
     costs.push(("release_then_dispatch", counter.count().await));
+    // Everyone busy and a long line: filing one more looks at the first
+    // head and the availability sets, not at every head of the window.
+    let o = r
+        .enqueue_then_dispatch(ticket(5, q, 5), plan(q, NOW))
+        .await
+        .unwrap();
+    r.accept(1, q, 5, o[0].version, NOW).await.unwrap().unwrap();
+    for t in 6..30 {
+        r.enqueue(ticket(t, q, t)).await.unwrap();
+    }
+    counter.count().await;
+    let none = r
+        .enqueue_then_dispatch(ticket(30, q, 30), plan(q, NOW))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    costs.push(("enqueue_then_dispatch, all busy", counter.count().await));
     eprintln!("Redis commands per operation (sent, run): {costs:?}");
     assert_eq!(
         costs,
@@ -2304,6 +2321,7 @@ async fn redis_commands_per_operation() {
             ("set_preference", (1, 7)),
             ("enqueue_then_dispatch", (2, 22)),
             ("release_then_dispatch", (2, 12)),
+            ("enqueue_then_dispatch, all busy", (1, 9)),
         ]
     );
     let lifecycle = costs

@@ -57,52 +57,86 @@ local BATCH = 16
 -- open ring, its info {rank, kind, entered} and the agent's state here
 -- (both as read, so the offer needs no second read).
 local heads_seen = 0
+-- Kinds whose availability set was found empty in this step: within a step
+-- the sets only lose members, so an empty one stays empty. A line whose
+-- heads no free agent can take (everyone busy) costs a few commands, not
+-- three per head.
+local empty_kind = {}
 local function find_pair()
   local ring_of, state_of = {}, {}
+  -- Kinds seen to have a member in this call (an offer may empty them).
+  local some_kind = {}
+  local function nobody_for(kind)
+    if empty_kind[kind] then
+      return true
+    end
+    if some_kind[kind] then
+      return false
+    end
+    if redis.call('ZCARD', avail_key(kind)) == 0 then
+      empty_kind[kind] = true
+      return true
+    end
+    some_kind[kind] = true
+    return false
+  end
   local heads = redis.call('ZRANGE', K_LINE, 0, window - 1)
   heads_seen = #heads
   for _, ticket in ipairs(heads) do
     local rank, kind, entered = ticket_info(ticket)
-    local info = {rank, kind, entered}
-    local top = max_ring(entered)
-    local tried = {}
-    for a in string.gmatch(redis.call('HGET', K_TRIED, ticket) or '', '[^,]+') do
-      tried[a] = true
-    end
-    local key = avail_key(kind)
-    local fallback = nil
-    local start = 0
-    while true do
-      local batch = redis.call('ZRANGE', key, start, start + BATCH - 1)
-      for _, m in ipairs(batch) do
-        local agent = string.sub(m, 21)
-        local ring = ring_of[agent]
-        if ring == nil then
-          local st = redis.call('HGET', K_AGSTATE, agent)
-          state_of[agent] = st
-          ring = false
-          if st then
-            local _, _, _, _, r = parse_agstate(st)
-            ring = tonumber(r) or false
-          end
-          ring_of[agent] = ring
-        end
-        if ring and ring <= top then
-          if not tried[agent] then
-            return ticket, agent, top, info, state_of[agent]
-          end
-          if not fallback then
-            fallback = agent
+    if not empty_kind[kind] then
+      local info = {rank, kind, entered}
+      local top = max_ring(entered)
+      local tried = {}
+      for a in string.gmatch(redis.call('HGET', K_TRIED, ticket) or '', '[^,]+') do
+        tried[a] = true
+      end
+      local key = avail_key(kind)
+      local fallback = nil
+      local start = 0
+      while true do
+        local batch = redis.call('ZRANGE', key, start, start + BATCH - 1)
+        if start == 0 then
+          if #batch == 0 then
+            empty_kind[kind] = true
+          else
+            some_kind[kind] = true
           end
         end
+        for _, m in ipairs(batch) do
+          local agent = string.sub(m, 21)
+          local ring = ring_of[agent]
+          if ring == nil then
+            local st = redis.call('HGET', K_AGSTATE, agent)
+            state_of[agent] = st
+            ring = false
+            if st then
+              local _, _, _, _, r = parse_agstate(st)
+              ring = tonumber(r) or false
+            end
+            ring_of[agent] = ring
+          end
+          if ring and ring <= top then
+            if not tried[agent] then
+              return ticket, agent, top, info, state_of[agent]
+            end
+            if not fallback then
+              fallback = agent
+            end
+          end
+        end
+        if #batch < BATCH then
+          break
+        end
+        start = start + BATCH
       end
-      if #batch < BATCH then
-        break
+      if fallback then
+        return ticket, fallback, top, info, state_of[fallback]
       end
-      start = start + BATCH
     end
-    if fallback then
-      return ticket, fallback, top, info, state_of[fallback]
+    if empty_kind[kind] and nobody_for(kind == 'o' and 'i' or 'o') then
+      -- No agent is free for either kind: no later head can be paired.
+      return nil
     end
   end
   return nil
