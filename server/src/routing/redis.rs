@@ -892,22 +892,11 @@ impl Routing for RedisRouting {
         ticket_id: TicketId,
         now_ms: i64,
     ) -> anyhow::Result<()> {
-        let r = self
-            .agent_script(
-                &self.scripts.release,
-                agent_id,
-                &[],
-                &[member(ticket_id), now_ms.to_string()],
-            )
+        // With no queue to dispatch, each queue gets a step of its own.
+        let offers = self
+            .release_then_dispatch(agent_id, ticket_id, now_ms, &[])
             .await?;
-        if r.changed {
-            let by_queue = r
-                .queues
-                .iter()
-                .map(|(q, _)| (*q, vec![r.sync_for(*q)]))
-                .collect();
-            self.send_syncs(by_queue).await?;
-        }
+        debug_assert!(offers.is_empty());
         Ok(())
     }
 
