@@ -219,23 +219,13 @@ impl Desk {
     /// Offer the queue's waiting tickets to its free agents.
     pub async fn dispatch(&self, queue_id: i64) -> anyhow::Result<()> {
         let queue = self.db.queue(queue_id).await?;
-        self.dispatch_knowing(&queue, None).await
-    }
-
-    /// Dispatch, with the ticket just filed and its customer already in
-    /// hand (their offer needs no second read of either).
-    async fn dispatch_knowing(
-        &self,
-        queue: &Queue,
-        known: Option<Known<'_>>,
-    ) -> anyhow::Result<()> {
-        let rings = eligibility::ring_after_ms(queue);
-        let plan = self.plan(queue, &rings);
+        let rings = eligibility::ring_after_ms(&queue);
+        let plan = self.plan(&queue, &rings);
         let offers = self
             .routing
             .dispatch(queue.id, plan.now_ms, plan.offer_timeout_ms, &rings)
             .await?;
-        self.deliver_offers(offers, known).await
+        self.deliver_offers(offers, None).await
     }
 
     /// How a queue is dispatched now: its offer timeout and its rings.
