@@ -6,6 +6,7 @@
 //! - [`connections`]: idle consoles and server memory per connection;
 //! - [`routing_bench`]: the bare routing path at saturation;
 //! - [`checks`]: the invariants, from the clients' view;
+//! - [`limits`]: what limits a run (filing phases on the nodes, CPU per part);
 //! - [`summary`] and [`report`]: the JSON summary and the HTML report.
 
 pub mod agent;
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod compensation;
 pub mod connections;
 pub mod intake;
+pub mod limits;
 pub mod nodes;
 pub mod report;
 pub mod routing_bench;

@@ -209,6 +209,53 @@ pub fn html(s: &Summary) -> String {
             opt(s.db_xacts_per_ticket)
         ),
     ));
+    if !s.filing_phases_ms.is_empty() {
+        let steps: Vec<String> = crate::limits::PHASES
+            .iter()
+            .filter_map(|phase| {
+                let p = s.filing_phases_ms.get(*phase)?;
+                Some(format!(
+                    "{phase}: p50 {:.2} · p90 {:.2} · p99 {:.2} (n={})",
+                    p.p50, p.p90, p.p99, p.count
+                ))
+            })
+            .collect();
+        table.push_str(&row(
+            "where a new complaint's time goes on the nodes (ms)",
+            steps.join("; "),
+        ));
+    }
+    if let Some(cpu) = &s.cpu_seconds {
+        let part = |name: &str, v: Option<f64>| {
+            v.map(|v| {
+                format!(
+                    "{name} {v:.1} s ({:.0} % of a core)",
+                    v / cpu.window_s.max(0.001) * 100.0
+                )
+            })
+        };
+        let parts: Vec<String> = [
+            part("harness", cpu.harness),
+            part("nodes", cpu.nodes),
+            part("PostgreSQL", cpu.postgres),
+            part("Redis", cpu.redis),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        table.push_str(&row(
+            "CPU over the run",
+            format!(
+                "{} over {:.0} s on {} cores; machine busy {}",
+                parts.join(" · "),
+                cpu.window_s,
+                cpu.cores,
+                cpu.machine_busy
+                    .map(|b| format!("{:.0} %", b * 100.0))
+                    .unwrap_or_else(|| "n/a".into())
+            ),
+        ));
+    }
     table.push_str(&row(
         "server memory",
         s.server_rss_bytes
@@ -285,6 +332,38 @@ mod tests {
         };
         let html = html(&s);
         assert_eq!(html.matches("<svg").count(), 2);
+        // Nothing measured of the nodes: no limits rows.
+        assert!(!html.contains("CPU over the run"));
+        let with_limits = Summary {
+            filing_phases_ms: [(
+                "record".to_string(),
+                crate::stats::Percentiles {
+                    count: 40,
+                    p50: 1.5,
+                    p90: 4.0,
+                    p99: 12.5,
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            cpu_seconds: Some(crate::limits::CpuUse {
+                window_s: 20.0,
+                cores: 2,
+                machine_busy: Some(0.45),
+                harness: Some(9.0),
+                nodes: Some(4.0),
+                postgres: Some(6.0),
+                redis: Some(3.0),
+            }),
+            ..s.clone()
+        };
+        let html = super::html(&with_limits);
+        assert!(
+            html.contains("record: p50 1.50 · p90 4.00 · p99 12.50 (n=40)"),
+            "{html}"
+        );
+        assert!(html.contains("PostgreSQL 6.0 s (30 % of a core)"), "{html}");
+        assert!(html.contains("machine busy 45 %"), "{html}");
         assert!(html.contains("Offer latency per second"));
         assert!(html.contains("Throughput per second"));
         assert!(!html.contains("<script src"));

@@ -172,11 +172,22 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
         Some(url) => ss::redis_commandstats(url).await.ok(),
         None => None,
     };
+    // The harness is the routing's client here: its CPU and Redis' show
+    // which of them the bench saturates.
+    let cpu_from = crate::limits::CpuSources {
+        node_pids: &[],
+        postgres_local: false,
+        redis_url: args.redis_url.as_deref(),
+    };
+    let cpu_before = crate::limits::CpuSample::read(&cpu_from).await;
     let start_count = completed.load(Ordering::Relaxed);
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.duration.max(1))).await;
     let done = completed.load(Ordering::Relaxed) - start_count;
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = crate::limits::CpuSample::read(&cpu_from)
+        .await
+        .since(&cpu_before);
     let after = match &args.redis_url {
         Some(url) => ss::redis_commandstats(url).await.ok(),
         None => None,
@@ -235,6 +246,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Summary> {
             completed_per_s: done as f64 / elapsed,
             delivery_latency_ms: delivery,
         }),
+        cpu_seconds: Some(cpu),
         passed: e == 0,
         ..Summary::default()
     })

@@ -5,6 +5,7 @@
 use crate::agent::Agent;
 use crate::cli::{LoadArgs, Mode};
 use crate::intake::{Intake, Rate};
+use crate::limits;
 use crate::nodes::{LocalNodes, unique};
 use crate::server_stats as ss;
 use crate::setup::{self, Api, Plan};
@@ -103,6 +104,9 @@ impl Target {
 struct Cost {
     redis: Option<BTreeMap<String, u64>>,
     xacts: Option<i64>,
+    /// The nodes' filing phases (their `/metrics`).
+    phases: Option<limits::PhaseBuckets>,
+    cpu: limits::CpuSample,
 }
 
 async fn cost(target: &Target) -> Cost {
@@ -114,7 +118,28 @@ async fn cost(target: &Target) -> Cost {
         Some(url) => ss::pg_transactions(url).await.ok(),
         None => None,
     };
-    Cost { redis, xacts }
+    // A node that does not answer within seconds leaves the phases out
+    // rather than holding the run.
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap_or_default();
+    let phases = limits::scrape_phases(&http, &target.urls).await;
+    let cpu = limits::CpuSample::read(&limits::CpuSources {
+        node_pids: &target.pids,
+        postgres_local: target
+            .pg_url
+            .as_deref()
+            .is_some_and(limits::database_is_local),
+        redis_url: target.redis_url.as_deref(),
+    })
+    .await;
+    Cost {
+        redis,
+        xacts,
+        phases,
+        cpu,
+    }
 }
 
 fn redis_total(before: &Cost, after: &Cost) -> Option<(u64, BTreeMap<String, u64>)> {
@@ -372,6 +397,13 @@ pub async fn load(args: &LoadArgs, target: &Target) -> anyhow::Result<Summary> {
             .zip(after.xacts)
             .zip(idle_xacts)
             .and_then(|((b, a), idle)| per_ticket((a - b) as f64 - idle * cost_seconds)),
+        filing_phases_ms: before
+            .phases
+            .as_ref()
+            .zip(after.phases.as_ref())
+            .map(|(b, a)| a.since(b).percentiles())
+            .unwrap_or_default(),
+        cpu_seconds: Some(after.cpu.since(&before.cpu)),
         server_rss_bytes: (!rss.is_empty()).then(|| rss.iter().sum()),
         server_rss_bytes_per_node: rss,
         server_rss_bytes_at_start: target.rss_at_start,

@@ -124,6 +124,15 @@ pub struct Summary {
     pub db_xacts_idle_per_s: Option<f64>,
     /// Database transactions per ticket without the idle rate.
     pub db_xacts_per_ticket_net: Option<f64>,
+    /// Where new complaints' time went on the nodes before their offers were
+    /// out, by step (`record`, `routing`, `delivery`), from the nodes'
+    /// `/metrics` histograms over the load and drain: bucket resolution, so
+    /// `max` is the highest bucket bound reached. Empty when the nodes'
+    /// metrics could not be read.
+    pub filing_phases_ms: BTreeMap<String, Percentiles>,
+    /// CPU seconds each part of the system used over the load and drain,
+    /// and how busy the machine was (what limits the run, measured).
+    pub cpu_seconds: Option<crate::limits::CpuUse>,
     /// Resident memory of the local nodes at the end (sum), when local.
     pub server_rss_bytes: Option<u64>,
     pub server_rss_bytes_per_node: Vec<u64>,
@@ -146,6 +155,38 @@ pub struct Summary {
 impl Summary {
     pub fn violations(&self) -> u64 {
         self.lost + self.double_offers + self.capacity_violations + self.resume_gaps
+    }
+
+    /// What limits the run, in two lines: the nodes' filing steps, and the
+    /// CPU each part used. None when neither was measured.
+    pub fn limits(&self) -> Option<String> {
+        let mut out = String::new();
+        if !self.filing_phases_ms.is_empty() {
+            out.push_str("filing steps on the nodes ms:");
+            for phase in crate::limits::PHASES {
+                if let Some(p) = self.filing_phases_ms.get(phase) {
+                    out.push_str(&format!(" {phase} p50 {:.2} p99 {:.2};", p.p50, p.p99));
+                }
+            }
+            out.pop();
+            out.push('\n');
+        }
+        if let Some(cpu) = &self.cpu_seconds {
+            let s = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "n/a".into());
+            out.push_str(&format!(
+                "CPU seconds over {:.0} s on {} cores: harness {}, nodes {}, PostgreSQL {}, Redis {}; machine busy {}\n",
+                cpu.window_s,
+                cpu.cores,
+                s(cpu.harness),
+                s(cpu.nodes),
+                s(cpu.postgres),
+                s(cpu.redis),
+                cpu.machine_busy
+                    .map(|b| format!("{:.0} %", b * 100.0))
+                    .unwrap_or_else(|| "n/a".into())
+            ));
+        }
+        (!out.is_empty()).then_some(out)
     }
 
     pub fn human(&self) -> String {
@@ -239,6 +280,9 @@ impl Summary {
                 opt(self.db_xacts_per_ticket_net),
                 opt(self.db_xacts_idle_per_s)
             ));
+        }
+        if let Some(limits) = self.limits() {
+            out.push_str(&limits);
         }
         if let Some(rss) = self.server_rss_bytes {
             out.push_str(&format!(

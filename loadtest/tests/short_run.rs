@@ -120,6 +120,39 @@ fn assert_clean(summary: &Summary, code: Option<i32>) {
     assert_eq!(code, Some(0), "a clean run exits 0");
 }
 
+/// The summary says where the time went: every complaint filed in the
+/// window went through the nodes' record and routing steps (read from their
+/// metrics), and the CPU of each part of the system was read.
+fn assert_limits_measured(summary: &Summary, postgres_and_redis: bool) {
+    let phases = &summary.filing_phases_ms;
+    for step in ["record", "routing"] {
+        let p = phases
+            .get(step)
+            .unwrap_or_else(|| panic!("no {step} step in {phases:?}"));
+        assert_eq!(p.count, summary.tickets_created, "{step}: {phases:?}");
+        assert!(p.p50 > 0.0 && p.p50 <= p.p99, "{step}: {p:?}");
+    }
+    let delivered = phases.get("delivery").map(|p| p.count).unwrap_or(0);
+    assert!(
+        delivered > 0 && delivered <= summary.tickets_created,
+        "{phases:?}"
+    );
+    let cpu = summary.cpu_seconds.as_ref().expect("CPU measured");
+    assert!(cpu.window_s > 0.0 && cpu.cores > 0, "{cpu:?}");
+    assert!(cpu.nodes.is_some_and(|s| s > 0.0), "{cpu:?}");
+    assert!(cpu.harness.is_some_and(|s| s > 0.0), "{cpu:?}");
+    assert!(
+        cpu.machine_busy.is_some_and(|b| b > 0.0 && b <= 1.0),
+        "{cpu:?}"
+    );
+    if postgres_and_redis {
+        assert!(cpu.postgres.is_some_and(|s| s > 0.0), "{cpu:?}");
+        assert!(cpu.redis.is_some_and(|s| s > 0.0), "{cpu:?}");
+    } else {
+        assert_eq!((cpu.postgres, cpu.redis), (None, None), "{cpu:?}");
+    }
+}
+
 #[test]
 fn embedded_default_runs_clean() {
     let (summary, code) = harness("embedded", &[]);
@@ -127,6 +160,7 @@ fn embedded_default_runs_clean() {
     assert_eq!(summary.backend.live, "memory");
     assert!(summary.server_rss_bytes.is_some_and(|b| b > 0));
     assert_clean(&summary, code);
+    assert_limits_measured(&summary, false);
 }
 
 #[test]
@@ -152,6 +186,7 @@ fn postgres_and_redis_with_two_nodes_run_clean() {
     assert!(summary.db_xacts_per_ticket.is_some_and(|x| x > 0.0));
     assert!(summary.redis_cmds_per_ticket.is_some_and(|x| x > 0.0));
     assert_clean(&summary, code);
+    assert_limits_measured(&summary, true);
 }
 
 /// The comparison mode for a second: jobs flow enqueue → offer delivered →
@@ -199,4 +234,8 @@ fn the_bare_routing_path_completes_jobs_on_redis() {
     }
     let summary = bare_routing("routing-redis", &["--redis-url", &redis]);
     assert_eq!(summary.routing.expect("routing figures").backend, "redis");
+    // The bench's two parts: the harness (the routing's client) and Redis.
+    let cpu = summary.cpu_seconds.expect("CPU measured");
+    assert!(cpu.harness.is_some_and(|s| s > 0.0), "{cpu:?}");
+    assert!(cpu.redis.is_some_and(|s| s > 0.0), "{cpu:?}");
 }

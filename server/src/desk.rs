@@ -152,6 +152,9 @@ impl Desk {
             now - rules::head_start_ms(&priority, base_priority, customer) - reopen_head_start
         };
         let scope = format!("complaint:{}", actor.user_id);
+        // Wall time for `/metrics` (how long each step took), not the desk's
+        // clock (what time it is for tickets).
+        let recording = std::time::Instant::now();
         // One transaction reads the customer's card (it checks the id, ranks
         // the ticket and is shown with the offer that follows at once) and
         // files the complaint.
@@ -190,6 +193,8 @@ impl Desk {
                 rank_ms,
             } => {
                 self.metrics.tickets_created.inc();
+                let routing = std::time::Instant::now();
+                self.metrics.filing.record.observe(routing - recording);
                 // Into the line and dispatched in one routing step.
                 let rings = eligibility::ring_after_ms(&queue);
                 let offers = self
@@ -205,11 +210,17 @@ impl Desk {
                         self.plan(&queue, &rings),
                     )
                     .await?;
+                let delivery = std::time::Instant::now();
+                self.metrics.filing.routing.observe(delivery - routing);
+                let offered = offers.iter().any(|o| o.ticket_id == ticket.id);
                 let known = Known {
                     ticket: &ticket,
                     customer: &customer,
                 };
                 self.deliver_offers(offers, Some(known)).await?;
+                if offered {
+                    self.metrics.filing.delivery.observe(delivery.elapsed());
+                }
                 (ticket, true)
             }
         };

@@ -33,6 +33,70 @@ impl Gauge {
     }
 }
 
+/// Upper bounds (seconds) of the latency histograms' buckets: fine where a
+/// step's time usually is (a few milliseconds), coarse in the tail.
+pub const LATENCY_BUCKETS_S: [f64; 16] = [
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0,
+];
+
+/// A latency histogram with the fixed [`LATENCY_BUCKETS_S`], rendered as a
+/// Prometheus histogram. Counters only, no lock: observing is two atomic
+/// adds and a bucket's.
+#[derive(Default)]
+pub struct Histogram {
+    /// Observations per bucket (not cumulative); past the last bound only
+    /// `count` counts them.
+    buckets: [AtomicU64; LATENCY_BUCKETS_S.len()],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, took: std::time::Duration) {
+        let s = took.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS_S.iter().position(|le| s <= *le) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The `_bucket`, `_sum` and `_count` samples of one labelled series.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (le, n) in LATENCY_BUCKETS_S.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let count = self.count();
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// Where a new complaint's time goes on the node before its offer is out
+/// (issue 9: the load report says what limits the offer latency, measured).
+#[derive(Default)]
+pub struct FilingPhases {
+    /// The filing written to the database: waiting for the node's group
+    /// commit and the transaction that holds it, up to its commit.
+    pub record: Histogram,
+    /// Into the queue's live line and paired with a free agent (one routing
+    /// call).
+    pub routing: Histogram,
+    /// The offer handed to the agent's event stream (filings that were
+    /// offered at once only).
+    pub delivery: Histogram,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub http_requests_2xx: Counter,
@@ -47,6 +111,7 @@ pub struct Metrics {
     /// Offers not shown because their dispatch finished past their deadline.
     pub offers_late: Counter,
     pub accepts: Counter,
+    pub filing: FilingPhases,
 }
 
 impl Metrics {
@@ -113,6 +178,24 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP callcenter_filing_phase_seconds Time of a new complaint's steps before its offer \
+             is out: record (written to the database, group commit included), routing (into the \
+             line and paired), delivery (offer handed to the agent's stream).\n\
+             # TYPE callcenter_filing_phase_seconds histogram"
+        );
+        for (phase, h) in [
+            ("record", &self.filing.record),
+            ("routing", &self.filing.routing),
+            ("delivery", &self.filing.delivery),
+        ] {
+            h.render(
+                &mut out,
+                "callcenter_filing_phase_seconds",
+                &format!("phase=\"{phase}\""),
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP callcenter_sockets_open Open WebSocket connections on this node.\n# TYPE callcenter_sockets_open gauge\ncallcenter_sockets_open {}",
             self.sockets_open.get()
         );
@@ -147,4 +230,46 @@ fn escape(label: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_histogram_renders_cumulative_buckets_sum_and_count() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(400));
+        h.observe(Duration::from_micros(1_500));
+        h.observe(Duration::from_millis(20));
+        h.observe(Duration::from_secs(30));
+        let mut out = String::new();
+        h.render(&mut out, "x_seconds", "phase=\"record\"");
+        let sample = |line: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(line))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("{line} missing in\n{out}"))
+        };
+        assert_eq!(
+            sample("x_seconds_bucket{phase=\"record\",le=\"0.0005\"}"),
+            "1"
+        );
+        assert_eq!(
+            sample("x_seconds_bucket{phase=\"record\",le=\"0.002\"}"),
+            "2"
+        );
+        assert_eq!(
+            sample("x_seconds_bucket{phase=\"record\",le=\"0.025\"}"),
+            "3"
+        );
+        assert_eq!(sample("x_seconds_bucket{phase=\"record\",le=\"10\"}"), "3");
+        assert_eq!(
+            sample("x_seconds_bucket{phase=\"record\",le=\"+Inf\"}"),
+            "4"
+        );
+        assert_eq!(sample("x_seconds_count{phase=\"record\"}"), "4");
+        assert_eq!(sample("x_seconds_sum{phase=\"record\"}"), "30.0219");
+    }
 }

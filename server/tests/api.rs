@@ -287,6 +287,38 @@ async fn health_metrics_and_published_descriptions() {
         text.contains("callcenter_db_group_writes_total 1\n"),
         "{text}"
     );
+    // Where the filing's time went: written, put in line; nobody was free,
+    // so nothing was delivered.
+    let phases = |text: &str, phase: &str| {
+        let count = format!("callcenter_filing_phase_seconds_count{{phase=\"{phase}\"}} ");
+        let all =
+            format!("callcenter_filing_phase_seconds_bucket{{phase=\"{phase}\",le=\"+Inf\"}} ");
+        let read = |prefix: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{prefix} missing in {text}"))
+        };
+        assert_eq!(read(&count), read(&all), "{text}");
+        read(&count)
+    };
+    assert_eq!(phases(text, "record"), 1);
+    assert_eq!(phases(text, "routing"), 1);
+    assert_eq!(phases(text, "delivery"), 0);
+    // An agent free when the next complaint comes: it is offered at once.
+    let (_agent, token) = app.agent("ana", &[], 2).await;
+    let mut console = app.socket(&token).await;
+    console.go_available().await;
+    let first = console.next_offer().await;
+    app.complain(&app.admin_token, "m-2", customer, category, "Hum")
+        .await;
+    let second = console.next_offer().await;
+    assert_ne!(first.ticket.id, second.ticket.id);
+    let metrics = app.send(app.http.get(app.url("/metrics"))).await;
+    let text = metrics.body.as_str().unwrap();
+    assert_eq!(phases(text, "record"), 2);
+    assert_eq!(phases(text, "routing"), 2);
+    assert_eq!(phases(text, "delivery"), 1);
 
     let openapi = app.send(app.http.get(app.url("/api/openapi.json"))).await;
     assert_eq!(openapi.status, StatusCode::OK);

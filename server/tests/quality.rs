@@ -39,6 +39,7 @@ on_every_backend!(
     compensation_on_a_complaint_is_on_its_row,
     survey_tokens_are_single_use_expiring_and_unguessable,
     a_no_reopens_and_waits_for_the_same_agent_first,
+    a_reopen_held_for_a_busy_agent_is_her_next_ticket,
 );
 
 /// Every backend, each node starting at a fixed moment.
@@ -1051,6 +1052,46 @@ async fn a_no_reopens_and_waits_for_the_same_agent_first(app: TestApp) {
         .body;
     assert!(!reopened.to_string().contains("leaks"), "{reopened}");
     assert_eq!(survey_comments(&c.app).await, ["[erased]"]);
+}
+
+async fn a_reopen_held_for_a_busy_agent_is_her_next_ticket(app: TestApp) {
+    let mut c = Center::new(app).await;
+    let (_bob, mut bob) = c.agent("bob").await;
+    set_state(&mut bob, AgentState::Break, Some("training")).await;
+    let (olga_id, mut olga) = c.agent("olga").await;
+    let anna = c.customer("anna").await;
+    let first = c.complain("k-1", anna, c.category).await;
+    take_and_resolve(&mut olga, "fixed").await;
+    // Olga is on another complaint when Anna says no.
+    let boris = c.customer("boris").await;
+    let working = c.complain("k-2", boris, c.category).await;
+    assert_eq!(take(&mut olga).await.ticket.id, working);
+    c.advance(3 * DAY).await;
+    let link = c.survey(first).await;
+    let no = c.answer(&link.token, false, 2, "Worse than before").await;
+    assert_eq!(no.body["reopened"], true, "{}", no.body);
+    let reopen = event(&c.history(first).await, "reopened")["data"]["by_ticket_id"]
+        .as_i64()
+        .unwrap();
+    // A complaint is waiting in line too (nobody else is free).
+    let carl = c.customer("carl").await;
+    let waiting = c.complain("k-3", carl, c.category).await;
+
+    // She resolves what she is on: the reopen held for her is next, before
+    // the complaint that was waiting; then that one.
+    resolved(&mut olga, working, "fixed").await;
+    let next = take(&mut olga).await;
+    assert_eq!(next.ticket.id, reopen, "not #{waiting} first");
+    let offered_to: Vec<Value> = c
+        .history(reopen)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "offered")
+        .map(|e| e["data"]["agent_id"].clone())
+        .collect();
+    assert_eq!(offered_to, [json!(olga_id)]);
+    resolved(&mut olga, reopen, "replaced").await;
+    assert_eq!(take(&mut olga).await.ticket.id, waiting);
 }
 
 /// Every survey comment stored.

@@ -310,10 +310,17 @@ impl Desk {
     /// this on its tick; a conditional update hands each ticket to one.
     pub(crate) async fn release_holds(&self) -> anyhow::Result<()> {
         let now = self.clock.now_ms();
+        // Planned at every run (not a statement kept prepared on the
+        // connection): a plan kept from the node's first ticks, when
+        // `tickets` was nearly empty, is a sequential scan, and without
+        // ANALYZE (PostgreSQL with autovacuum off) nothing remakes it as the
+        // table grows; planned now, the partial index `tickets_held` is
+        // used. Four times a second per node: the planning costs little.
         let held = sqlx::query(
             "SELECT id, status, queue_id, rank_ms, held_for_agent_id, held_until_ms FROM tickets \
              WHERE held_for_agent_id IS NOT NULL ORDER BY held_until_ms, id LIMIT 100",
         )
+        .persistent(false)
         .fetch_all(self.db.pool())
         .await?;
         for r in held {
