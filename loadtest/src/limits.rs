@@ -277,17 +277,7 @@ pub fn parse_redis_cpu(info: &str) -> Option<f64> {
 }
 
 async fn redis_cpu_s(url: &str) -> Option<f64> {
-    let mut conn = redis::Client::open(url)
-        .ok()?
-        .get_multiplexed_async_connection()
-        .await
-        .ok()?;
-    let info: String = redis::cmd("INFO")
-        .arg("cpu")
-        .query_async(&mut conn)
-        .await
-        .ok()?;
-    parse_redis_cpu(&info)
+    parse_redis_cpu(&crate::server_stats::redis_info(url, "cpu").await.ok()?)
 }
 
 /// Whether the database URL names this machine (so its processes are ours

@@ -46,14 +46,18 @@ async fn redis_conn(url: &str) -> anyhow::Result<redis::aio::MultiplexedConnecti
         .await?)
 }
 
+/// One section of the Redis server's `INFO`.
+pub async fn redis_info(url: &str, section: &str) -> anyhow::Result<String> {
+    let mut conn = redis_conn(url).await?;
+    Ok(redis::cmd("INFO")
+        .arg(section)
+        .query_async(&mut conn)
+        .await?)
+}
+
 /// Calls per command since the Redis server started (`INFO commandstats`).
 pub async fn redis_commandstats(url: &str) -> anyhow::Result<BTreeMap<String, u64>> {
-    let mut conn = redis_conn(url).await?;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await?;
-    Ok(parse_commandstats(&info))
+    Ok(parse_commandstats(&redis_info(url, "commandstats").await?))
 }
 
 pub fn parse_commandstats(info: &str) -> BTreeMap<String, u64> {
