@@ -18,7 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use callcenter_proto::Role;
-use callcenter_proto::ws::CLOSE_GOING_AWAY;
+use callcenter_proto::ws::{CLOSE_GOING_AWAY, ServerEvent};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +31,13 @@ use tower_http::trace::TraceLayer;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Kernel send buffer per connection.
 pub const SEND_BUFFER_BYTES: usize = 64 * 1024;
-/// How often every node expires overdue offers and offers waiting tickets.
+/// How often the deployment expires overdue offers and offers waiting
+/// tickets (on the node holding the tick lease).
 pub const TICK_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a node's lease on the periodic work lasts without renewal
+/// (four ticks): the longest the deployment's timeouts wait when the node
+/// running them dies.
+pub const TICK_LEASE: Duration = Duration::from_secs(1);
 /// How often the live queues are checked against the record.
 pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -191,6 +196,7 @@ pub async fn run(
         offered_in: Default::default(),
         missing_live: Default::default(),
         agent_gates: Default::default(),
+        connections: Default::default(),
     });
     let stop = CancellationToken::new();
     let state = AppState {
@@ -255,6 +261,10 @@ pub async fn run(
         desk.agent_disconnected(agent, || false).await;
     }
     background.abort();
+    // Another node takes the periodic work over at its next tick.
+    if let Err(e) = state.bus.step_down().await {
+        tracing::warn!(error = %e, "could not hand the tick lease over");
+    }
     webhooks.inspect(tokio::task::JoinHandle::abort);
     surveys.abort();
     rollups.abort();
@@ -294,6 +304,16 @@ fn spawn_background(
                         .drop_local(crate::store::cache::Scope::Sessions),
                     BusMessage::Deliver { .. } => {}
                 }
+                // An offer shown to an agent connected here is answered
+                // here: its queue is remembered (before the agent can see
+                // it), so that the answer need not read the ticket to find
+                // it, whichever node made the offer.
+                if let BusMessage::Deliver { to, event, .. } = &message
+                    && matches!(event.as_ref(), ServerEvent::Offer(_))
+                    && hub.reaches(to)
+                {
+                    state.desk.offered_in.shown(event);
+                }
                 hub.dispatch(message);
             }
         };
@@ -326,8 +346,20 @@ fn spawn_background(
                         if let Err(e) = rebuild_if_lost(&state, &mut epoch).await {
                             tracing::warn!(error = %e, "live state check failed");
                         }
-                        if let Err(e) = state.desk.tick().await {
-                            tracing::warn!(error = %e, "routing tick failed");
+                        // One node at a time runs the periodic work (it
+                        // reads the record for due work on every tick); if
+                        // the lease cannot be read, ticking anyway is safe
+                        // (each expiry and move happens once however many
+                        // nodes try it), only costlier.
+                        let leading = state.bus.lead(TICK_LEASE).await.unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "could not renew the tick lease");
+                            true
+                        });
+                        if leading {
+                            state.metrics.ticks.inc();
+                            if let Err(e) = state.desk.tick().await {
+                                tracing::warn!(error = %e, "routing tick failed");
+                            }
                         }
                     },
                     _ = reconcile.tick() => if let Err(e) = state.desk.reconcile_quiet().await {

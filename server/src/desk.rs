@@ -39,9 +39,9 @@ pub struct Desk {
     pub metrics: Arc<Metrics>,
     /// Due times of planned outbound calls (see `outbound::scheduler`).
     pub due_index: Arc<dyn crate::outbound::DueIndex>,
-    /// The queue of each offer this node delivered, so that its answer
-    /// needs no read of the ticket (a miss or a stale entry falls back to
-    /// the record).
+    /// The queue of each offer shown to an agent connected to this node
+    /// (whichever node made it), so that its answer needs no read of the
+    /// ticket (a miss or a stale entry falls back to the record).
     pub offered_in: OfferedQueues,
     /// Waiting tickets of the record the last periodic reconcile found
     /// missing from the live state (see `reconcile_quiet`). A std mutex:
@@ -54,9 +54,13 @@ pub struct Desk {
     /// a std mutex (one lookup, never across an await); the gates are async
     /// mutexes, held across a state change's database and routing calls.
     pub agent_gates: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// The number of each agent's newest console connection on this node
+    /// (`Db::mark_connected`), set and taken under the agent's gate. A std
+    /// mutex: one map operation at a time, never across an await.
+    pub connections: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
 }
 
-/// Ticket → queue of the offers this node delivered.
+/// Ticket → queue of the offers shown to agents connected to this node.
 #[derive(Default)]
 pub struct OfferedQueues {
     /// A std mutex: every use is one map operation, never across an await.
@@ -70,6 +74,22 @@ impl OfferedQueues {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, i64>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Note the offers an event shows to an agent connected to this node
+    /// (an offer, or a snapshot's pending offers).
+    pub fn shown(&self, event: &ServerEvent) {
+        match event {
+            ServerEvent::Offer(details) => {
+                self.remember(details.ticket.id, details.ticket.queue_id)
+            }
+            ServerEvent::Snapshot(snapshot) => {
+                for details in &snapshot.pending_offers {
+                    self.remember(details.ticket.id, details.ticket.queue_id);
+                }
+            }
+            _ => {}
+        }
     }
 
     fn remember(&self, ticket_id: i64, queue_id: i64) {
@@ -312,7 +332,6 @@ impl Desk {
         let details = self
             .offer_details_with(&offer, ticket, Some(customer))
             .await?;
-        self.offered_in.remember(offer.ticket_id, offer.queue_id);
         self.metrics.offers.inc();
         self.tell(offer.agent_id, ServerEvent::Offer(details)).await;
         Ok(())
@@ -575,6 +594,7 @@ impl Desk {
     /// The queue a ticket is offered in (the record's queue); no such
     /// ticket is no offer.
     async fn offered_queue(&self, ticket_id: i64) -> ApiResult<i64> {
+        self.metrics.offer_queue_reads.inc();
         match self.db.ticket(ticket_id).await {
             Ok(ticket) => Ok(ticket.queue_id),
             Err(crate::store::StoreError::NotFound(_)) => Err(OfferGone::NoOffer.into()),
@@ -665,26 +685,46 @@ impl Desk {
     /// just before (its `reconnected` check ran before this socket was
     /// registered) has recorded its time by now, and this clears it, so a
     /// quick reconnect never leaves the agent marked absent (which would
-    /// take their tickets back once the grace period passed).
+    /// take their tickets back once the grace period passed). The
+    /// connection's number tells the other nodes too (`agent_disconnected`).
     pub async fn agent_connected(&self, agent_id: i64) {
         let gate = self.agent_gate(agent_id);
         let _one_at_a_time = gate.lock().await;
-        if let Err(e) = self.db.mark_connected(agent_id).await {
-            tracing::warn!(error = %e, agent_id, "could not record a connection");
+        match self.db.mark_connected(agent_id).await {
+            Ok(seq) => {
+                self.connections
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(agent_id, seq);
+            }
+            Err(e) => tracing::warn!(error = %e, agent_id, "could not record a connection"),
         }
     }
 
     /// The agent's last socket on this node closed. `reconnected` tells
     /// whether they have a socket here again (checked under the agent's
     /// gate: a reconnect that made them available first is not undone).
+    /// They go offline only if they did not connect again meanwhile on
+    /// another node either: a console that reconnected elsewhere before
+    /// this node noticed the drop (a node restarting, a network blip the
+    /// old socket takes a ping timeout to notice) keeps its agent
+    /// available, with their tickets.
     pub async fn agent_disconnected(&self, agent_id: i64, reconnected: impl Fn() -> bool) {
         let gate = self.agent_gate(agent_id);
         let _one_at_a_time = gate.lock().await;
         if reconnected() {
             return;
         }
-        if let Err(e) = self.db.mark_disconnected(agent_id, self.now()).await {
-            tracing::warn!(error = %e, agent_id, "could not record a disconnection");
+        let seq = self
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&agent_id);
+        // No number (the connection could not be recorded): absent all the same.
+        match self.db.mark_disconnected(agent_id, seq, self.now()).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => tracing::warn!(error = %e, agent_id, "could not record a disconnection"),
         }
         if let Err(e) = self
             .set_state_ungated(agent_id, AgentState::Offline, Some("disconnected"))

@@ -111,6 +111,12 @@ pub struct Metrics {
     /// Offers not shown because their dispatch finished past their deadline.
     pub offers_late: Counter,
     pub accepts: Counter,
+    /// Answers to offers whose queue had to be read from the ticket's
+    /// record (the offer was not shown through this node).
+    pub offer_queue_reads: Counter,
+    /// Runs of the periodic work by this node (one node of a deployment
+    /// at a time runs it).
+    pub ticks: Counter,
     pub filing: FilingPhases,
 }
 
@@ -175,6 +181,18 @@ impl Metrics {
             "callcenter_accepts_total",
             "Offers accepted.",
             &[("", self.accepts.get())],
+        );
+        counter(
+            "callcenter_offer_queue_reads_total",
+            "Answers to offers whose queue was read from the ticket's record (the offer was not \
+             shown through this node).",
+            &[("", self.offer_queue_reads.get())],
+        );
+        counter(
+            "callcenter_ticks_total",
+            "Runs of the periodic work (offer timeouts, overflow, wrap-up ends, returns of absent \
+             agents' tickets) by this node; one node of a deployment at a time runs it.",
+            &[("", self.ticks.get())],
         );
         let _ = writeln!(
             out,

@@ -113,6 +113,9 @@ async fn complaint_is_offered_accepted_and_resolved(app: TestApp) {
         panic!("accept failed: {accepted:?}")
     };
     assert_eq!(ticket.assigned_agent_id, Some(agent_id));
+    // The node showed the offer: the accept knew its queue without reading
+    // the ticket.
+    assert_eq!(app.metric("callcenter_offer_queue_reads_total").await, 0);
 
     let note = desk
         .command(Command::Note {

@@ -4,7 +4,7 @@
 
 mod support;
 
-use callcenter_proto::ws::{Command, ReplyResult};
+use callcenter_proto::ws::{Command, ReplyResult, ServerEvent};
 use reqwest::StatusCode;
 use support::ws::close_code;
 use support::{Live, Storage, TestApp, spawn_app};
@@ -42,6 +42,9 @@ async fn ticket_filed_on_one_node_is_offered_to_an_agent_on_another() {
     assert!(
         matches!(accepted, ReplyResult::Ok { ticket: Some(ref t) } if t.assigned_agent_id == Some(agent))
     );
+    // Node B showed the offer, so it knew its queue: the accept did not
+    // read the ticket to find it.
+    assert_eq!(b.metric("callcenter_offer_queue_reads_total").await, 0);
     // Node A sees the same ticket state: one record.
     let ticket = a
         .get(&format!("/api/tickets/{ticket_id}"), &a.admin_token)
@@ -190,6 +193,131 @@ async fn an_accept_racing_a_timeout_on_another_node_has_exactly_one_outcome() {
         assert!(matches!(done, ReplyResult::Ok { .. }), "{done:?}");
     }
     assert_eq!(accepted_first_time + expired_first, 8);
+    b.stop().await;
+    a.stop().await;
+}
+
+/// The periodic work (offer timeouts, overflow, wrap-up ends) reads the
+/// record on every tick: one node of a deployment runs it, not every node;
+/// when that node stops, another takes it over and offers still time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_periodic_work_runs_on_one_node_and_moves_when_it_stops() {
+    let Some((a, b)) = shared_deployment().await else {
+        return;
+    };
+    let ticks = async |node: &TestApp| node.metric("callcenter_ticks_total").await;
+    let (a0, b0) = (ticks(&a).await, ticks(&b).await);
+    let started = std::time::Instant::now();
+    let (mut ran_a, mut ran_b) = (0, 0);
+    while ran_a + ran_b < 12 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        (ran_a, ran_b) = (ticks(&a).await - a0, ticks(&b).await - b0);
+    }
+    // Each node ticks every 250 ms: had both run the work, twice as many
+    // ticks as one node makes would have been counted.
+    let one_node = started.elapsed().as_millis() as u64 / 250 + 2;
+    assert!(
+        ran_a + ran_b <= one_node,
+        "{ran_a} + {ran_b} ticks in {:?}",
+        started.elapsed()
+    );
+    let (leader, other) = if ran_a >= ran_b { (a, b) } else { (b, a) };
+
+    // The leader stops; an offer shown on the other node times out all the same.
+    let (_q, category) = other.queue("warranty", &[], 20).await;
+    let (_vera, vera) = other.agent("vera", &[], 1).await;
+    let customer = other.customer("shop-4").await;
+    let mut desk = other.socket(&vera).await;
+    desk.go_available().await;
+    leader.stop().await;
+    let filed = other
+        .complain(
+            &other.admin_token,
+            "n-4",
+            customer,
+            category,
+            "Screen flickers",
+        )
+        .await;
+    let ticket_id = filed.body["id"].as_i64().unwrap();
+    assert_eq!(desk.next_offer().await.ticket.id, ticket_id);
+    other.clock.advance_ms(20_001);
+    let rescinded = desk
+        .until(|e| match e {
+            ServerEvent::OfferRescinded {
+                ticket_id, reason, ..
+            } => Some((*ticket_id, reason.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(rescinded, (ticket_id, "timeout".to_string()));
+    other.stop().await;
+}
+
+/// Waits until the deployment's periodic work ran twice more (a whole tick
+/// after the clock moved).
+async fn two_more_ticks(nodes: &[&TestApp]) {
+    let ticks = async || {
+        let mut sum = 0;
+        for node in nodes {
+            sum += node.metric("callcenter_ticks_total").await;
+        }
+        sum
+    };
+    let before = ticks().await;
+    while ticks().await < before + 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+/// A console that reconnects to another node before the first one notices
+/// its old socket is gone (a node restarting, a network blip the old node
+/// takes a ping timeout to see): its agent stays available and keeps her
+/// ticket past the reconnect grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_who_reconnected_to_another_node_keeps_her_ticket() {
+    let Some((a, b)) = shared_deployment().await else {
+        return;
+    };
+    let (_q, category) = a.queue("billing", &[], 30).await;
+    let (olga_id, olga) = a.agent("olga", &[], 2).await;
+    let customer = a.customer("shop-5").await;
+    let mut on_a = a.socket(&olga).await;
+    on_a.go_available().await;
+    let filed = a
+        .complain(&a.admin_token, "n-5", customer, category, "Charged twice")
+        .await;
+    let ticket_id = filed.body["id"].as_i64().unwrap();
+    let offer = on_a.next_offer().await;
+    let accepted = on_a
+        .command(Command::Accept {
+            ticket_id,
+            version: offer.version,
+        })
+        .await;
+    assert!(matches!(accepted, ReplyResult::Ok { .. }), "{accepted:?}");
+
+    // Her console is on node B now; node A sees the old socket close after.
+    let mut on_b = b.socket(&olga).await;
+    on_a.drop_connection().await;
+    while a.metric("callcenter_sockets_open").await > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+
+    // Past the reconnect grace her ticket is still hers…
+    a.clock.advance_ms(121_000);
+    two_more_ticks(&[&a, &b]).await;
+    let ticket = b
+        .get(&format!("/api/tickets/{ticket_id}"), &b.admin_token)
+        .await;
+    assert_eq!(ticket.body["status"], "assigned", "{}", ticket.body);
+    assert_eq!(ticket.body["assigned_agent_id"], olga_id);
+    // …and she is still available: the next complaint is offered to her.
+    let second = a
+        .complain(&a.admin_token, "n-6", customer, category, "Late delivery")
+        .await;
+    let second_id = second.body["id"].as_i64().unwrap();
+    assert_eq!(on_b.next_offer().await.ticket.id, second_id);
     b.stop().await;
     a.stop().await;
 }

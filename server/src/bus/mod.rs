@@ -21,6 +21,7 @@ pub use streams::{Claim, MemoryStreams, STREAM_LEN, STREAM_TRIM_EVERY, Since};
 use async_trait::async_trait;
 use callcenter_proto::ws::ServerEvent;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Who a bus message is for.
@@ -87,6 +88,17 @@ pub trait Bus: Send + Sync + 'static {
         request_id: &str,
         reply: &str,
     ) -> anyhow::Result<()>;
+
+    /// Whether this node runs the deployment's periodic work (the desk's
+    /// tick) for the next `term`: one node at a time holds this lease and
+    /// renews it with each call; when it stops renewing (stopped, stuck or
+    /// cut off) another node takes it over once `term` has passed.
+    async fn lead(&self, term: Duration) -> anyhow::Result<bool>;
+
+    /// Give the lease up at once, if this node holds it (a node shutting
+    /// down), so that another node takes the periodic work over at its
+    /// next tick.
+    async fn step_down(&self) -> anyhow::Result<()>;
 }
 
 /// In-process bus: publishing hands the message straight to this node's hub.
@@ -153,6 +165,15 @@ impl Bus for LocalBus {
         reply: &str,
     ) -> anyhow::Result<()> {
         self.streams.finish(user_id, request_id, reply);
+        Ok(())
+    }
+
+    async fn lead(&self, _term: Duration) -> anyhow::Result<bool> {
+        // In-process live state has one node.
+        Ok(true)
+    }
+
+    async fn step_down(&self) -> anyhow::Result<()> {
         Ok(())
     }
 }

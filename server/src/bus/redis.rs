@@ -31,6 +31,8 @@ pub struct RedisBus {
     conn: RedisConn,
     channel: String,
     prefix: String,
+    /// This node's name in the periodic work's lease (random per start).
+    node: String,
     subscriber: JoinHandle<()>,
 }
 
@@ -57,6 +59,7 @@ impl RedisBus {
                 conn,
                 channel,
                 prefix,
+                node: uuid::Uuid::new_v4().simple().to_string(),
                 subscriber,
             },
             rx,
@@ -179,6 +182,25 @@ impl Bus for RedisBus {
             .await?;
         Ok(())
     }
+
+    async fn lead(&self, term: Duration) -> anyhow::Result<bool> {
+        let held: i64 = LEAD
+            .key(self.lease_key())
+            .arg(&self.node)
+            .arg(term.as_millis().max(1) as u64)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(held == 1)
+    }
+
+    async fn step_down(&self) -> anyhow::Result<()> {
+        let _: i64 = STEP_DOWN
+            .key(self.lease_key())
+            .arg(&self.node)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
 }
 
 /// How long a user's recent events are kept for resuming after their last event.
@@ -202,7 +224,30 @@ static EPOCH: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Take the lease if nobody holds it, or renew it if this node does.
+static LEAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local holder = redis.call('GET', KEYS[1]) \
+         if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end \
+         if holder then return 0 end \
+         redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
+         return 1",
+    )
+});
+/// Give the lease up, only if this node holds it.
+static STEP_DOWN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end \
+         return 0",
+    )
+});
+
 impl RedisBus {
+    /// The lease on the deployment's periodic work (see [`Bus::lead`]).
+    fn lease_key(&self) -> String {
+        format!("{}:lead", self.prefix)
+    }
+
     /// A key of one user's stream state, hash-tagged so every script on a
     /// user touches one cluster slot.
     fn user_key(&self, user_id: i64, what: &str) -> String {

@@ -41,23 +41,47 @@ impl Db {
         Ok(())
     }
 
-    pub async fn mark_disconnected(&self, agent_id: i64, now_ms: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE agents SET disconnected_at_ms = $1 WHERE user_id = $2")
+    /// The agent's console connection `seq` (see [`Db::mark_connected`];
+    /// `None`: not known) was their last on its node and closed: they are
+    /// absent from now, unless they connected again since (on any node).
+    /// Returns whether they are absent.
+    pub async fn mark_disconnected(
+        &self,
+        agent_id: i64,
+        seq: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let marked = match seq {
+            Some(seq) => sqlx::query(
+                "UPDATE agents SET disconnected_at_ms = $1 WHERE user_id = $2 AND connection_seq = $3",
+            )
             .bind(now_ms)
             .bind(agent_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn mark_connected(&self, agent_id: i64) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE agents SET disconnected_at_ms = NULL WHERE user_id = $1 AND disconnected_at_ms IS NOT NULL",
-        )
-        .bind(agent_id)
+            .bind(seq),
+            None => sqlx::query("UPDATE agents SET disconnected_at_ms = $1 WHERE user_id = $2")
+                .bind(now_ms)
+                .bind(agent_id),
+        }
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(marked.rows_affected() > 0)
+    }
+
+    /// A console of the agent connected (on any node): they are not absent.
+    /// Returns the connection's number; every later connection of the
+    /// agent gets a higher one.
+    pub async fn mark_connected(&self, agent_id: i64) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "UPDATE agents SET disconnected_at_ms = NULL, connection_seq = connection_seq + 1 \
+             WHERE user_id = $1 RETURNING connection_seq",
+        )
+        .bind(agent_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(r.try_get("connection_seq")?),
+            None => Err(StoreError::NotFound("agent")),
+        }
     }
 
     pub async fn set_wrap_up_until(&self, agent_id: i64, until_ms: Option<i64>) -> StoreResult<()> {

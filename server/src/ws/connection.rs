@@ -209,6 +209,7 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
         let opening = opening(&state, &user, socket_id, resume_from).await?;
         let mut last = opening.last;
         for (seq, event) in &opening.frames {
+            state.desk.offered_in.shown(event);
             send(&mut sink, text_frame(*seq, event)).await?;
         }
         let pump = async {
@@ -339,7 +340,6 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
         _ = reader => {}
     }
 
-    state.metrics.sockets_open.dec();
     let remaining = state.hub.unregister(socket_id);
     if user.role == Role::Agent && remaining == 0 {
         state
@@ -347,6 +347,8 @@ async fn run(state: AppState, socket: WebSocket, user: AuthUser, resume_from: Op
             .agent_disconnected(user.user_id, || state.hub.has_socket_of(user.user_id))
             .await;
     }
+    // Counted open until its agent's disconnection is handled.
+    state.metrics.sockets_open.dec();
     // The socket is gone for the live channel; its TCP connection lingers: read (and drop) what the client still sends until
     // its close frame, for a moment, so that frames it sent before seeing
     // ours do not turn our close into a TCP reset it never reads.

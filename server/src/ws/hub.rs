@@ -130,6 +130,11 @@ impl Hub {
         self.len() == 0
     }
 
+    /// Whether an event for `to` would reach a socket of this node.
+    pub fn reaches(&self, to: &Recipient) -> bool {
+        self.lock().values().any(|s| wants(s, to))
+    }
+
     /// Hand a bus message to the local sockets it is for.
     pub fn dispatch(&self, message: BusMessage) {
         let sockets = self.lock();

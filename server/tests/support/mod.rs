@@ -310,6 +310,15 @@ impl TestApp {
         spawn_with(options).await.expect("second node")
     }
 
+    /// A counter or gauge of the node's `/metrics` (no labels).
+    pub async fn metric(&self, name: &str) -> u64 {
+        let metrics = self.send(self.http.get(self.url("/metrics"))).await;
+        let text = metrics.body.as_str().expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
