@@ -360,3 +360,32 @@ async fn health_metrics_and_published_descriptions() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.content_type(), "application/problem+json");
 }
+
+/// On the embedded default another process may write to the same file (an
+/// operator's `callcenter user create` while the server runs): a complaint
+/// filed meanwhile waits for that write rather than failing with "database
+/// is locked".
+#[tokio::test]
+async fn a_complaint_waits_while_another_process_writes_the_embedded_database() {
+    let Some(app) = support::spawn_app(support::Storage::Sqlite, support::Live::Memory).await
+    else {
+        return;
+    };
+    let (_queue, category) = app.queue("billing", &[], 30).await;
+    let customer = app.customer("shop-1").await;
+    let operator = callcenter::store::Db::connect_only(&app.database_url)
+        .await
+        .unwrap();
+    let command = operator.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let filing = app.complain(&app.admin_token, "k-1", customer, category, "Leaks");
+    tokio::pin!(filing);
+    let early = tokio::time::timeout(std::time::Duration::from_secs(1), &mut filing).await;
+    assert!(
+        early.is_err(),
+        "answered while the other write held the file: {:?}",
+        early.map(|r| r.body)
+    );
+    command.commit().await.unwrap();
+    let filed = filing.await;
+    assert_eq!(filed.status, StatusCode::CREATED, "{}", filed.body);
+}

@@ -80,12 +80,20 @@ async fn each_due_call_fires_once_across_nodes() {
         .post("/api/admin/outbound/run", &other.admin_token, &json!({}))
         .await;
     assert!(run.status.is_success(), "{}", run.body);
-    let fired = count(
-        &other.database_url,
-        "SELECT COUNT(*) AS n FROM outbound_calls WHERE status = 'fired'",
-    )
-    .await;
-    assert_eq!(fired, 2 * CUSTOMERS as i64);
+    // The node's background tick may have claimed some of them just before
+    // the explicit pass and still be firing them: wait for it.
+    let fired_calls = async || {
+        count(
+            &other.database_url,
+            "SELECT COUNT(*) AS n FROM outbound_calls WHERE status = 'fired'",
+        )
+        .await
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fired_calls().await < 2 * CUSTOMERS as i64 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(fired_calls().await, 2 * CUSTOMERS as i64);
     let tickets = count(
         &other.database_url,
         "SELECT COUNT(*) AS n FROM tickets WHERE kind = 'outbound'",

@@ -119,7 +119,7 @@ impl Db {
         if let Some(id) = claimed(self, idem).await? {
             return Ok((self.policy_draft(id).await?, false));
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = crate::store::begin(self.pool()).await?;
         let row = sqlx::query(&format!(
             "INSERT INTO compensation_policy_drafts (name, document, based_on_version, revision, \
                  created_by, created_at_ms, updated_by, updated_at_ms) \
@@ -215,7 +215,7 @@ impl Db {
         // Two admins publishing different drafts at once race for the next
         // version number: the primary key lets one win; the other tries again.
         for _ in 0..3 {
-            let mut tx = self.pool().begin().await?;
+            let mut tx = crate::store::begin(self.pool()).await?;
             // Take the draft's row lock; nothing changes it from here on.
             let locked = sqlx::query(
                 "UPDATE compensation_policy_drafts SET revision = revision \

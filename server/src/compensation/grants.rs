@@ -103,7 +103,9 @@ impl Desk {
         let policy = self.policy_in_force().await?;
         let now = self.clock.now_ms();
         let (day, month) = budget_scopes(actor.user_id, now);
-        let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = crate::store::begin(self.db.pool())
+            .await
+            .map_err(StoreError::from)?;
         let situation = Situation {
             role: Some(actor.role),
             category_id: ticket.category_id,
@@ -166,7 +168,9 @@ impl Desk {
         let now = self.clock.now_ms();
         let (day, month) = budget_scopes(actor.user_id, now);
 
-        let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = crate::store::begin(self.db.pool())
+            .await
+            .map_err(StoreError::from)?;
         lock_ledger(&mut tx).await?;
         // A concurrent retry with the same key may have committed meanwhile.
         if let Some(id) = claimed_key(&mut tx, &scope, idempotency_key, request_hash).await? {
@@ -260,7 +264,9 @@ impl Desk {
         key: &str,
         hash: &str,
     ) -> ApiResult<Option<CompensationRequest>> {
-        let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = crate::store::begin(self.db.pool())
+            .await
+            .map_err(StoreError::from)?;
         let id = claimed_key(&mut tx, scope, key, hash).await?;
         drop(tx);
         match id {
@@ -364,7 +370,9 @@ impl Desk {
         } else {
             None
         };
-        let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = crate::store::begin(self.db.pool())
+            .await
+            .map_err(StoreError::from)?;
         lock_ledger(&mut tx).await?;
         let current = request_in(&mut tx, request_id).await?;
         if current.status != CompensationStatus::Pending {
@@ -510,7 +518,9 @@ impl Desk {
             return Err(ApiError::field("note", "must be 1 to 2000 characters"));
         }
         let now = self.clock.now_ms();
-        let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = crate::store::begin(self.db.pool())
+            .await
+            .map_err(StoreError::from)?;
         lock_ledger(&mut tx).await?;
         let request = request_in(&mut tx, request_id).await?;
         if !matches!(

@@ -171,7 +171,7 @@ async fn deliver_one(
     };
     let ok = error.is_none();
     let now = clock.now_ms();
-    let mut tx = db.pool().begin().await?;
+    let mut tx = crate::store::begin(db.pool()).await?;
     sqlx::query(
         "INSERT INTO compensation_deliveries (outbox_id, attempt, at_ms, status_code, ok, error) \
          VALUES ($1, $2, $3, $4, $5, $6)",

@@ -382,7 +382,7 @@ impl Db {
         &self,
         now_ms: i64,
     ) -> StoreResult<Vec<CompensationRequest>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = crate::store::begin(self.pool()).await?;
         let expired = sqlx::query(&format!(
             "UPDATE compensation_requests SET status = 'expired', decided_at_ms = $1, \
                  decision_note = 'not decided in time' \
@@ -436,7 +436,7 @@ impl Db {
 
     /// Replace the teams a supervisor decides approvals for.
     pub async fn set_supervisor_teams(&self, user_id: i64, teams: &[String]) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = crate::store::begin(self.pool()).await?;
         let role: Option<String> = sqlx::query("SELECT role FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_optional(&mut *tx)

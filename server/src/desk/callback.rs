@@ -217,7 +217,9 @@ impl Desk {
         due_at_ms: i64,
         note: &str,
     ) -> ApiResult<()> {
-        let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = crate::store::begin(self.db.pool())
+            .await
+            .map_err(StoreError::from)?;
         let earlier = sqlx::query(
             "SELECT data FROM ticket_events WHERE ticket_id = $1 AND kind = 'callback_scheduled'",
         )

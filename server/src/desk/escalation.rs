@@ -221,7 +221,9 @@ impl Desk {
         }
         let teams = self.db.teams_of(agent_id).await?;
         let now = self.clock.now_ms();
-        let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = crate::store::begin(self.db.pool())
+            .await
+            .map_err(StoreError::from)?;
         lock_held(&mut tx, ticket_id, agent_id, now).await?;
         if current(&steps_in(&mut *tx, ticket_id).await?)
             .is_some_and(|s| s.status == EscalationStatus::Open)
@@ -319,7 +321,9 @@ impl Desk {
         }
 
         let now = self.clock.now_ms();
-        let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = crate::store::begin(self.db.pool())
+            .await
+            .map_err(StoreError::from)?;
         lock_held(&mut tx, ticket_id, holder, now).await?;
         // Decided meanwhile by someone else?
         let again = current(&steps_in(&mut *tx, ticket_id).await?);
@@ -478,7 +482,9 @@ impl Desk {
                 return Ok::<bool, ApiError>(false);
             }
             let now = self.clock.now_ms();
-            let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
+            let mut tx = crate::store::begin(self.db.pool())
+                .await
+                .map_err(StoreError::from)?;
             let open = current(&steps_in(&mut *tx, ticket.id).await?)
                 .is_some_and(|s| s.status == EscalationStatus::Open);
             if !open {

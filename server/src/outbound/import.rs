@@ -444,7 +444,7 @@ impl Desk {
     async fn store_rows(&self, rows: &[Valid], actor: i64) -> ApiResult<Vec<Trigger>> {
         let now = self.clock.now_ms();
         let db = |e: sqlx::Error| ApiError::Internal(e.into());
-        let mut tx = self.db.pool().begin().await.map_err(db)?;
+        let mut tx = crate::store::begin(self.db.pool()).await.map_err(db)?;
         let mut triggers = Vec::new();
         for row in rows {
             match row {

@@ -102,7 +102,7 @@ impl Desk {
             .await?;
 
         let p = self.loaded_policy().await?;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = crate::store::begin(self.db.pool()).await?;
         let done = sqlx::query(
             "UPDATE outbound_calls SET status = 'done', outcome = $1, reason_code = $2, \
                  updated_at_ms = $3 WHERE id = $4 AND status = 'fired'",
@@ -177,7 +177,7 @@ impl Desk {
         if let Some((new, action)) = next {
             let due = new.due_at_ms;
             if let Some(next_id) = self.plan_call(new).await? {
-                let mut tx = self.db.pool().begin().await?;
+                let mut tx = crate::store::begin(self.db.pool()).await?;
                 let detail = format!("call {next_id}");
                 let d = Decision {
                     phase: "outcome",

@@ -41,7 +41,7 @@ impl Desk {
             Some(valid) => !valid,
             None => before.phone_invalid,
         };
-        let mut tx = self.db.pool().begin().await.map_err(db_err)?;
+        let mut tx = crate::store::begin(self.db.pool()).await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO contact_profiles (customer_id, consent_calls, do_not_call, account_status, \
                  phone_invalid, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -131,7 +131,7 @@ impl Desk {
     pub async fn erase_customer(&self, customer_id: i64, actor: i64) -> ApiResult<()> {
         let now = self.clock.now_ms();
         self.db.customer(customer_id).await?;
-        let mut tx = self.db.pool().begin().await.map_err(db_err)?;
+        let mut tx = crate::store::begin(self.db.pool()).await.map_err(db_err)?;
         // (statement, whether it takes the time as $2)
         let statements: [(&str, bool); 9] = [
             (

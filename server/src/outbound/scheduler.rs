@@ -381,7 +381,7 @@ impl Desk {
             - i64::from(category.spec.base_priority) * 1000;
         let merge_until = now + i64::from(p.policy.merge_window_hours) * 3_600_000;
 
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = crate::store::begin(self.db.pool()).await?;
         let claimed = sqlx::query(
             "UPDATE outbound_calls SET status = 'fired', fired_at_ms = $1, updated_at_ms = $1, \
                  stopped_by = NULL, stopped_until_ms = NULL \

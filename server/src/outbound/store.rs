@@ -167,7 +167,7 @@ impl Db {
         actor: i64,
         now_ms: i64,
     ) -> StoreResult<Journey> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = crate::store::begin(self.pool()).await?;
         let row = sqlx::query(
             "INSERT INTO journeys (name, trigger_kind, active, current_version, created_at_ms) \
              VALUES ($1, $2, $3, 1, $4) RETURNING id",
@@ -199,7 +199,7 @@ impl Db {
         actor: i64,
         now_ms: i64,
     ) -> StoreResult<Journey> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = crate::store::begin(self.pool()).await?;
         let row = sqlx::query("SELECT current_version FROM journeys WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -568,7 +568,7 @@ impl Db {
         now_ms: i64,
     ) -> StoreResult<bool> {
         let skip = d.action == "skip";
-        let mut tx = self.pool().begin().await?;
+        let mut tx = crate::store::begin(self.pool()).await?;
         let done = sqlx::query(
             "UPDATE outbound_calls SET status = $1, due_at_ms = $2, stopped_by = $3, \
                  stopped_until_ms = $4, updated_at_ms = $5 \

@@ -381,7 +381,7 @@ impl Desk {
         first_to_agent: bool,
     ) -> anyhow::Result<Option<(i64, i64)>> {
         let now = self.clock.now_ms();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = crate::store::begin(self.db.pool()).await?;
         let done = sqlx::query(
             "UPDATE tickets SET held_for_agent_id = NULL, held_until_ms = NULL, updated_at_ms = $1 \
              WHERE id = $2 AND held_for_agent_id = $3 AND status = 'queued'",

@@ -163,7 +163,7 @@ pub async fn fold(db: &Db, batch: i64) -> StoreResult<u64> {
              DO UPDATE SET {strata_add}"
         )
     };
-    let mut tx = db.pool().begin().await?;
+    let mut tx = crate::store::begin(db.pool()).await?;
     let folded = match db.dialect() {
         Dialect::Postgres => {
             let locked: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1) AS locked")
@@ -231,7 +231,7 @@ pub async fn fold(db: &Db, batch: i64) -> StoreResult<u64> {
 /// bypassed the triggers, e.g. the benchmark's generator). Strata take the
 /// customers' tiers and values as they are now. Writers wait meanwhile.
 pub async fn rebuild(db: &Db) -> StoreResult<()> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = crate::store::begin(db.pool()).await?;
     if db.dialect() == Dialect::Postgres {
         sqlx::query("LOCK TABLE ticket_quality IN SHARE MODE")
             .execute(&mut *tx)
@@ -851,7 +851,7 @@ pub async fn today_by_queue(db: &Db, day: i64) -> StoreResult<HashMap<i64, Quali
          GROUP BY x.k HAVING SUM(ended) <> 0"
     );
     let mut out = HashMap::new();
-    for row in sqlx::query(&sql).bind(day).fetch_all(db.pool()).await? {
+    for row in sqlx::query(&sql).bind(day).fetch_all(db.reads()).await? {
         let g = |name: &str| u(&row, name);
         out.insert(
             row.try_get::<i64, _>("queue_id")?,

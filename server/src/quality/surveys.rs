@@ -190,7 +190,7 @@ impl Desk {
         let ttl = i64::from(settings(&self.db).await?.survey_ttl_days) * DAY_MS;
         let now = self.clock.now_ms();
         let token = new_token();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = crate::store::begin(self.db.pool()).await?;
         let id = insert_survey(
             &mut tx,
             ticket_id,
@@ -217,7 +217,9 @@ impl Desk {
         let now = self.clock.now_ms();
         let open = open_survey(&self.db, &a.token, now).await?;
         let plan = self.denial_plan(open.ticket_id).await?;
-        let mut tx = self.db.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = crate::store::begin(self.db.pool())
+            .await
+            .map_err(StoreError::from)?;
         let taken = sqlx::query(
             "UPDATE surveys SET answered_at_ms = $1, still_solved = $2, satisfaction = $3, comment = $4 \
              WHERE id = $5 AND answered_at_ms IS NULL AND expires_at_ms > $1",
@@ -308,7 +310,7 @@ impl Desk {
         let result = async {
             let now = self.clock.now_ms();
             let plan = self.denial_plan(complaint_id).await?;
-            let mut tx = self.db.pool().begin().await?;
+            let mut tx = crate::store::begin(self.db.pool()).await?;
             let answer = Answer {
                 still_solved: c.still_solved,
                 satisfaction: c.satisfaction,
@@ -489,7 +491,7 @@ async fn ask_due(db: &Db, clock: &dyn Clock) -> anyhow::Result<()> {
     .await?;
     for r in due {
         let ticket_id: i64 = r.try_get("ticket_id")?;
-        let mut tx = db.pool().begin().await?;
+        let mut tx = crate::store::begin(db.pool()).await?;
         let claimed = sqlx::query(
             "UPDATE ticket_quality SET confirmation = 'asked' WHERE ticket_id = $1 AND confirmation = 'none'",
         )

@@ -42,7 +42,7 @@ impl Db {
             query = query.bind(*id);
         }
         let mut figures = std::collections::HashMap::new();
-        for row in query.fetch_all(&self.pool).await? {
+        for row in query.fetch_all(self.reads()).await? {
             figures.insert(row.try_get::<i64, _>("id")?, row);
         }
         let mut out = Vec::with_capacity(queue_ids.len());
@@ -82,7 +82,7 @@ impl Db {
              WHERE m.team = $1 ORDER BY u.display_name, u.id",
         )
         .bind(team)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await?;
         let pending = match rows.first() {
             Some(row) => row.try_get::<i64, _>("pending")? as u64,

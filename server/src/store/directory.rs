@@ -107,7 +107,7 @@ fn category_from_row(row: &AnyRow) -> StoreResult<Category> {
 impl Db {
     /// Create or replace the routing profile of a user (who must have the agent role).
     pub async fn put_agent_profile(&self, user_id: i64, p: &AgentProfile) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::store::begin(&self.pool).await?;
         let role: Option<String> = sqlx::query("SELECT role FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_optional(&mut *tx)
@@ -242,7 +242,7 @@ impl Db {
         reason: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::store::begin(&self.pool).await?;
         let done = sqlx::query(
             "UPDATE agents SET state = $1, state_reason = $2, state_since_ms = $3 WHERE user_id = $4",
         )
@@ -286,7 +286,7 @@ impl Db {
     }
 
     pub async fn create_queue(&self, spec: &QueueSpec) -> StoreResult<Queue> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::store::begin(&self.pool).await?;
         let row = sqlx::query(
             "INSERT INTO queues (name, service_level_seconds, offer_timeout_seconds, routing) \
              VALUES ($1, $2, $3, $4) RETURNING id",

@@ -69,7 +69,7 @@ pub(crate) async fn in_own_transaction<W: Work + ?Sized>(
     work: &W,
     pool: &AnyPool,
 ) -> StoreResult<W::Output> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin(pool).await?;
     let output = work.run(&mut tx).await?;
     tx.commit().await?;
     Ok(output)
@@ -283,7 +283,7 @@ async fn write_batches(
 /// Run the batch in one transaction. `Ok(false)`: a work failed and the
 /// transaction was rolled back; `Err`: beginning or committing failed.
 async fn run_batch(pool: &AnyPool, batch: &mut [Box<dyn Queued>]) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin(pool).await?;
     for work in batch.iter_mut() {
         if !work.run_in(&mut tx).await {
             // Dropping the transaction rolls it back.

@@ -25,10 +25,12 @@ pub use tickets::*;
 pub use users::*;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 use std::time::Duration;
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+/// Read connections beside SQLite's one writing connection.
+const READ_CONNECTIONS: u32 = 2;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,11 +57,32 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// Connections for the periodic readings of many rows that need only
+    /// what is committed (supervisor boards). On SQLite a pool of its own:
+    /// `pool` has the one connection every write goes through, and a board
+    /// reading on it made every write wait (WAL lets readers run beside the
+    /// writer). On PostgreSQL, and for an in-memory SQLite database (one
+    /// per connection), `pool` itself.
+    reads: AnyPool,
     dialect: Dialect,
     /// This node's copy of the directory (see [`cache`]); shared by clones.
     cache: std::sync::Arc<cache::DirectoryCache>,
     /// This node's group commit of the lifecycle's writes.
     writer: group_commit::Writer,
+}
+
+/// Begin a transaction on `pool`. On SQLite it takes the database's write
+/// lock at once (`BEGIN IMMEDIATE`): a deferred transaction that reads and
+/// then writes cannot wait for a write lock held by another process (an
+/// operator command on the same file, say) and failed at once with
+/// "database is locked"; this one waits up to the busy timeout. A node has
+/// one writing connection to SQLite, so it never waits for itself.
+pub(crate) async fn begin(pool: &AnyPool) -> Result<Transaction<'static, Any>, sqlx::Error> {
+    if pool.connect_options().database_url.scheme() == "sqlite" {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
 }
 
 impl Db {
@@ -122,7 +145,31 @@ impl Db {
             .acquire_timeout(Duration::from_secs(10))
             .connect(&url)
             .await?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let reads = match dialect {
+            Dialect::Sqlite if !in_memory => {
+                // Opened after the writers' pool, which has set WAL mode
+                // (kept in the file).
+                AnyPoolOptions::new()
+                    .max_connections(READ_CONNECTIONS)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA busy_timeout = 5000; PRAGMA query_only = ON; \
+                                 PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(&url)
+                    .await?
+            }
+            _ => pool.clone(),
+        };
         Ok(Db {
+            reads,
             writer: group_commit::Writer::start(
                 pool.clone(),
                 match dialect {
@@ -152,6 +199,11 @@ impl Db {
         &self.pool
     }
 
+    /// Where periodic readings of committed data go (see `reads`).
+    pub(crate) fn reads(&self) -> &AnyPool {
+        &self.reads
+    }
+
     /// This node's directory cache (see [`cache`]).
     pub fn cache(&self) -> &cache::DirectoryCache {
         &self.cache
@@ -177,6 +229,7 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        self.reads.close().await;
         self.pool.close().await;
     }
 }

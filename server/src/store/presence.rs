@@ -137,7 +137,7 @@ impl Db {
         reason: &str,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::store::begin(&self.pool).await?;
         let done = sqlx::query(
             "UPDATE tickets SET status = 'queued', assigned_agent_id = NULL, rank_ms = $1, updated_at_ms = $2 \
              WHERE id = $3 AND status = 'assigned' AND assigned_agent_id = $4",
@@ -173,7 +173,7 @@ impl Db {
         reason: &str,
         now_ms: i64,
     ) -> StoreResult<Ticket> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::store::begin(&self.pool).await?;
         let before = super::tickets::ticket_in(&mut tx, ticket_id).await?;
         if matches!(
             before.status,
@@ -230,7 +230,7 @@ impl Db {
         to: i64,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::store::begin(&self.pool).await?;
         let done = sqlx::query(
             "UPDATE tickets SET queue_id = $1, updated_at_ms = $2 WHERE id = $3 AND queue_id = $4 AND status = 'queued'",
         )

@@ -436,7 +436,7 @@ impl Db {
         data: serde_json::Value,
         now_ms: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::store::begin(&self.pool).await?;
         let done = sqlx::query(
             "UPDATE tickets SET status = 'queued', updated_at_ms = $1 \
              WHERE id = $2 AND status IN ('queued', 'offered')",

@@ -105,7 +105,7 @@ impl Db {
         disabled: Option<bool>,
         password_hash: Option<&str>,
     ) -> StoreResult<User> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::store::begin(&self.pool).await?;
         if let Some(name) = display_name {
             sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
                 .bind(name)
@@ -204,7 +204,7 @@ impl Db {
         now_ms: i64,
         refresh_expires_ms: i64,
     ) -> StoreResult<Option<(String, User)>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::store::begin(&self.pool).await?;
         let row = sqlx::query(
             "UPDATE sessions SET refresh_hash = $1, refresh_expires_ms = $2 \
              WHERE refresh_hash = $3 AND revoked_at_ms IS NULL AND refresh_expires_ms > $4 \
