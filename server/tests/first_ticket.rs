@@ -7,7 +7,7 @@ mod support;
 
 use callcenter_proto::AgentState;
 use callcenter_proto::http::{Outcome, TicketHistory};
-use callcenter_proto::ws::{Command, ReplyResult, ServerEvent, WsErrorCode};
+use callcenter_proto::ws::{Command, ReplyResult, WsErrorCode};
 use reqwest::StatusCode;
 use support::TestApp;
 
@@ -331,14 +331,7 @@ async fn offer_times_out_and_goes_to_another_agent(app: TestApp) {
     let mut desk_b = available(&app, &token_b).await;
     // Vera lets the 20 s pass: the offer is withdrawn and goes to Gleb.
     app.clock.advance_ms(20_001);
-    let rescinded = desk_a
-        .until(|e| match e {
-            ServerEvent::OfferRescinded {
-                ticket_id, reason, ..
-            } => Some((*ticket_id, reason.clone())),
-            _ => None,
-        })
-        .await;
+    let rescinded = desk_a.next_rescind().await;
     assert_eq!(rescinded, (ticket_id, "timeout".to_string()));
     let offer_b = desk_b.next_offer().await;
     assert_eq!(offer_b.ticket.id, ticket_id);

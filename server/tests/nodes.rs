@@ -4,7 +4,7 @@
 
 mod support;
 
-use callcenter_proto::ws::{Command, ReplyResult, ServerEvent};
+use callcenter_proto::ws::{Command, ReplyResult};
 use reqwest::StatusCode;
 use support::ws::close_code;
 use support::{Live, Storage, TestApp, spawn_app};
@@ -242,14 +242,7 @@ async fn the_periodic_work_runs_on_one_node_and_moves_when_it_stops() {
     let ticket_id = filed.body["id"].as_i64().unwrap();
     assert_eq!(desk.next_offer().await.ticket.id, ticket_id);
     other.clock.advance_ms(20_001);
-    let rescinded = desk
-        .until(|e| match e {
-            ServerEvent::OfferRescinded {
-                ticket_id, reason, ..
-            } => Some((*ticket_id, reason.clone())),
-            _ => None,
-        })
-        .await;
+    let rescinded = desk.next_rescind().await;
     assert_eq!(rescinded, (ticket_id, "timeout".to_string()));
     other.stop().await;
 }

@@ -312,14 +312,7 @@ async fn a_cancelled_ticket_withdraws_its_offer(app: TestApp) {
         .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
     assert_eq!(cancelled.body["status"], "cancelled");
-    let rescinded = desk
-        .until(|e| match e {
-            ServerEvent::OfferRescinded {
-                ticket_id, reason, ..
-            } => Some((*ticket_id, reason.clone())),
-            _ => None,
-        })
-        .await;
+    let rescinded = desk.next_rescind().await;
     assert_eq!(rescinded, (ticket, "cancelled".to_string()));
     let late = desk
         .command(Command::Accept {

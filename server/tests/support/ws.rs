@@ -182,6 +182,17 @@ impl Socket {
         .await
     }
 
+    /// Agents: the next withdrawn offer, as (ticket, reason).
+    pub async fn next_rescind(&mut self) -> (i64, String) {
+        self.until(|e| match e {
+            ServerEvent::OfferRescinded {
+                ticket_id, reason, ..
+            } => Some((*ticket_id, reason.clone())),
+            _ => None,
+        })
+        .await
+    }
+
     /// Wait for the server to end the connection.
     pub async fn ended(mut self) -> Ended {
         loop {
