@@ -29,9 +29,9 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 use std::time::Duration;
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
-/// Read connections beside SQLite's one writing connection.
-const READ_CONNECTIONS: u32 = 2;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+/// Read connections beside SQLite's one writing connection (`Db::reads`).
+const READ_CONNECTIONS: u32 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
