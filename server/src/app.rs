@@ -222,7 +222,11 @@ pub async fn run(
     let queued = desk.reconcile().await?;
     desk.rebuild_due_index(true).await?;
     tracing::info!(queued, "live queues rebuilt from the database");
-    let background = spawn_background(state.clone(), bus_rx);
+    // Alive before the first console connects here (the node running the
+    // periodic work looks for agents connected to silent nodes).
+    let node_silence = Duration::from_secs(serve.node_silence_seconds.max(1));
+    state.bus.beat(node_silence).await?;
+    let background = spawn_background(state.clone(), bus_rx, node_silence);
     let webhooks = crate::compensation::outbox::start(db.clone(), state.clock.clone(), &serve)?;
     let surveys = crate::quality::surveys::start(db.clone(), state.clock.clone(), &serve, local)?;
     let rollups = crate::quality::scorecards::start(db.clone());
@@ -288,6 +292,7 @@ async fn connect_redis(url: &str, prefix: &str) -> anyhow::Result<LiveState> {
 fn spawn_background(
     state: AppState,
     mut bus_rx: mpsc::UnboundedReceiver<BusMessage>,
+    node_silence: Duration,
 ) -> tokio::task::JoinHandle<()> {
     let hub = state.hub.clone();
     // This node's directory changes go out on the bus (see `store::cache`).
@@ -345,6 +350,17 @@ fn spawn_background(
                     _ = tick.tick() => {
                         if let Err(e) = rebuild_if_lost(&state, &mut epoch).await {
                             tracing::warn!(error = %e, "live state check failed");
+                        }
+                        // Every node says it is alive each tick; one whose
+                        // word lapsed records its consoles' connections again
+                        // (another node may have marked its agents absent).
+                        match state.bus.beat(node_silence).await {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::warn!("this node was silent past its term; recording its connections again");
+                                state.desk.reclaim_connections().await;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "could not say this node is alive"),
                         }
                         // One node at a time runs the periodic work (it
                         // reads the record for due work on every tick); if

@@ -111,6 +111,11 @@ pub struct ServeArgs {
     /// Prefix of every Redis key and channel (several deployments can share one Redis).
     #[arg(long, env = "CALLCENTER_REDIS_PREFIX", default_value = "cc")]
     pub redis_prefix: String,
+    /// Several nodes: a node that has not said it is alive for this many seconds
+    /// (it says so four times a second) is taken for dead, and its agents are
+    /// marked absent (their tickets return after the queue's reconnect grace).
+    #[arg(long, env = "CALLCENTER_NODE_SILENCE_SECONDS", default_value_t = 10)]
+    pub node_silence_seconds: u64,
     /// `iss` of issued access tokens, required on every presented one.
     #[arg(long, env = "CALLCENTER_JWT_ISSUER", default_value = "callcenter")]
     pub jwt_issuer: String,
@@ -170,6 +175,7 @@ impl Default for ServeArgs {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
             redis_url: None,
             redis_prefix: "cc".into(),
+            node_silence_seconds: 10,
             jwt_issuer: "callcenter".into(),
             jwt_audience: "callcenter-api".into(),
             jwt_private_key_file: None,

@@ -690,7 +690,7 @@ impl Desk {
     pub async fn agent_connected(&self, agent_id: i64) {
         let gate = self.agent_gate(agent_id);
         let _one_at_a_time = gate.lock().await;
-        match self.db.mark_connected(agent_id).await {
+        match self.db.mark_connected(agent_id, self.bus.node()).await {
             Ok(seq) => {
                 self.connections
                     .lock()
@@ -751,6 +751,7 @@ impl Desk {
             self.dispatch(queue.id).await?;
         }
         self.end_wrap_ups().await?;
+        self.mark_agents_of_lost_nodes().await?;
         self.return_abandoned().await?;
         self.quality_tick().await;
         Ok(())

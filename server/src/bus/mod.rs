@@ -99,25 +99,59 @@ pub trait Bus: Send + Sync + 'static {
     /// down), so that another node takes the periodic work over at its
     /// next tick.
     async fn step_down(&self) -> anyhow::Result<()>;
+
+    /// This node's name: random per start, so a node that restarts is a new
+    /// node (the record names it as the holder of its agents' connections).
+    fn node(&self) -> &str;
+
+    /// Say that this node is alive for the next `term` (every tick). Returns
+    /// false when its previous word had lapsed before this one (the node
+    /// was stuck or cut off longer than `term`, and the others may have
+    /// taken it for dead meanwhile); true on the first beat.
+    async fn beat(&self, term: Duration) -> anyhow::Result<bool>;
+
+    /// Which of `nodes` are alive (said so within their term), in order.
+    async fn alive(&self, nodes: &[String]) -> anyhow::Result<Vec<bool>>;
+}
+
+/// The names of the in-process buses alive in this process: in a real
+/// deployment one (the embedded default is one node); tests start several
+/// nodes in one process on one database. A std mutex: one set operation at
+/// a time, never across an await.
+static LOCAL_NODES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn local_nodes() -> std::sync::MutexGuard<'static, std::collections::HashSet<String>> {
+    LOCAL_NODES.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// In-process bus: publishing hands the message straight to this node's hub.
 pub struct LocalBus {
     tx: mpsc::UnboundedSender<BusMessage>,
     streams: MemoryStreams,
+    node: String,
 }
 
 impl LocalBus {
     /// The bus and the receiver the node's hub consumes.
     pub fn new() -> (Self, mpsc::UnboundedReceiver<BusMessage>) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let node = uuid::Uuid::new_v4().simple().to_string();
+        local_nodes().insert(node.clone());
         (
             Self {
                 tx,
                 streams: MemoryStreams::default(),
+                node,
             },
             rx,
         )
+    }
+}
+
+impl Drop for LocalBus {
+    fn drop(&mut self) {
+        local_nodes().remove(&self.node);
     }
 }
 
@@ -175,5 +209,20 @@ impl Bus for LocalBus {
 
     async fn step_down(&self) -> anyhow::Result<()> {
         Ok(())
+    }
+
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    async fn beat(&self, _term: Duration) -> anyhow::Result<bool> {
+        Ok(true)
+    }
+
+    async fn alive(&self, nodes: &[String]) -> anyhow::Result<Vec<bool>> {
+        // A name in the record that is not a node of this process is an
+        // earlier run of it (stopped without a word: a restart after a crash).
+        let here = local_nodes();
+        Ok(nodes.iter().map(|n| here.contains(n)).collect())
     }
 }

@@ -31,8 +31,11 @@ pub struct RedisBus {
     conn: RedisConn,
     channel: String,
     prefix: String,
-    /// This node's name in the periodic work's lease (random per start).
+    /// This node's name in the periodic work's lease and in its agents'
+    /// connections (random per start).
     node: String,
+    /// Whether this node has said it is alive before (see [`Bus::beat`]).
+    beaten: std::sync::atomic::AtomicBool,
     subscriber: JoinHandle<()>,
 }
 
@@ -60,6 +63,7 @@ impl RedisBus {
                 channel,
                 prefix,
                 node: uuid::Uuid::new_v4().simple().to_string(),
+                beaten: std::sync::atomic::AtomicBool::new(false),
                 subscriber,
             },
             rx,
@@ -201,6 +205,36 @@ impl Bus for RedisBus {
             .await?;
         Ok(())
     }
+
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    async fn beat(&self, term: Duration) -> anyhow::Result<bool> {
+        // One command: set the word with its term and read the one before.
+        let before: Option<String> = redis::cmd("SET")
+            .arg(self.node_key(&self.node))
+            .arg(1)
+            .arg("PX")
+            .arg(term.as_millis().max(1) as u64)
+            .arg("GET")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let first = !self.beaten.swap(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(first || before.is_some())
+    }
+
+    async fn alive(&self, nodes: &[String]) -> anyhow::Result<Vec<bool>> {
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The nodes' keys share one hash slot: one MGET on a cluster too.
+        let words: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(nodes.iter().map(|n| self.node_key(n)).collect::<Vec<_>>())
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(words.iter().map(Option::is_some).collect())
+    }
 }
 
 /// How long a user's recent events are kept for resuming after their last event.
@@ -246,6 +280,12 @@ impl RedisBus {
     /// The lease on the deployment's periodic work (see [`Bus::lead`]).
     fn lease_key(&self) -> String {
         format!("{}:lead", self.prefix)
+    }
+
+    /// A node's word that it is alive (see [`Bus::beat`]); every node's in
+    /// one hash slot.
+    fn node_key(&self, node: &str) -> String {
+        format!("{}:{{nodes}}:{node}", self.prefix)
     }
 
     /// A key of one user's stream state, hash-tagged so every script on a

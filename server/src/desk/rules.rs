@@ -81,6 +81,79 @@ impl Desk {
         Ok(())
     }
 
+    /// Agents whose newest console connection is on a node that no longer
+    /// says it is alive (killed, out of memory, its machine gone: it could
+    /// not mark them absent itself) are absent from now and offline, as if
+    /// their consoles had dropped: their pending offers go to others at
+    /// once, and their tickets after the reconnect grace unless they come
+    /// back (on any node).
+    pub(super) async fn mark_agents_of_lost_nodes(&self) -> anyhow::Result<()> {
+        let nodes: Vec<String> = self
+            .db
+            .nodes_with_connected_agents()
+            .await?
+            .into_iter()
+            .filter(|n| n != self.bus.node())
+            .collect();
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let alive = self.bus.alive(&nodes).await?;
+        for (node, _) in nodes.iter().zip(alive).filter(|(_, alive)| !alive) {
+            let agents = self.db.mark_node_lost(node, self.now()).await?;
+            tracing::warn!(
+                node,
+                agents = agents.len(),
+                "a node went silent: its agents are absent"
+            );
+            for agent_id in agents {
+                self.set_state(agent_id, AgentState::Offline, Some("connection lost"))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's word that it is alive had lapsed (it was stuck or cut off
+    /// for longer than its term): another node may have marked its agents
+    /// absent meanwhile. Their consoles are still here, so their
+    /// connections are recorded again (an agent taken offline meanwhile
+    /// stays offline until they choose otherwise; their tickets stay theirs).
+    pub async fn reclaim_connections(&self) {
+        let agents: Vec<i64> = self
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        for agent_id in agents {
+            let gate = self.agent_gate(agent_id);
+            let _one_at_a_time = gate.lock().await;
+            // Still here (a socket that closed meanwhile was marked absent
+            // under this gate and left the map).
+            let here = self
+                .connections
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&agent_id);
+            if !here {
+                continue;
+            }
+            match self.db.mark_connected(agent_id, self.bus.node()).await {
+                Ok(seq) => {
+                    self.connections
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(agent_id, seq);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, agent_id, "could not record a connection again")
+                }
+            }
+        }
+    }
+
     /// Tickets of agents who did not come back within the queue's grace
     /// period go back to the front of their queue.
     pub(super) async fn return_abandoned(&self) -> anyhow::Result<()> {

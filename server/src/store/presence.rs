@@ -67,21 +67,53 @@ impl Db {
         Ok(marked.rows_affected() > 0)
     }
 
-    /// A console of the agent connected (on any node): they are not absent.
+    /// A console of the agent connected to `node`: they are not absent.
     /// Returns the connection's number; every later connection of the
     /// agent gets a higher one.
-    pub async fn mark_connected(&self, agent_id: i64) -> StoreResult<i64> {
+    pub async fn mark_connected(&self, agent_id: i64, node: &str) -> StoreResult<i64> {
         let row = sqlx::query(
-            "UPDATE agents SET disconnected_at_ms = NULL, connection_seq = connection_seq + 1 \
-             WHERE user_id = $1 RETURNING connection_seq",
+            "UPDATE agents SET disconnected_at_ms = NULL, connection_seq = connection_seq + 1, \
+             connected_node = $2 WHERE user_id = $1 RETURNING connection_seq",
         )
         .bind(agent_id)
+        .bind(node)
         .fetch_optional(&self.pool)
         .await?;
         match row {
             Some(r) => Ok(r.try_get("connection_seq")?),
             None => Err(StoreError::NotFound("agent")),
         }
+    }
+
+    /// The nodes that hold the newest console connection of some agent not
+    /// marked absent.
+    pub async fn nodes_with_connected_agents(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query(
+            "SELECT DISTINCT connected_node FROM agents \
+             WHERE disconnected_at_ms IS NULL AND connected_node IS NOT NULL ORDER BY connected_node",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get("connected_node"))
+        .collect::<Result<_, _>>()?)
+    }
+
+    /// `node` is gone without marking its agents absent: every agent whose
+    /// newest connection it held (and who has not connected since) is
+    /// absent from now. Returns them.
+    pub async fn mark_node_lost(&self, node: &str, now_ms: i64) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query(
+            "UPDATE agents SET disconnected_at_ms = $1 \
+             WHERE connected_node = $2 AND disconnected_at_ms IS NULL RETURNING user_id",
+        )
+        .bind(now_ms)
+        .bind(node)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get("user_id"))
+        .collect::<Result<_, _>>()?)
     }
 
     pub async fn set_wrap_up_until(&self, agent_id: i64, until_ms: Option<i64>) -> StoreResult<()> {

@@ -161,8 +161,11 @@ pub struct TestApp {
     pub database_url: String,
     pub redis: Option<(String, String)>,
     pub admin_token: String,
+    pub tweak: Option<fn(&mut ServeArgs)>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The node's own runtime, when it may crash (see [`TestApp::crash`]).
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 pub struct Options {
@@ -176,6 +179,9 @@ pub struct Options {
     pub tweak: Option<fn(&mut ServeArgs)>,
     /// Compensation webhook receiver: (URL, HMAC secret).
     pub webhook: Option<(String, String)>,
+    /// Run the node on a runtime of its own, so that the test can stop it
+    /// the way a killed process stops ([`TestApp::crash`]).
+    pub may_crash: bool,
 }
 
 impl Options {
@@ -188,6 +194,7 @@ impl Options {
             allowed_origins: Vec::new(),
             tweak: None,
             webhook: None,
+            may_crash: false,
         }
     }
 }
@@ -215,9 +222,8 @@ pub async fn spawn_with(options: Options) -> Option<TestApp> {
     let clock = options
         .clock
         .unwrap_or_else(|| Arc::new(ManualClock::starting_now()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("addr");
     let mut serve = ServeArgs {
         listen: addr,
@@ -240,9 +246,24 @@ pub async fn spawn_with(options: Options) -> Option<TestApp> {
     let mut config = Config::new(&database_url, serve);
     config.clock = clock.clone();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, config, async {
-        let _ = stopped.await;
-    }));
+    let server = async move {
+        // Registered with the runtime the node runs on.
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        run(listener, config, async {
+            let _ = stopped.await;
+        })
+        .await
+    };
+    let (task, runtime) = if options.may_crash {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for the node");
+        (runtime.spawn(server), Some(runtime))
+    } else {
+        (tokio::spawn(server), None)
+    };
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
     // Ready when /readyz answers 200.
@@ -271,8 +292,10 @@ pub async fn spawn_with(options: Options) -> Option<TestApp> {
         database_url,
         redis,
         admin_token: String::new(),
+        tweak: options.tweak,
         stop: Some(stop),
         task: Some(task),
+        runtime,
     };
     app.admin_token = app.login("admin", ADMIN_PASSWORD).await["access_token"]
         .as_str()
@@ -302,12 +325,14 @@ impl Reply {
 }
 
 impl TestApp {
-    /// Join this app's deployment with another node (same database and Redis).
+    /// Join this app's deployment with another node (same database and
+    /// Redis, same clock and tweak); after [`TestApp::crash`], a restart.
     pub async fn another_node(&self) -> TestApp {
         let mut options = Options::new(Storage::Sqlite, Live::Memory);
         options.join = Some((self.database_url.clone(), self.redis.clone()));
         options.clock = Some(self.clock.clone());
-        spawn_with(options).await.expect("second node")
+        options.tweak = self.tweak;
+        spawn_with(options).await.expect("another node")
     }
 
     /// A counter or gauge of the node's `/metrics` (no labels).
@@ -523,12 +548,28 @@ impl TestApp {
             task.await.expect("server task").expect("server run");
         }
     }
+
+    /// Stop the node the way a killed process stops (needs
+    /// [`Options::may_crash`]): its runtime goes away with every task where
+    /// it stands, so nothing of its shutdown runs; its sockets and database
+    /// connections close.
+    pub fn crash(&mut self) {
+        let runtime = self.runtime.take().expect("a node started with may_crash");
+        runtime.shutdown_background();
+        // Never told to stop: its shutdown must not run, not even half.
+        std::mem::forget(self.stop.take());
+        self.task.take();
+    }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        // A runtime may not be dropped where the test awaits.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }

@@ -1,0 +1,202 @@
+//! A node that stops without a word (killed, out of memory, its machine
+//! gone) cannot mark its agents absent. Their tickets must not stay theirs
+//! forever: the node running the periodic work — a restarted one, or
+//! another node of the deployment — finds agents whose connection was held
+//! by a node that no longer says it is alive, marks them absent and offline,
+//! and after the queue's reconnect grace their tickets go back to the queue.
+
+mod support;
+
+use callcenter::config::ServeArgs;
+use callcenter_proto::AgentState;
+use callcenter_proto::ws::{Command, ReplyResult, ServerEvent};
+use support::ws::Socket;
+use support::{Live, Options, Storage, TestApp, spawn_with};
+
+/// The reconnect grace of a queue (the default).
+const GRACE_MS: i64 = 120_000;
+
+/// A node is taken for dead after one second of silence.
+fn quick_silence(serve: &mut ServeArgs) {
+    serve.node_silence_seconds = 1;
+}
+
+async fn crashable(storage: Storage, live: Live) -> Option<TestApp> {
+    let mut options = Options::new(storage, live);
+    options.may_crash = true;
+    options.tweak = Some(quick_silence);
+    spawn_with(options).await
+}
+
+/// Olga, connected to `node`, holds a ticket; returns its id.
+async fn olga_holds_a_ticket(node: &TestApp, olga: &mut Socket, category: i64) -> i64 {
+    let customer = node.customer("shop-9").await;
+    olga.go_available().await;
+    let filed = node
+        .complain(&node.admin_token, "lost-1", customer, category, "No refund")
+        .await;
+    let ticket_id = filed.body["id"].as_i64().unwrap();
+    let offer = olga.next_offer().await;
+    assert_eq!(offer.ticket.id, ticket_id);
+    let accepted = olga
+        .command(Command::Accept {
+            ticket_id,
+            version: offer.version,
+        })
+        .await;
+    assert!(matches!(accepted, ReplyResult::Ok { .. }), "{accepted:?}");
+    ticket_id
+}
+
+/// A supervisor's team board, until it shows the agent in `state`.
+async fn board_shows(board: &mut Socket, agent: &str, state: AgentState) {
+    board
+        .until(|e| match e {
+            ServerEvent::Board(b) => b
+                .teams
+                .iter()
+                .flat_map(|t| &t.agents)
+                .find(|a| a.name == agent && a.state == state)
+                .map(|_| ()),
+            _ => None,
+        })
+        .await;
+}
+
+async fn supervisor_board(node: &TestApp) -> Socket {
+    let (_s, sofia) = node.user("sofia", "supervisor").await;
+    let mut board = node.socket(&sofia).await;
+    let watching = board
+        .command(Command::Subscribe {
+            queues: vec![],
+            teams: vec!["care".into()],
+        })
+        .await;
+    assert_eq!(watching, ReplyResult::Ok { ticket: None });
+    board
+}
+
+/// The embedded default (and every other backend) after a crash and a
+/// restart: Olga never comes back, so her ticket goes to Boris once the
+/// grace has passed.
+async fn a_crashed_nodes_agent_loses_her_ticket_after_the_grace(storage: Storage, live: Live) {
+    let Some(mut first) = crashable(storage, live).await else {
+        return;
+    };
+    let (_q, category) = first.queue("care", &[], 30).await;
+    let (_olga_id, olga_token) = first.agent("olga", &[], 1).await;
+    let (boris_id, boris_token) = first.agent("boris", &[], 1).await;
+    let mut olga = first.socket(&olga_token).await;
+    let ticket_id = olga_holds_a_ticket(&first, &mut olga, category).await;
+
+    first.crash();
+    let restarted = first.another_node().await;
+
+    // The restarted node finds Olga connected to a node that is gone: her
+    // supervisor sees her offline…
+    let mut board = supervisor_board(&restarted).await;
+    board_shows(&mut board, "olga", AgentState::Offline).await;
+    // …her ticket stays hers within the grace…
+    let mut boris = restarted.socket(&boris_token).await;
+    boris.go_available().await;
+    restarted.clock.advance_ms(GRACE_MS - 1_000);
+    let ticket = restarted
+        .get(&format!("/api/tickets/{ticket_id}"), &restarted.admin_token)
+        .await;
+    assert_eq!(ticket.body["status"], "assigned", "{}", ticket.body);
+    // …and past it, it goes to Boris.
+    restarted.clock.advance_ms(1_001);
+    let offer = boris.next_offer().await;
+    assert_eq!(offer.ticket.id, ticket_id);
+    let accepted = boris
+        .command(Command::Accept {
+            ticket_id,
+            version: offer.version,
+        })
+        .await;
+    assert!(
+        matches!(accepted, ReplyResult::Ok { ticket: Some(ref t) } if t.assigned_agent_id == Some(boris_id)),
+        "{accepted:?}"
+    );
+    restarted.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_and_restart_sqlite_memory() {
+    a_crashed_nodes_agent_loses_her_ticket_after_the_grace(Storage::Sqlite, Live::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_and_restart_postgres_memory() {
+    a_crashed_nodes_agent_loses_her_ticket_after_the_grace(Storage::Postgres, Live::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_and_restart_sqlite_redis() {
+    a_crashed_nodes_agent_loses_her_ticket_after_the_grace(Storage::Sqlite, Live::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_and_restart_postgres_redis() {
+    a_crashed_nodes_agent_loses_her_ticket_after_the_grace(Storage::Postgres, Live::Redis).await;
+}
+
+/// Two nodes; the one holding Olga's console dies. The other takes her for
+/// absent: her pending offer goes to Boris at once, and her ticket after
+/// the grace. An agent whose console was on the surviving node is left
+/// alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_one_of_two_nodes_dies_the_other_takes_its_agents_work_back() {
+    let Some(mut dying) = crashable(Storage::Postgres, Live::Redis).await else {
+        return;
+    };
+    let survivor = dying.another_node().await;
+    let (_q, category) = survivor.queue("care", &[], 30).await;
+    let (_olga_id, olga_token) = survivor.agent("olga", &[], 2).await;
+    let (boris_id, boris_token) = survivor.agent("boris", &[], 1).await;
+    let mut olga = dying.socket(&olga_token).await;
+    let held = olga_holds_a_ticket(&survivor, &mut olga, category).await;
+    // A second complaint is offered to Olga (she has room for two) and
+    // still pending when her node dies.
+    let customer = survivor.customer("shop-10").await;
+    let pending = survivor
+        .complain(&survivor.admin_token, "lost-2", customer, category, "Late")
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(olga.next_offer().await.ticket.id, pending);
+    let mut board = supervisor_board(&survivor).await;
+    board_shows(&mut board, "olga", AgentState::Available).await;
+
+    dying.crash();
+
+    // The survivor notices: Olga is offline, her pending offer goes to
+    // Boris (connected to the survivor) without waiting for its timeout.
+    board_shows(&mut board, "olga", AgentState::Offline).await;
+    let mut boris = survivor.socket(&boris_token).await;
+    boris.go_available().await;
+    let offer = boris.next_offer().await;
+    assert_eq!(offer.ticket.id, pending);
+    let accepted = boris
+        .command(Command::Accept {
+            ticket_id: pending,
+            version: offer.version,
+        })
+        .await;
+    assert!(matches!(accepted, ReplyResult::Ok { .. }), "{accepted:?}");
+
+    // Past the grace, the ticket Olga held is back in the queue; Vera takes it.
+    let (_vera_id, vera_token) = survivor.agent("vera", &[], 1).await;
+    let mut vera = survivor.socket(&vera_token).await;
+    vera.go_available().await;
+    survivor.clock.advance_ms(GRACE_MS + 1);
+    assert_eq!(vera.next_offer().await.ticket.id, held);
+    // Boris, on the surviving node, was not taken for absent: his ticket
+    // is still his past the grace.
+    let ticket = survivor
+        .get(&format!("/api/tickets/{pending}"), &survivor.admin_token)
+        .await;
+    assert_eq!(ticket.body["assigned_agent_id"], boris_id);
+    survivor.stop().await;
+}
