@@ -690,6 +690,12 @@ impl Desk {
     pub async fn agent_connected(&self, agent_id: i64) {
         let gate = self.agent_gate(agent_id);
         let _one_at_a_time = gate.lock().await;
+        self.record_connection(agent_id).await;
+    }
+
+    /// Record the agent's connection to this node and keep its number (the
+    /// caller holds the agent's gate).
+    async fn record_connection(&self, agent_id: i64) {
         match self.db.mark_connected(agent_id, self.bus.node()).await {
             Ok(seq) => {
                 self.connections

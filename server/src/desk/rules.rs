@@ -137,19 +137,8 @@ impl Desk {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .contains_key(&agent_id);
-            if !here {
-                continue;
-            }
-            match self.db.mark_connected(agent_id, self.bus.node()).await {
-                Ok(seq) => {
-                    self.connections
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(agent_id, seq);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, agent_id, "could not record a connection again")
-                }
+            if here {
+                self.record_connection(agent_id).await;
             }
         }
     }
