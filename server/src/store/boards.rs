@@ -24,6 +24,9 @@ impl Db {
             .map(|i| format!("${}", i + 2))
             .collect::<Vec<_>>()
             .join(", ");
+        // The second `status IN (…)` repeats the condition of the partial
+        // index `tickets_live`, which SQLite uses only then (otherwise every
+        // reading went through every ticket ever filed).
         let sql = format!(
             "SELECT q.id, COALESCE(w.waiting, 0) AS waiting, w.oldest, \
                  CAST(COALESCE(a.answered, 0) AS BIGINT) AS answered, \
@@ -31,6 +34,7 @@ impl Db {
              FROM queues q \
              LEFT JOIN (SELECT queue_id, COUNT(*) AS waiting, MIN(created_at_ms) AS oldest \
                  FROM tickets WHERE queue_id IN ({ids}) AND status IN ('queued', 'offered') \
+                 AND status IN ('queued', 'offered', 'assigned') \
                  GROUP BY queue_id) w ON w.queue_id = q.id \
              LEFT JOIN (SELECT queue_id, SUM(answered) AS answered, SUM(within_level) AS within \
                  FROM queue_answers WHERE queue_id IN ({ids}) AND day = $1 \

@@ -138,12 +138,17 @@ impl Db {
         .collect::<Result<_, _>>()?)
     }
 
-    /// Tickets held by agents whose consoles all went away.
+    /// Tickets held by agents whose consoles all went away. Every tick: the
+    /// absent agents are looked up first and their tickets through
+    /// `tickets_agent` (SQLite, left to itself, read every ticket ever
+    /// filed, on the connection that carries the writes).
     pub async fn held_by_absent_agents(&self) -> StoreResult<Vec<HeldByAbsent>> {
         sqlx::query(
             "SELECT t.id, t.assigned_agent_id, t.queue_id, a.disconnected_at_ms FROM tickets t \
              JOIN agents a ON a.user_id = t.assigned_agent_id \
-             WHERE t.status = 'assigned' AND a.disconnected_at_ms IS NOT NULL ORDER BY t.id",
+             WHERE t.status = 'assigned' AND a.disconnected_at_ms IS NOT NULL \
+             AND t.assigned_agent_id IN (SELECT user_id FROM agents WHERE disconnected_at_ms IS NOT NULL) \
+             ORDER BY t.id",
         )
         .fetch_all(&self.pool)
         .await?
@@ -241,8 +246,12 @@ impl Db {
         queue_id: i64,
         created_before_ms: i64,
     ) -> StoreResult<Vec<(i64, i64)>> {
+        // The `status IN (…)` term is the one of the partial index
+        // `tickets_live`: SQLite uses a partial index only for a query that
+        // repeats its condition (otherwise it reads every ticket ever filed).
         Ok(sqlx::query(
-            "SELECT id, rank_ms FROM tickets WHERE queue_id = $1 AND status = 'queued' AND created_at_ms <= $2 \
+            "SELECT id, rank_ms FROM tickets WHERE queue_id = $1 AND status = 'queued' \
+             AND status IN ('queued', 'offered', 'assigned') AND created_at_ms <= $2 \
              AND held_for_agent_id IS NULL ORDER BY id LIMIT 500",
         )
         .bind(queue_id)
