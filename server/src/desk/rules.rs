@@ -106,9 +106,15 @@ impl Desk {
                 agents = agents.len(),
                 "a node went silent: its agents are absent"
             );
+            // Recorded absent already: one who cannot be taken offline now
+            // still loses their tickets after the grace.
             for agent_id in agents {
-                self.set_state(agent_id, AgentState::Offline, Some("connection lost"))
-                    .await?;
+                if let Err(e) = self
+                    .set_state(agent_id, AgentState::Offline, Some("connection lost"))
+                    .await
+                {
+                    tracing::warn!(error = %e, agent_id, "could not take an agent of a lost node offline");
+                }
             }
         }
         Ok(())
