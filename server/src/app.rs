@@ -359,6 +359,7 @@ fn spawn_background(
                             Ok(false) => {
                                 tracing::warn!("this node was silent past its term; recording its connections again");
                                 state.desk.reclaim_connections().await;
+                                state.metrics.node_lapses.inc();
                             }
                             Err(e) => tracing::warn!(error = %e, "could not say this node is alive"),
                         }

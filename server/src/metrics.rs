@@ -117,6 +117,10 @@ pub struct Metrics {
     /// Runs of the periodic work by this node (one node of a deployment
     /// at a time runs it).
     pub ticks: Counter,
+    /// Times this node found its word that it is alive lapsed (it was stuck
+    /// or cut off past `--node-silence-seconds`) and recorded its consoles'
+    /// connections again.
+    pub node_lapses: Counter,
     pub filing: FilingPhases,
 }
 
@@ -193,6 +197,12 @@ impl Metrics {
             "Runs of the periodic work (offer timeouts, overflow, wrap-up ends, returns of absent \
              agents' tickets) by this node; one node of a deployment at a time runs it.",
             &[("", self.ticks.get())],
+        );
+        counter(
+            "callcenter_node_lapses_total",
+            "Times this node was silent past its term (stuck or cut off: the others may have \
+             taken its agents for absent) and recorded its consoles' connections again.",
+            &[("", self.node_lapses.get())],
         );
         let _ = writeln!(
             out,

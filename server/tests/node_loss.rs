@@ -200,3 +200,47 @@ async fn when_one_of_two_nodes_dies_the_other_takes_its_agents_work_back() {
     assert_eq!(ticket.body["assigned_agent_id"], boris_id);
     survivor.stop().await;
 }
+
+/// A node stuck past its term (every worker busy, or cut off) is taken for
+/// dead by the others: its agent is marked absent and offline. When it
+/// comes back it finds its word lapsed and records its consoles'
+/// connections again: the agent, still at her console, keeps her ticket
+/// past the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stuck_past_its_term_keeps_its_agents_tickets_once_back() {
+    let Some(stuck) = crashable(Storage::Postgres, Live::Redis).await else {
+        return;
+    };
+    let other = stuck.another_node().await;
+    let (_q, category) = other.queue("care", &[], 30).await;
+    let (olga_id, olga_token) = other.agent("olga", &[], 1).await;
+    let mut olga = stuck.socket(&olga_token).await;
+    let held = olga_holds_a_ticket(&other, &mut olga, category).await;
+    let mut board = supervisor_board(&other).await;
+    board_shows(&mut board, "olga", AgentState::Available).await;
+
+    let thaw = stuck.freeze();
+    // The other node takes Olga for absent: her node is silent.
+    board_shows(&mut board, "olga", AgentState::Offline).await;
+    drop(thaw);
+    // Back, her node records her connection again…
+    while stuck.metric("callcenter_node_lapses_total").await == 0 {
+        tokio::task::yield_now().await;
+    }
+    // …so past the grace her ticket is still hers.
+    other.clock.advance_ms(GRACE_MS + 1);
+    let ticks = async || {
+        other.metric("callcenter_ticks_total").await + stuck.metric("callcenter_ticks_total").await
+    };
+    let before = ticks().await;
+    while ticks().await < before + 2 {
+        tokio::task::yield_now().await;
+    }
+    let ticket = other
+        .get(&format!("/api/tickets/{held}"), &other.admin_token)
+        .await;
+    assert_eq!(ticket.body["status"], "assigned", "{}", ticket.body);
+    assert_eq!(ticket.body["assigned_agent_id"], olga_id);
+    other.stop().await;
+    stuck.stop().await;
+}

@@ -562,6 +562,41 @@ impl TestApp {
     }
 }
 
+/// A node held stuck by [`TestApp::freeze`]; dropping it lets the node go on.
+pub struct Frozen(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let (thawed, wake) = &*self.0;
+        *thawed.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
+    }
+}
+
+impl TestApp {
+    /// Hold the node stuck (needs [`Options::may_crash`]): each of its
+    /// runtime's workers is kept busy, so it answers nothing, says nothing
+    /// and notices nothing until the returned guard is dropped.
+    pub fn freeze(&self) -> Frozen {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("a node started with may_crash");
+        let frozen = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        for _ in 0..runtime.metrics().num_workers() {
+            let frozen = frozen.clone();
+            runtime.spawn(async move {
+                let (thawed, wake) = &*frozen;
+                let mut thawed = thawed.lock().unwrap_or_else(|p| p.into_inner());
+                while !*thawed {
+                    thawed = wake.wait(thawed).unwrap_or_else(|p| p.into_inner());
+                }
+            });
+        }
+        Frozen(frozen)
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
