@@ -54,10 +54,10 @@ pub struct Desk {
     /// a std mutex (one lookup, never across an await); the gates are async
     /// mutexes, held across a state change's database and routing calls.
     pub agent_gates: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
-    /// The number of each agent's newest console connection on this node
-    /// (`Db::mark_connected`), set and taken under the agent's gate. A std
-    /// mutex: one map operation at a time, never across an await.
-    pub connections: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
+    /// The agents whose console connection to this node is recorded
+    /// (`Db::mark_connected`), added and removed under the agent's gate. A
+    /// std mutex: one set operation at a time, never across an await.
+    pub connections: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 /// Ticket → queue of the offers shown to agents connected to this node.
@@ -693,15 +693,15 @@ impl Desk {
         self.record_connection(agent_id).await;
     }
 
-    /// Record the agent's connection to this node and keep its number (the
-    /// caller holds the agent's gate).
+    /// Record the agent's connection to this node (the caller holds the
+    /// agent's gate).
     async fn record_connection(&self, agent_id: i64) {
         match self.db.mark_connected(agent_id, self.bus.node()).await {
-            Ok(seq) => {
+            Ok(()) => {
                 self.connections
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(agent_id, seq);
+                    .insert(agent_id);
             }
             Err(e) => tracing::warn!(error = %e, agent_id, "could not record a connection"),
         }
@@ -710,24 +710,23 @@ impl Desk {
     /// The agent's last socket on this node closed. `reconnected` tells
     /// whether they have a socket here again (checked under the agent's
     /// gate: a reconnect that made them available first is not undone).
-    /// They go offline only if they did not connect again meanwhile on
-    /// another node either: a console that reconnected elsewhere before
-    /// this node noticed the drop (a node restarting, a network blip the
-    /// old socket takes a ping timeout to notice) keeps its agent
-    /// available, with their tickets.
+    /// They go offline only if no console of theirs is connected to another
+    /// node either: a second tab served by another node, or a console that
+    /// reconnected elsewhere before this node noticed the drop (a node
+    /// restarting, a network blip the old socket takes a ping timeout to
+    /// notice), keeps its agent available, with their tickets.
     pub async fn agent_disconnected(&self, agent_id: i64, reconnected: impl Fn() -> bool) {
         let gate = self.agent_gate(agent_id);
         let _one_at_a_time = gate.lock().await;
         if reconnected() {
             return;
         }
-        let seq = self
-            .connections
+        self.connections
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&agent_id);
-        // No number (the connection could not be recorded): absent all the same.
-        match self.db.mark_disconnected(agent_id, seq, self.now()).await {
+        let node = self.bus.node();
+        match self.db.mark_disconnected(agent_id, node, self.now()).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => tracing::warn!(error = %e, agent_id, "could not record a disconnection"),

@@ -314,3 +314,54 @@ async fn an_agent_who_reconnected_to_another_node_keeps_her_ticket() {
     b.stop().await;
     a.stop().await;
 }
+
+/// An agent with two consoles open, each served by a different node (two
+/// tabs behind a load balancer), closes the newer one: she stays available
+/// and keeps her ticket past the reconnect grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_one_of_two_tabs_on_different_nodes_keeps_the_agent_present() {
+    let Some((a, b)) = shared_deployment().await else {
+        return;
+    };
+    let (_q, category) = a.queue("billing", &[], 30).await;
+    let (olga_id, olga) = a.agent("olga", &[], 2).await;
+    let customer = a.customer("shop-7").await;
+    let mut on_a = a.socket(&olga).await;
+    on_a.go_available().await;
+    let filed = a
+        .complain(&a.admin_token, "n-7", customer, category, "Charged twice")
+        .await;
+    let ticket_id = filed.body["id"].as_i64().unwrap();
+    let offer = on_a.next_offer().await;
+    let accepted = on_a
+        .command(Command::Accept {
+            ticket_id,
+            version: offer.version,
+        })
+        .await;
+    assert!(matches!(accepted, ReplyResult::Ok { .. }), "{accepted:?}");
+
+    // A second tab opens on node B, then closes.
+    let on_b = b.socket(&olga).await;
+    on_b.drop_connection().await;
+    while b.metric("callcenter_sockets_open").await > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+
+    // Past the reconnect grace her ticket is still hers…
+    a.clock.advance_ms(121_000);
+    two_more_ticks(&[&a, &b]).await;
+    let ticket = a
+        .get(&format!("/api/tickets/{ticket_id}"), &a.admin_token)
+        .await;
+    assert_eq!(ticket.body["status"], "assigned", "{}", ticket.body);
+    assert_eq!(ticket.body["assigned_agent_id"], olga_id);
+    // …and she is still available in the tab she kept.
+    let second = b
+        .complain(&b.admin_token, "n-8", customer, category, "Late delivery")
+        .await;
+    let second_id = second.body["id"].as_i64().unwrap();
+    assert_eq!(on_a.next_offer().await.ticket.id, second_id);
+    b.stop().await;
+    a.stop().await;
+}

@@ -130,7 +130,7 @@ impl Desk {
             .connections
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .keys()
+            .iter()
             .copied()
             .collect();
         for agent_id in agents {
@@ -142,7 +142,7 @@ impl Desk {
                 .connections
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .contains_key(&agent_id);
+                .contains(&agent_id);
             if here {
                 self.record_connection(agent_id).await;
             }

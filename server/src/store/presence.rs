@@ -41,79 +41,83 @@ impl Db {
         Ok(())
     }
 
-    /// The agent's console connection `seq` (see [`Db::mark_connected`];
-    /// `None`: not known) was their last on its node and closed: they are
-    /// absent from now, unless they connected again since (on any node).
-    /// Returns whether they are absent.
+    /// The agent's last console on `node` closed: they are absent from now
+    /// unless a console of theirs is connected on another node (a second
+    /// tab, or a console that reconnected elsewhere before this node noticed
+    /// the drop). Returns whether they are absent.
     pub async fn mark_disconnected(
         &self,
         agent_id: i64,
-        seq: Option<i64>,
+        node: &str,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        let marked = match seq {
-            Some(seq) => sqlx::query(
-                "UPDATE agents SET disconnected_at_ms = $1 WHERE user_id = $2 AND connection_seq = $3",
-            )
-            .bind(now_ms)
+        let mut tx = super::begin(&self.pool).await?;
+        sqlx::query("DELETE FROM agent_sockets WHERE agent_id = $1 AND node = $2")
             .bind(agent_id)
-            .bind(seq),
-            None => sqlx::query("UPDATE agents SET disconnected_at_ms = $1 WHERE user_id = $2")
-                .bind(now_ms)
-                .bind(agent_id),
-        }
-        .execute(&self.pool)
-        .await?;
-        Ok(marked.rows_affected() > 0)
+            .bind(node)
+            .execute(&mut *tx)
+            .await?;
+        let absent = mark_absent_if_nowhere(&mut tx, agent_id, now_ms).await?;
+        tx.commit().await?;
+        Ok(absent)
     }
 
     /// A console of the agent connected to `node`: they are not absent.
-    /// Returns the connection's number; every later connection of the
-    /// agent gets a higher one.
-    pub async fn mark_connected(&self, agent_id: i64, node: &str) -> StoreResult<i64> {
-        let row = sqlx::query(
-            "UPDATE agents SET disconnected_at_ms = NULL, connection_seq = connection_seq + 1, \
-             connected_node = $2 WHERE user_id = $1 RETURNING connection_seq",
+    pub async fn mark_connected(&self, agent_id: i64, node: &str) -> StoreResult<()> {
+        let mut tx = super::begin(&self.pool).await?;
+        let found = sqlx::query("UPDATE agents SET disconnected_at_ms = NULL WHERE user_id = $1")
+            .bind(agent_id)
+            .execute(&mut *tx)
+            .await?;
+        if found.rows_affected() == 0 {
+            return Err(StoreError::NotFound("agent"));
+        }
+        sqlx::query(
+            "INSERT INTO agent_sockets (agent_id, node) VALUES ($1, $2) \
+             ON CONFLICT (agent_id, node) DO NOTHING",
         )
         .bind(agent_id)
         .bind(node)
-        .fetch_optional(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        match row {
-            Some(r) => Ok(r.try_get("connection_seq")?),
-            None => Err(StoreError::NotFound("agent")),
-        }
+        tx.commit().await?;
+        Ok(())
     }
 
-    /// The nodes that hold the newest console connection of some agent not
-    /// marked absent.
+    /// The nodes that hold a console connection of some agent.
     pub async fn nodes_with_connected_agents(&self) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query(
-            "SELECT DISTINCT connected_node FROM agents \
-             WHERE disconnected_at_ms IS NULL AND connected_node IS NOT NULL ORDER BY connected_node",
+        Ok(
+            sqlx::query("SELECT DISTINCT node FROM agent_sockets ORDER BY node")
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| r.try_get("node"))
+                .collect::<Result<_, _>>()?,
         )
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| r.try_get("connected_node"))
-        .collect::<Result<_, _>>()?)
     }
 
-    /// `node` is gone without marking its agents absent: every agent whose
-    /// newest connection it held (and who has not connected since) is
+    /// `node` is gone without saying its consoles closed: its connections
+    /// are forgotten, and the agents left with none on any other node are
     /// absent from now. Returns them.
     pub async fn mark_node_lost(&self, node: &str, now_ms: i64) -> StoreResult<Vec<i64>> {
-        Ok(sqlx::query(
-            "UPDATE agents SET disconnected_at_ms = $1 \
-             WHERE connected_node = $2 AND disconnected_at_ms IS NULL RETURNING user_id",
-        )
-        .bind(now_ms)
-        .bind(node)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| r.try_get("user_id"))
-        .collect::<Result<_, _>>()?)
+        let mut tx = super::begin(&self.pool).await?;
+        let agents: Vec<i64> =
+            sqlx::query("DELETE FROM agent_sockets WHERE node = $1 RETURNING agent_id")
+                .bind(node)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("agent_id"))
+                .collect::<Result<_, _>>()?;
+        let mut absent = Vec::new();
+        for agent_id in agents {
+            if mark_absent_if_nowhere(&mut tx, agent_id, now_ms).await? {
+                absent.push(agent_id);
+            }
+        }
+        tx.commit().await?;
+        absent.sort_unstable();
+        Ok(absent)
     }
 
     pub async fn set_wrap_up_until(&self, agent_id: i64, until_ms: Option<i64>) -> StoreResult<()> {
@@ -296,4 +300,22 @@ impl Db {
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// The agent is absent from `now_ms` if no node holds a console of theirs
+/// (and they were not absent already). Returns whether they became absent.
+async fn mark_absent_if_nowhere(
+    tx: &mut super::group_commit::Tx,
+    agent_id: i64,
+    now_ms: i64,
+) -> StoreResult<bool> {
+    let marked = sqlx::query(
+        "UPDATE agents SET disconnected_at_ms = $1 WHERE user_id = $2 AND disconnected_at_ms IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM agent_sockets s WHERE s.agent_id = $2)",
+    )
+    .bind(now_ms)
+    .bind(agent_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(marked.rows_affected() > 0)
 }
