@@ -272,23 +272,14 @@ async fn an_agent_who_reconnected_to_another_node_keeps_her_ticket() {
     let Some((a, b)) = shared_deployment().await else {
         return;
     };
-    let (_q, category) = a.queue("billing", &[], 30).await;
-    let (olga_id, olga) = a.agent("olga", &[], 2).await;
-    let customer = a.customer("shop-5").await;
-    let mut on_a = a.socket(&olga).await;
-    on_a.go_available().await;
-    let filed = a
-        .complain(&a.admin_token, "n-5", customer, category, "Charged twice")
-        .await;
-    let ticket_id = filed.body["id"].as_i64().unwrap();
-    let offer = on_a.next_offer().await;
-    let accepted = on_a
-        .command(Command::Accept {
-            ticket_id,
-            version: offer.version,
-        })
-        .await;
-    assert!(matches!(accepted, ReplyResult::Ok { .. }), "{accepted:?}");
+    let Holding {
+        olga_id,
+        olga,
+        console: on_a,
+        category,
+        customer,
+        ticket_id,
+    } = olga_holds_a_ticket(&a).await;
 
     // Her console is on node B now; node A sees the old socket close after.
     let mut on_b = b.socket(&olga).await;
@@ -323,23 +314,14 @@ async fn closing_one_of_two_tabs_on_different_nodes_keeps_the_agent_present() {
     let Some((a, b)) = shared_deployment().await else {
         return;
     };
-    let (_q, category) = a.queue("billing", &[], 30).await;
-    let (olga_id, olga) = a.agent("olga", &[], 2).await;
-    let customer = a.customer("shop-7").await;
-    let mut on_a = a.socket(&olga).await;
-    on_a.go_available().await;
-    let filed = a
-        .complain(&a.admin_token, "n-7", customer, category, "Charged twice")
-        .await;
-    let ticket_id = filed.body["id"].as_i64().unwrap();
-    let offer = on_a.next_offer().await;
-    let accepted = on_a
-        .command(Command::Accept {
-            ticket_id,
-            version: offer.version,
-        })
-        .await;
-    assert!(matches!(accepted, ReplyResult::Ok { .. }), "{accepted:?}");
+    let Holding {
+        olga_id,
+        olga,
+        console: mut on_a,
+        category,
+        customer,
+        ticket_id,
+    } = olga_holds_a_ticket(&a).await;
 
     // A second tab opens on node B, then closes.
     let on_b = b.socket(&olga).await;
@@ -358,10 +340,54 @@ async fn closing_one_of_two_tabs_on_different_nodes_keeps_the_agent_present() {
     assert_eq!(ticket.body["assigned_agent_id"], olga_id);
     // …and she is still available in the tab she kept.
     let second = b
-        .complain(&b.admin_token, "n-8", customer, category, "Late delivery")
+        .complain(&b.admin_token, "n-7", customer, category, "Late delivery")
         .await;
     let second_id = second.body["id"].as_i64().unwrap();
     assert_eq!(on_a.next_offer().await.ticket.id, second_id);
     b.stop().await;
     a.stop().await;
+}
+
+/// Olga (room for two tickets) available on `node`, holding one complaint.
+struct Holding {
+    olga_id: i64,
+    olga: String,
+    console: support::ws::Socket,
+    category: i64,
+    customer: i64,
+    ticket_id: i64,
+}
+
+async fn olga_holds_a_ticket(node: &TestApp) -> Holding {
+    let (_q, category) = node.queue("billing", &[], 30).await;
+    let (olga_id, olga) = node.agent("olga", &[], 2).await;
+    let customer = node.customer("shop-5").await;
+    let mut console = node.socket(&olga).await;
+    console.go_available().await;
+    let filed = node
+        .complain(
+            &node.admin_token,
+            "n-5",
+            customer,
+            category,
+            "Charged twice",
+        )
+        .await;
+    let ticket_id = filed.body["id"].as_i64().unwrap();
+    let offer = console.next_offer().await;
+    let accepted = console
+        .command(Command::Accept {
+            ticket_id,
+            version: offer.version,
+        })
+        .await;
+    assert!(matches!(accepted, ReplyResult::Ok { .. }), "{accepted:?}");
+    Holding {
+        olga_id,
+        olga,
+        console,
+        category,
+        customer,
+        ticket_id,
+    }
 }
