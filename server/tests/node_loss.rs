@@ -36,15 +36,7 @@ async fn olga_holds_a_ticket(node: &TestApp, olga: &mut Socket, category: i64) -
         .complain(&node.admin_token, "lost-1", customer, category, "No refund")
         .await;
     let ticket_id = filed.body["id"].as_i64().unwrap();
-    let offer = olga.next_offer().await;
-    assert_eq!(offer.ticket.id, ticket_id);
-    let accepted = olga
-        .command(Command::Accept {
-            ticket_id,
-            version: offer.version,
-        })
-        .await;
-    assert!(matches!(accepted, ReplyResult::Ok { .. }), "{accepted:?}");
+    olga.accept_next_offer(ticket_id).await;
     ticket_id
 }
 
@@ -106,18 +98,8 @@ async fn a_crashed_nodes_agent_loses_her_ticket_after_the_grace(storage: Storage
     assert_eq!(ticket.body["status"], "assigned", "{}", ticket.body);
     // …and past it, it goes to Boris.
     restarted.clock.advance_ms(1_001);
-    let offer = boris.next_offer().await;
-    assert_eq!(offer.ticket.id, ticket_id);
-    let accepted = boris
-        .command(Command::Accept {
-            ticket_id,
-            version: offer.version,
-        })
-        .await;
-    assert!(
-        matches!(accepted, ReplyResult::Ok { ticket: Some(ref t) } if t.assigned_agent_id == Some(boris_id)),
-        "{accepted:?}"
-    );
+    let accepted = boris.accept_next_offer(ticket_id).await;
+    assert_eq!(accepted.assigned_agent_id, Some(boris_id));
     restarted.stop().await;
 }
 
@@ -176,15 +158,7 @@ async fn when_one_of_two_nodes_dies_the_other_takes_its_agents_work_back() {
     board_shows(&mut board, "olga", AgentState::Offline).await;
     let mut boris = survivor.socket(&boris_token).await;
     boris.go_available().await;
-    let offer = boris.next_offer().await;
-    assert_eq!(offer.ticket.id, pending);
-    let accepted = boris
-        .command(Command::Accept {
-            ticket_id: pending,
-            version: offer.version,
-        })
-        .await;
-    assert!(matches!(accepted, ReplyResult::Ok { .. }), "{accepted:?}");
+    boris.accept_next_offer(pending).await;
 
     // Past the grace, the ticket Olga held is back in the queue; Vera takes it.
     let (_vera_id, vera_token) = survivor.agent("vera", &[], 1).await;

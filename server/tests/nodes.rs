@@ -374,14 +374,7 @@ async fn olga_holds_a_ticket(node: &TestApp) -> Holding {
         )
         .await;
     let ticket_id = filed.body["id"].as_i64().unwrap();
-    let offer = console.next_offer().await;
-    let accepted = console
-        .command(Command::Accept {
-            ticket_id,
-            version: offer.version,
-        })
-        .await;
-    assert!(matches!(accepted, ReplyResult::Ok { .. }), "{accepted:?}");
+    console.accept_next_offer(ticket_id).await;
     Holding {
         olga_id,
         olga,

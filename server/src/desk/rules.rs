@@ -81,12 +81,12 @@ impl Desk {
         Ok(())
     }
 
-    /// Agents whose newest console connection is on a node that no longer
-    /// says it is alive (killed, out of memory, its machine gone: it could
-    /// not mark them absent itself) are absent from now and offline, as if
-    /// their consoles had dropped: their pending offers go to others at
-    /// once, and their tickets after the reconnect grace unless they come
-    /// back (on any node).
+    /// The consoles held by a node that no longer says it is alive (killed,
+    /// out of memory, its machine gone: it could not say they closed) are
+    /// forgotten; the agents left with none on another node are absent from
+    /// now and offline, as if their consoles had dropped: their pending
+    /// offers go to others at once, and their tickets after the reconnect
+    /// grace unless they come back (on any node).
     pub(super) async fn mark_agents_of_lost_nodes(&self) -> anyhow::Result<()> {
         let nodes: Vec<String> = self
             .db

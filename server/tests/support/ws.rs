@@ -182,6 +182,25 @@ impl Socket {
         .await
     }
 
+    /// Agents: the next offer is of `ticket_id`; accept it. Returns the
+    /// ticket as the reply shows it (now the agent's).
+    pub async fn accept_next_offer(&mut self, ticket_id: i64) -> callcenter_proto::http::Ticket {
+        let offer = self.next_offer().await;
+        assert_eq!(offer.ticket.id, ticket_id, "offered another ticket");
+        match self
+            .command(Command::Accept {
+                ticket_id,
+                version: offer.version,
+            })
+            .await
+        {
+            ReplyResult::Ok {
+                ticket: Some(ticket),
+            } => ticket,
+            other => panic!("the accept was refused: {other:?}"),
+        }
+    }
+
     /// Agents: the next withdrawn offer, as (ticket, reason).
     pub async fn next_rescind(&mut self) -> (i64, String) {
         self.until(|e| match e {
