@@ -1,5 +1,7 @@
 //! The quality row of an ended inbound complaint, written in the resolve's
-//! own transaction (`Db::resolve` calls [`record_outcome`]), and read back.
+//! own transaction (`Db::resolve` runs [`RECORD_OUTCOME`]: on PostgreSQL in
+//! one statement with its next read, elsewhere by [`record_outcome`]), and
+//! read back.
 
 use super::DAY_MS;
 use crate::store::{Db, StoreError, StoreResult};
@@ -31,47 +33,67 @@ pub async fn record_outcome(
     now_ms: i64,
     settings: &QualitySettings,
 ) -> StoreResult<()> {
-    let window_ms = i64::from(settings.first_contact_window_days) * DAY_MS;
-    sqlx::query(
-        "INSERT INTO ticket_quality (ticket_id, customer_id, category_id, queue_id, agent_id, \
-             ended_at_ms, ended_day, resolved, resolution_code, first_contact, retained_30, \
-             retained_90, retention_purchase_id, compensation_minor, handle_ms, duration_ms) \
-         SELECT id, customer_id, category_id, queue_id, $2, $3, $4, resolved, outcome_code, \
-             CASE WHEN reopen_of IS NULL AND earlier = 0 THEN 1 ELSE 0 END, \
-             retained_30, CASE WHEN purchase_id IS NULL THEN 0 ELSE 1 END, purchase_id, \
-             compensation, CASE WHEN handle > 0 THEN handle ELSE 0 END, \
-             CASE WHEN $3 - started > 0 THEN $3 - started ELSE 0 END \
-         FROM (SELECT t.id, t.customer_id, t.category_id, t.queue_id, t.outcome_code, t.reopen_of, \
-                 CASE WHEN COALESCE(t.outcome_resolved, 0) > 0 THEN 1 ELSE 0 END AS resolved, \
-                 COALESCE(t.origin_started_ms, t.created_at_ms) AS started, \
-                 CASE WHEN EXISTS (SELECT 1 FROM tickets e WHERE e.customer_id = t.customer_id \
-                     AND e.category_id = t.category_id AND e.kind = 'inbound' AND e.id <> t.id \
-                     AND e.created_at_ms >= t.created_at_ms - $5 \
-                     AND (e.created_at_ms < t.created_at_ms \
-                          OR (e.created_at_ms = t.created_at_ms AND e.id < t.id))) \
-                     THEN 1 ELSE 0 END AS earlier, \
-                 CASE WHEN EXISTS (SELECT 1 FROM purchases p WHERE p.customer_id = t.customer_id \
-                     AND p.purchased_at_ms >= $3 AND p.purchased_at_ms <= $6) \
-                     THEN 1 ELSE 0 END AS retained_30, \
-                 (SELECT p.id FROM purchases p WHERE p.customer_id = t.customer_id \
-                     AND p.purchased_at_ms >= $3 AND p.purchased_at_ms <= $7 \
-                     ORDER BY p.purchased_at_ms, p.id LIMIT 1) AS purchase_id, \
-                 (SELECT CAST(COALESCE(SUM(l.amount_minor), 0) AS BIGINT) \
-                     FROM compensation_ledger l WHERE l.ticket_id = t.id) AS compensation, \
-                 (SELECT CAST(COALESCE(SUM(COALESCE(a.ended_at_ms, $3) - a.started_at_ms), 0) AS BIGINT) \
-                     FROM assignments a WHERE a.ticket_id = t.id) AS handle \
-             FROM tickets t WHERE t.id = $1 AND t.kind = 'inbound') q",
+    bind_outcome(
+        sqlx::query(RECORD_OUTCOME),
+        ticket_id,
+        agent_id,
+        now_ms,
+        settings,
     )
-    .bind(ticket_id)
-    .bind(agent_id)
-    .bind(now_ms)
-    .bind(now_ms.div_euclid(DAY_MS))
-    .bind(window_ms)
-    .bind(now_ms + RETAINED_30_MS)
-    .bind(now_ms + RETAINED_90_MS)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// [`record_outcome`]'s statement, for a caller that runs it with more
+/// (a `WITH` of the resolve's next read on PostgreSQL): `$1` the ticket,
+/// `$2` the agent, `$3` now, `$4` to `$7` what [`bind_outcome`] binds.
+pub(crate) const RECORD_OUTCOME: &str = "INSERT INTO ticket_quality (ticket_id, customer_id, category_id, queue_id, agent_id, \
+         ended_at_ms, ended_day, resolved, resolution_code, first_contact, retained_30, \
+         retained_90, retention_purchase_id, compensation_minor, handle_ms, duration_ms) \
+     SELECT id, customer_id, category_id, queue_id, $2, $3, $4, resolved, outcome_code, \
+         CASE WHEN reopen_of IS NULL AND earlier = 0 THEN 1 ELSE 0 END, \
+         retained_30, CASE WHEN purchase_id IS NULL THEN 0 ELSE 1 END, purchase_id, \
+         compensation, CASE WHEN handle > 0 THEN handle ELSE 0 END, \
+         CASE WHEN $3 - started > 0 THEN $3 - started ELSE 0 END \
+     FROM (SELECT t.id, t.customer_id, t.category_id, t.queue_id, t.outcome_code, t.reopen_of, \
+             CASE WHEN COALESCE(t.outcome_resolved, 0) > 0 THEN 1 ELSE 0 END AS resolved, \
+             COALESCE(t.origin_started_ms, t.created_at_ms) AS started, \
+             CASE WHEN EXISTS (SELECT 1 FROM tickets e WHERE e.customer_id = t.customer_id \
+                 AND e.category_id = t.category_id AND e.kind = 'inbound' AND e.id <> t.id \
+                 AND e.created_at_ms >= t.created_at_ms - $5 \
+                 AND (e.created_at_ms < t.created_at_ms \
+                      OR (e.created_at_ms = t.created_at_ms AND e.id < t.id))) \
+                 THEN 1 ELSE 0 END AS earlier, \
+             CASE WHEN EXISTS (SELECT 1 FROM purchases p WHERE p.customer_id = t.customer_id \
+                 AND p.purchased_at_ms >= $3 AND p.purchased_at_ms <= $6) \
+                 THEN 1 ELSE 0 END AS retained_30, \
+             (SELECT p.id FROM purchases p WHERE p.customer_id = t.customer_id \
+                 AND p.purchased_at_ms >= $3 AND p.purchased_at_ms <= $7 \
+                 ORDER BY p.purchased_at_ms, p.id LIMIT 1) AS purchase_id, \
+             (SELECT CAST(COALESCE(SUM(l.amount_minor), 0) AS BIGINT) \
+                 FROM compensation_ledger l WHERE l.ticket_id = t.id) AS compensation, \
+             (SELECT CAST(COALESCE(SUM(COALESCE(a.ended_at_ms, $3) - a.started_at_ms), 0) AS BIGINT) \
+                 FROM assignments a WHERE a.ticket_id = t.id) AS handle \
+         FROM tickets t WHERE t.id = $1 AND t.kind = 'inbound') q";
+
+/// Bind [`RECORD_OUTCOME`]'s parameters.
+pub(crate) fn bind_outcome<'q>(
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ticket_id: i64,
+    agent_id: i64,
+    now_ms: i64,
+    settings: &QualitySettings,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    let window_ms = i64::from(settings.first_contact_window_days) * DAY_MS;
+    query
+        .bind(ticket_id)
+        .bind(agent_id)
+        .bind(now_ms)
+        .bind(now_ms.div_euclid(DAY_MS))
+        .bind(window_ms)
+        .bind(now_ms + RETAINED_30_MS)
+        .bind(now_ms + RETAINED_90_MS)
 }
 
 const QUALITY_COLUMNS: &str = "q.ticket_id, q.customer_id, q.category_id, q.queue_id, q.agent_id, \

@@ -884,31 +884,51 @@ impl Work for Resolve {
             )
             .await?;
         }
-        // The complaint's quality record, in the same transaction (issue 7).
-        crate::quality::outcomes::record_outcome(tx, ticket_id, agent_id, now_ms, &self.settings)
-            .await?;
-        // What follows: reopens held for the agent (0), whether the ticket
-        // was ever escalated (1). The held ones are found by the agent alone
-        // (`tickets_held_for`) and their status checked here: with the
-        // status in the query a plan made without statistics also read the
-        // `tickets_live` entries of every queued ticket, so every resolve
-        // slowed as a line grew.
-        let mut held_reopens = Vec::new();
-        let mut ever_escalated = false;
-        for row in sqlx::query(
-            "SELECT 0 AS which, id, status FROM tickets \
-                 WHERE held_for_agent_id = $1 AND held_until_ms > $2 \
+        // The complaint's quality record, in the same transaction (issue 7),
+        // then what follows: reopens held for the agent (0), whether the
+        // ticket was ever escalated (1). On PostgreSQL one statement does
+        // both (a `WITH` insert runs whatever its query reads). The held
+        // ones are found by the agent alone (`tickets_held_for`) and their
+        // status checked here: with the status in the query a plan made
+        // without statistics also read the `tickets_live` entries of every
+        // queued ticket, so every resolve slowed as a line grew.
+        const FOLLOWING: &str = "SELECT 0 AS which, id, status FROM tickets \
+                 WHERE held_for_agent_id = $2 AND held_until_ms > $3 \
              UNION ALL \
              SELECT 1 AS which, ticket_id AS id, '' AS status FROM \
-                 (SELECT ticket_id FROM ticket_events WHERE ticket_id = $3 AND kind = 'escalated' LIMIT 1) e \
-             ORDER BY 1, 2",
-        )
-        .bind(agent_id)
-        .bind(now_ms)
-        .bind(ticket_id)
-        .fetch_all(&mut **tx)
-        .await?
-        {
+                 (SELECT ticket_id FROM ticket_events WHERE ticket_id = $1 AND kind = 'escalated' LIMIT 1) e \
+             ORDER BY 1, 2";
+        let following = if postgres {
+            use crate::quality::outcomes::{RECORD_OUTCOME, bind_outcome};
+            let sql = format!("WITH q AS ({RECORD_OUTCOME}) {FOLLOWING}");
+            bind_outcome(
+                sqlx::query(&sql),
+                ticket_id,
+                agent_id,
+                now_ms,
+                &self.settings,
+            )
+            .fetch_all(&mut **tx)
+            .await?
+        } else {
+            crate::quality::outcomes::record_outcome(
+                tx,
+                ticket_id,
+                agent_id,
+                now_ms,
+                &self.settings,
+            )
+            .await?;
+            sqlx::query(FOLLOWING)
+                .bind(ticket_id)
+                .bind(agent_id)
+                .bind(now_ms)
+                .fetch_all(&mut **tx)
+                .await?
+        };
+        let mut held_reopens = Vec::new();
+        let mut ever_escalated = false;
+        for row in following {
             match row.try_get::<i64, _>("which")? {
                 0 => {
                     if row.try_get::<String, _>("status")? == "queued" {
