@@ -345,6 +345,9 @@ fn spawn_background(
             let mut reconcile = tokio::time::interval(RECONCILE_INTERVAL);
             reconcile.tick().await;
             let mut epoch = None;
+            // Until when this node checks, each tick, that the record still
+            // holds its consoles (set by a lapse, see below).
+            let mut check_until: Option<tokio::time::Instant> = None;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
@@ -353,13 +356,26 @@ fn spawn_background(
                         }
                         // Every node says it is alive each tick; one whose
                         // word lapsed records its consoles' connections again
-                        // (another node may have marked its agents absent).
+                        // (another node may have marked its agents absent),
+                        // and checks them every tick for two terms more: the
+                        // node running the periodic work may have read this
+                        // node's name as silent just before it came back,
+                        // and forget its consoles just after.
                         match state.bus.beat(node_silence).await {
-                            Ok(true) => {}
+                            Ok(true) => {
+                                if let Some(until) = check_until {
+                                    if tokio::time::Instant::now() < until {
+                                        state.desk.reclaim_connections().await;
+                                    } else {
+                                        check_until = None;
+                                    }
+                                }
+                            }
                             Ok(false) => {
                                 tracing::warn!("this node was silent past its term; recording its connections again");
                                 state.desk.reclaim_connections().await;
                                 state.metrics.node_lapses.inc();
+                                check_until = Some(tokio::time::Instant::now() + 2 * node_silence);
                             }
                             Err(e) => tracing::warn!(error = %e, "could not say this node is alive"),
                         }

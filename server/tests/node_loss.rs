@@ -7,6 +7,7 @@
 
 mod support;
 
+use callcenter::clock::Clock;
 use callcenter::config::ServeArgs;
 use callcenter_proto::AgentState;
 use callcenter_proto::ws::{Command, ReplyResult, ServerEvent};
@@ -202,6 +203,68 @@ async fn a_node_stuck_past_its_term_keeps_its_agents_tickets_once_back() {
         tokio::task::yield_now().await;
     }
     // …so past the grace her ticket is still hers.
+    other.clock.advance_ms(GRACE_MS + 1);
+    let ticks = async || {
+        other.metric("callcenter_ticks_total").await + stuck.metric("callcenter_ticks_total").await
+    };
+    let before = ticks().await;
+    while ticks().await < before + 2 {
+        tokio::task::yield_now().await;
+    }
+    let ticket = other
+        .get(&format!("/api/tickets/{held}"), &other.admin_token)
+        .await;
+    assert_eq!(ticket.body["status"], "assigned", "{}", ticket.body);
+    assert_eq!(ticket.body["assigned_agent_id"], olga_id);
+    other.stop().await;
+    stuck.stop().await;
+}
+
+/// The node running the periodic work reads a stuck node's name as silent;
+/// the node comes back and records its consoles again; only then does the
+/// other one forget that node's consoles (the sweep lands just after the
+/// return). The node, checking its consoles each tick for a while after a
+/// lapse, records them once more, so its agent, still at her console,
+/// keeps her ticket past the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_landing_just_after_a_stuck_node_is_back_takes_nothing() {
+    let Some(stuck) = crashable(Storage::Postgres, Live::Redis).await else {
+        return;
+    };
+    let other = stuck.another_node().await;
+    let (_q, category) = other.queue("care", &[], 30).await;
+    let (olga_id, olga_token) = other.agent("olga", &[], 1).await;
+    let mut olga = stuck.socket(&olga_token).await;
+    let held = olga_holds_a_ticket(&other, &mut olga, category).await;
+    let record = callcenter::store::Db::connect_only(&other.database_url)
+        .await
+        .unwrap();
+    let nodes = record.nodes_with_connected_agents().await.unwrap();
+    assert_eq!(nodes.len(), 1, "Olga's console is on one node: {nodes:?}");
+
+    let thaw = stuck.freeze();
+    let mut board = supervisor_board(&other).await;
+    board_shows(&mut board, "olga", AgentState::Offline).await;
+    drop(thaw);
+    while stuck.metric("callcenter_node_lapses_total").await == 0 {
+        tokio::task::yield_now().await;
+    }
+    // The late sweep: Olga's console on the node is forgotten after the
+    // node recorded it again.
+    let absent = record
+        .mark_node_lost(&nodes[0], other.clock.now_ms())
+        .await
+        .unwrap();
+    assert_eq!(absent, vec![olga_id]);
+
+    // The node records her console once more.
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while record.nodes_with_connected_agents().await.unwrap() != nodes {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the node that came back records its consoles again");
     other.clock.advance_ms(GRACE_MS + 1);
     let ticks = async || {
         other.metric("callcenter_ticks_total").await + stuck.metric("callcenter_ticks_total").await

@@ -8,6 +8,7 @@ use crate::routing::{Offer, WaitingTicket};
 use callcenter_proto::http::{Customer, PriorityRule, Queue, Ticket};
 use callcenter_proto::ws::ServerEvent;
 use callcenter_proto::{AgentState, TicketStatus};
+use std::collections::HashSet;
 
 /// A ticket's head start in its queue, in milliseconds of waiting time.
 pub fn head_start_ms(rule: &PriorityRule, base_priority_seconds: u32, customer: &Customer) -> i64 {
@@ -122,15 +123,24 @@ impl Desk {
 
     /// This node's word that it is alive had lapsed (it was stuck or cut off
     /// for longer than its term): another node may have marked its agents
-    /// absent meanwhile. Their consoles are still here, so their
-    /// connections are recorded again (an agent taken offline meanwhile
+    /// absent meanwhile. Their consoles are still here, so the connections
+    /// the record lost are recorded again (an agent taken offline meanwhile
     /// stays offline until they choose otherwise; their tickets stay theirs).
+    /// One read when the record has them all.
     pub async fn reclaim_connections(&self) {
+        let recorded: HashSet<i64> = match self.db.agents_connected_on(self.bus.node()).await {
+            Ok(agents) => agents.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read this node's connections");
+                HashSet::new()
+            }
+        };
         let agents: Vec<i64> = self
             .connections
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
+            .filter(|agent_id| !recorded.contains(agent_id))
             .copied()
             .collect();
         for agent_id in agents {

@@ -84,6 +84,19 @@ impl Db {
         Ok(())
     }
 
+    /// The agents whose consoles the record says `node` serves.
+    pub async fn agents_connected_on(&self, node: &str) -> StoreResult<Vec<i64>> {
+        Ok(
+            sqlx::query("SELECT agent_id FROM agent_sockets WHERE node = $1")
+                .bind(node)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| r.try_get("agent_id"))
+                .collect::<Result<_, _>>()?,
+        )
+    }
+
     /// The nodes that hold a console connection of some agent.
     pub async fn nodes_with_connected_agents(&self) -> StoreResult<Vec<String>> {
         Ok(
