@@ -176,16 +176,19 @@ async fn when_one_of_two_nodes_dies_the_other_takes_its_agents_work_back() {
     survivor.stop().await;
 }
 
-/// A node stuck past its term (every worker busy, or cut off) is taken for
-/// dead by the others: its agent is marked absent and offline. When it
-/// comes back it finds its word lapsed and records its consoles'
-/// connections again: the agent, still at her console, keeps her ticket
-/// past the grace.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_stuck_past_its_term_keeps_its_agents_tickets_once_back() {
-    let Some(stuck) = crashable(Storage::Postgres, Live::Redis).await else {
-        return;
-    };
+/// Two nodes; Olga's console (kept open) on the one about to be stuck,
+/// holding a ticket; a supervisor's board on the other.
+struct StuckNode {
+    stuck: TestApp,
+    other: TestApp,
+    _olga: Socket,
+    olga_id: i64,
+    held: i64,
+    board: Socket,
+}
+
+async fn olga_on_a_node_about_to_stick() -> Option<StuckNode> {
+    let stuck = crashable(Storage::Postgres, Live::Redis).await?;
     let other = stuck.another_node().await;
     let (_q, category) = other.queue("care", &[], 30).await;
     let (olga_id, olga_token) = other.agent("olga", &[], 1).await;
@@ -193,31 +196,63 @@ async fn a_node_stuck_past_its_term_keeps_its_agents_tickets_once_back() {
     let held = olga_holds_a_ticket(&other, &mut olga, category).await;
     let mut board = supervisor_board(&other).await;
     board_shows(&mut board, "olga", AgentState::Available).await;
+    Some(StuckNode {
+        stuck,
+        other,
+        _olga: olga,
+        olga_id,
+        held,
+        board,
+    })
+}
 
-    let thaw = stuck.freeze();
-    // The other node takes Olga for absent: her node is silent.
-    board_shows(&mut board, "olga", AgentState::Offline).await;
-    drop(thaw);
-    // Back, her node records her connection again…
-    while stuck.metric("callcenter_node_lapses_total").await == 0 {
-        tokio::task::yield_now().await;
+impl StuckNode {
+    /// The node is stuck until the other takes Olga for absent (her node is
+    /// silent), then back: until it has found its word lapsed and recorded
+    /// its consoles' connections again.
+    async fn stuck_and_back(&mut self) {
+        let thaw = self.stuck.freeze();
+        board_shows(&mut self.board, "olga", AgentState::Offline).await;
+        drop(thaw);
+        while self.stuck.metric("callcenter_node_lapses_total").await == 0 {
+            tokio::task::yield_now().await;
+        }
     }
-    // …so past the grace her ticket is still hers.
-    other.clock.advance_ms(GRACE_MS + 1);
-    let ticks = async || {
-        other.metric("callcenter_ticks_total").await + stuck.metric("callcenter_ticks_total").await
+
+    /// Past the grace, both nodes having ticked, the ticket is still Olga's.
+    async fn past_the_grace_the_ticket_is_still_olgas(self) {
+        let (other, stuck) = (self.other, self.stuck);
+        other.clock.advance_ms(GRACE_MS + 1);
+        let ticks = async || {
+            other.metric("callcenter_ticks_total").await
+                + stuck.metric("callcenter_ticks_total").await
+        };
+        let before = ticks().await;
+        while ticks().await < before + 2 {
+            tokio::task::yield_now().await;
+        }
+        let ticket = other
+            .get(&format!("/api/tickets/{}", self.held), &other.admin_token)
+            .await;
+        assert_eq!(ticket.body["status"], "assigned", "{}", ticket.body);
+        assert_eq!(ticket.body["assigned_agent_id"], self.olga_id);
+        other.stop().await;
+        stuck.stop().await;
+    }
+}
+
+/// A node stuck past its term (every worker busy, or cut off) is taken for
+/// dead by the others: its agent is marked absent and offline. When it
+/// comes back it finds its word lapsed and records its consoles'
+/// connections again: the agent, still at her console, keeps her ticket
+/// past the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stuck_past_its_term_keeps_its_agents_tickets_once_back() {
+    let Some(mut node) = olga_on_a_node_about_to_stick().await else {
+        return;
     };
-    let before = ticks().await;
-    while ticks().await < before + 2 {
-        tokio::task::yield_now().await;
-    }
-    let ticket = other
-        .get(&format!("/api/tickets/{held}"), &other.admin_token)
-        .await;
-    assert_eq!(ticket.body["status"], "assigned", "{}", ticket.body);
-    assert_eq!(ticket.body["assigned_agent_id"], olga_id);
-    other.stop().await;
-    stuck.stop().await;
+    node.stuck_and_back().await;
+    node.past_the_grace_the_ticket_is_still_olgas().await;
 }
 
 /// The node running the periodic work reads a stuck node's name as silent;
@@ -228,34 +263,23 @@ async fn a_node_stuck_past_its_term_keeps_its_agents_tickets_once_back() {
 /// keeps her ticket past the grace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_landing_just_after_a_stuck_node_is_back_takes_nothing() {
-    let Some(stuck) = crashable(Storage::Postgres, Live::Redis).await else {
+    let Some(mut node) = olga_on_a_node_about_to_stick().await else {
         return;
     };
-    let other = stuck.another_node().await;
-    let (_q, category) = other.queue("care", &[], 30).await;
-    let (olga_id, olga_token) = other.agent("olga", &[], 1).await;
-    let mut olga = stuck.socket(&olga_token).await;
-    let held = olga_holds_a_ticket(&other, &mut olga, category).await;
-    let record = callcenter::store::Db::connect_only(&other.database_url)
+    let record = callcenter::store::Db::connect_only(&node.other.database_url)
         .await
         .unwrap();
     let nodes = record.nodes_with_connected_agents().await.unwrap();
     assert_eq!(nodes.len(), 1, "Olga's console is on one node: {nodes:?}");
+    node.stuck_and_back().await;
 
-    let thaw = stuck.freeze();
-    let mut board = supervisor_board(&other).await;
-    board_shows(&mut board, "olga", AgentState::Offline).await;
-    drop(thaw);
-    while stuck.metric("callcenter_node_lapses_total").await == 0 {
-        tokio::task::yield_now().await;
-    }
     // The late sweep: Olga's console on the node is forgotten after the
     // node recorded it again.
     let absent = record
-        .mark_node_lost(&nodes[0], other.clock.now_ms())
+        .mark_node_lost(&nodes[0], node.other.clock.now_ms())
         .await
         .unwrap();
-    assert_eq!(absent, vec![olga_id]);
+    assert_eq!(absent, vec![node.olga_id]);
 
     // The node records her console once more.
     tokio::time::timeout(std::time::Duration::from_secs(10), async {
@@ -265,19 +289,5 @@ async fn a_sweep_landing_just_after_a_stuck_node_is_back_takes_nothing() {
     })
     .await
     .expect("the node that came back records its consoles again");
-    other.clock.advance_ms(GRACE_MS + 1);
-    let ticks = async || {
-        other.metric("callcenter_ticks_total").await + stuck.metric("callcenter_ticks_total").await
-    };
-    let before = ticks().await;
-    while ticks().await < before + 2 {
-        tokio::task::yield_now().await;
-    }
-    let ticket = other
-        .get(&format!("/api/tickets/{held}"), &other.admin_token)
-        .await;
-    assert_eq!(ticket.body["status"], "assigned", "{}", ticket.body);
-    assert_eq!(ticket.body["assigned_agent_id"], olga_id);
-    other.stop().await;
-    stuck.stop().await;
+    node.past_the_grace_the_ticket_is_still_olgas().await;
 }
