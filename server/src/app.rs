@@ -197,6 +197,7 @@ pub async fn run(
         missing_live: Default::default(),
         agent_gates: Default::default(),
         connections: Default::default(),
+        connections_unrecorded: Default::default(),
     });
     let stop = CancellationToken::new();
     let state = AppState {
@@ -361,23 +362,27 @@ fn spawn_background(
                         // node running the periodic work may have read this
                         // node's name as silent just before it came back,
                         // and forget its consoles just after.
-                        match state.bus.beat(node_silence).await {
-                            Ok(true) => {
-                                if let Some(until) = check_until {
-                                    if tokio::time::Instant::now() < until {
-                                        state.desk.reclaim_connections().await;
-                                    } else {
-                                        check_until = None;
-                                    }
-                                }
+                        let lapsed = match state.bus.beat(node_silence).await {
+                            Ok(alive) => !alive,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not say this node is alive");
+                                false
                             }
-                            Ok(false) => {
-                                tracing::warn!("this node was silent past its term; recording its connections again");
-                                state.desk.reclaim_connections().await;
-                                state.metrics.node_lapses.inc();
-                                check_until = Some(tokio::time::Instant::now() + 2 * node_silence);
-                            }
-                            Err(e) => tracing::warn!(error = %e, "could not say this node is alive"),
+                        };
+                        if lapsed {
+                            tracing::warn!("this node was silent past its term; recording its connections again");
+                            check_until = Some(tokio::time::Instant::now() + 2 * node_silence);
+                        } else if check_until.is_some_and(|until| tokio::time::Instant::now() >= until) {
+                            check_until = None;
+                        }
+                        // A connection the database refused to record is
+                        // tried again each tick too.
+                        let unrecorded = state.desk.take_unrecorded_connections();
+                        if check_until.is_some() || unrecorded {
+                            state.desk.reclaim_connections().await;
+                        }
+                        if lapsed {
+                            state.metrics.node_lapses.inc();
                         }
                         // One node at a time runs the periodic work (it
                         // reads the record for due work on every tick); if

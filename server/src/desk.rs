@@ -54,10 +54,14 @@ pub struct Desk {
     /// a std mutex (one lookup, never across an await); the gates are async
     /// mutexes, held across a state change's database and routing calls.
     pub agent_gates: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
-    /// The agents whose console connection to this node is recorded
-    /// (`Db::mark_connected`), added and removed under the agent's gate. A
-    /// std mutex: one set operation at a time, never across an await.
+    /// The agents whose consoles are connected to this node, added and
+    /// removed under the agent's gate. A std mutex: one set operation at a
+    /// time, never across an await.
     pub connections: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// A connection in `connections` could not be recorded
+    /// (`Db::mark_connected` failed): the ticker records it again (see
+    /// [`Desk::reclaim_connections`]) until it holds.
+    pub connections_unrecorded: std::sync::atomic::AtomicBool,
 }
 
 /// Ticket → queue of the offers shown to agents connected to this node.
@@ -694,17 +698,34 @@ impl Desk {
     }
 
     /// Record the agent's connection to this node (the caller holds the
-    /// agent's gate).
+    /// agent's gate). Should the record refuse it (a database error), the
+    /// agent's console is still connected here: the ticker tries again
+    /// every tick, so that a console open through a database outage does
+    /// not leave its agent marked absent, their tickets taken back once the
+    /// grace has passed.
     async fn record_connection(&self, agent_id: i64) {
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(agent_id);
         match self.db.mark_connected(agent_id, self.bus.node()).await {
-            Ok(()) => {
-                self.connections
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(agent_id);
+            Ok(()) => {}
+            // No agent of that name any more: nothing to record.
+            Err(crate::store::StoreError::NotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, agent_id, "could not record a connection; will try again");
+                self.metrics.connections_unrecorded.inc();
+                self.connections_unrecorded
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
             }
-            Err(e) => tracing::warn!(error = %e, agent_id, "could not record a connection"),
         }
+    }
+
+    /// Whether a connection could not be recorded since the last call (see
+    /// [`Desk::record_connection`]).
+    pub fn take_unrecorded_connections(&self) -> bool {
+        self.connections_unrecorded
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The agent's last socket on this node closed. `reconnected` tells

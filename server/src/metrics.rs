@@ -121,6 +121,9 @@ pub struct Metrics {
     /// or cut off past `--node-silence-seconds`) and recorded its consoles'
     /// connections again.
     pub node_lapses: Counter,
+    /// Console connections the database refused to record (tried again
+    /// each tick until recorded).
+    pub connections_unrecorded: Counter,
     pub filing: FilingPhases,
 }
 
@@ -203,6 +206,12 @@ impl Metrics {
             "Times this node was silent past its term (stuck or cut off: the others may have \
              taken its agents for absent) and recorded its consoles' connections again.",
             &[("", self.node_lapses.get())],
+        );
+        counter(
+            "callcenter_connections_unrecorded_total",
+            "Console connections to this node the database refused to record (a database \
+             error); each is recorded again on the next tick.",
+            &[("", self.connections_unrecorded.get())],
         );
         let _ = writeln!(
             out,

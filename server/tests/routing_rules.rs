@@ -17,6 +17,7 @@ on_every_backend!(
     wrap_up_pauses_offers_until_it_is_over,
     an_agent_who_misses_offers_in_a_row_goes_on_break,
     an_absent_agents_ticket_returns_to_the_front_after_the_grace_period,
+    a_reconnect_the_record_refused_at_first_keeps_the_ticket,
     a_cancelled_ticket_withdraws_its_offer,
     a_ticket_waiting_too_long_overflows_to_another_queue,
     a_lost_live_state_is_rebuilt_and_nothing_is_lost,
@@ -292,6 +293,97 @@ async fn an_absent_agents_ticket_returns_to_the_front_after_the_grace_period(app
         .await;
     assert_ne!(taken_back.assigned_agent_id, Some(anna_id));
     assert_eq!(taken_back.status, TicketStatus::Queued);
+}
+
+/// Anna's network drops and she is marked absent; when her console comes
+/// back the database refuses, for a moment, to record her connection (an
+/// outage). Her console stays open; once the database takes writes again
+/// the node records it: past the grace, the ticket is still hers.
+async fn a_reconnect_the_record_refused_at_first_keeps_the_ticket(app: TestApp) {
+    let (_q, category) = queue_with(&app, "care", json!({ "reconnect_grace_seconds": 60 })).await;
+    let who = customer(&app, "c-5", "standard").await;
+    let (anna_id, token) = app.agent("anna", &[], 1).await;
+    let mut desk = app.socket(&token).await;
+    desk.go_available().await;
+    let held = file(&app, "u-1", who, category).await;
+    desk.accept_next_offer(held).await;
+
+    let last = desk.last_seq();
+    desk.drop_connection().await;
+    while app.metric("callcenter_sockets_open").await > 0 {
+        tokio::task::yield_now().await;
+    }
+    let outage = ConnectionsRefused::begin(&app).await;
+    let _back = Socket::connect_from(&app.ws_url(), &token, Some(last)).await;
+    while app.metric("callcenter_connections_unrecorded_total").await == 0 {
+        tokio::task::yield_now().await;
+    }
+    outage.end().await;
+    ticks(&app, 2).await;
+
+    app.clock.advance_ms(61_000);
+    ticks(&app, 2).await;
+    let t = app
+        .get(&format!("/api/tickets/{held}"), &app.admin_token)
+        .await;
+    assert_eq!(t.body["status"], "assigned", "{}", t.body);
+    assert_eq!(t.body["assigned_agent_id"], anna_id);
+}
+
+/// The database refusing to record console connections (a trigger that
+/// fails every insert of one), until [`ConnectionsRefused::end`].
+struct ConnectionsRefused {
+    db: sqlx::AnyConnection,
+    postgres: bool,
+}
+
+impl ConnectionsRefused {
+    async fn begin(app: &TestApp) -> Self {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut db = sqlx::AnyConnection::connect(&app.database_url)
+            .await
+            .expect("connect to the record");
+        let postgres = app.database_url.starts_with("postgres");
+        let statements: &[&str] = if postgres {
+            &[
+                "CREATE FUNCTION refuse_connection() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'out of disk space'; END $$",
+                "CREATE TRIGGER refuse_connection BEFORE INSERT ON agent_sockets \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_connection()",
+            ]
+        } else {
+            &[
+                "PRAGMA busy_timeout = 5000",
+                "CREATE TRIGGER refuse_connection BEFORE INSERT ON agent_sockets \
+                 BEGIN SELECT RAISE(ABORT, 'out of disk space'); END",
+            ]
+        };
+        for statement in statements {
+            sqlx::query(statement)
+                .execute(&mut db)
+                .await
+                .expect(statement);
+        }
+        ConnectionsRefused { db, postgres }
+    }
+
+    async fn end(mut self) {
+        let lift = if self.postgres {
+            "DROP TRIGGER refuse_connection ON agent_sockets"
+        } else {
+            "DROP TRIGGER refuse_connection"
+        };
+        sqlx::query(lift).execute(&mut self.db).await.expect(lift);
+    }
+}
+
+/// Wait until the node has ticked `n` times more.
+async fn ticks(app: &TestApp, n: u64) {
+    let before = app.metric("callcenter_ticks_total").await;
+    while app.metric("callcenter_ticks_total").await < before + n {
+        tokio::task::yield_now().await;
+    }
 }
 
 async fn a_cancelled_ticket_withdraws_its_offer(app: TestApp) {
