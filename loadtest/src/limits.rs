@@ -11,11 +11,20 @@ use crate::stats::Percentiles;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The family the nodes publish (server `metrics.rs`).
-const FAMILY: &str = "callcenter_filing_phase_seconds";
+/// The families the nodes publish (server `metrics.rs` and `/metrics`),
+/// each with the prefix its phases get here: a filing's steps, and the
+/// group commit's (every write of the node, filings among them).
+const FAMILIES: [(&str, &str); 2] = [
+    ("callcenter_filing_phase_seconds", ""),
+    ("callcenter_db_group_phase_seconds", "writer_"),
+];
 
 /// The steps, in the order a filing goes through them.
 pub const PHASES: [&str; 3] = ["record", "routing", "delivery"];
+
+/// The group commit's steps, of which `record` is made: the wait for a
+/// writer, and the writer's batch (its statements and commit).
+pub const WRITER_PHASES: [&str; 2] = ["writer_wait", "writer_batch"];
 
 /// Cumulative bucket counts per phase: (upper bound in seconds, count).
 /// The last bound is infinite.
@@ -23,12 +32,17 @@ pub const PHASES: [&str; 3] = ["record", "routing", "delivery"];
 pub struct PhaseBuckets(BTreeMap<String, Vec<(f64, u64)>>);
 
 impl PhaseBuckets {
-    /// Read the filing phases out of a node's Prometheus text.
+    /// Read the filing and group commit phases out of a node's Prometheus
+    /// text.
     pub fn parse(text: &str) -> PhaseBuckets {
-        let prefix = format!("{FAMILY}_bucket{{phase=\"");
+        let prefixes =
+            FAMILIES.map(|(family, named)| (format!("{family}_bucket{{phase=\""), named));
         let mut phases: BTreeMap<String, Vec<(f64, u64)>> = BTreeMap::new();
         for line in text.lines() {
-            let Some(rest) = line.strip_prefix(prefix.as_str()) else {
+            let Some((rest, named)) = prefixes
+                .iter()
+                .find_map(|(prefix, named)| Some((line.strip_prefix(prefix.as_str())?, *named)))
+            else {
                 continue;
             };
             let Some((phase, rest)) = rest.split_once("\",le=\"") else {
@@ -49,7 +63,7 @@ impl PhaseBuckets {
                 continue;
             };
             phases
-                .entry(phase.to_string())
+                .entry(format!("{named}{phase}"))
                 .or_default()
                 .push((le, count));
         }
@@ -126,6 +140,7 @@ impl PhaseBuckets {
     pub fn percentiles(&self) -> BTreeMap<String, Percentiles> {
         PHASES
             .iter()
+            .chain(&WRITER_PHASES)
             .filter(|p| self.0.contains_key(**p))
             .map(|p| {
                 let q = |q| {
@@ -392,6 +407,29 @@ callcenter_tickets_created_total 100
         assert_eq!(shown["record"].count, 100);
         assert_eq!(shown["record"].p50, 1.8);
         assert!(!shown.contains_key("delivery"));
+    }
+
+    #[test]
+    fn the_group_commits_phases_are_read_beside_the_filings() {
+        let text = format!(
+            "{NODE}\
+callcenter_db_group_phase_seconds_bucket{{phase=\"wait\",le=\"0.001\"}} 3
+callcenter_db_group_phase_seconds_bucket{{phase=\"wait\",le=\"0.01\"}} 4
+callcenter_db_group_phase_seconds_bucket{{phase=\"wait\",le=\"+Inf\"}} 4
+callcenter_db_group_phase_seconds_bucket{{phase=\"batch\",le=\"0.001\"}} 0
+callcenter_db_group_phase_seconds_bucket{{phase=\"batch\",le=\"0.01\"}} 2
+callcenter_db_group_phase_seconds_bucket{{phase=\"batch\",le=\"+Inf\"}} 2
+"
+        );
+        let b = PhaseBuckets::parse(&text);
+        assert_eq!(b.count("record"), 100);
+        assert_eq!(b.count("writer_wait"), 4);
+        assert_eq!(b.count("writer_batch"), 2);
+        assert_eq!(b.count("wait"), 0, "named apart from the filing's steps");
+        let shown = b.percentiles();
+        assert_eq!(shown["writer_wait"].count, 4);
+        // Half of the batches' lie half way through (1 ms, 10 ms].
+        assert_eq!(shown["writer_batch"].p50, 5.5);
     }
 
     #[test]

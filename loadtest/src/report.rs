@@ -212,6 +212,7 @@ pub fn html(s: &Summary) -> String {
     if !s.filing_phases_ms.is_empty() {
         let steps: Vec<String> = crate::limits::PHASES
             .iter()
+            .chain(&crate::limits::WRITER_PHASES)
             .filter_map(|phase| {
                 let p = s.filing_phases_ms.get(*phase)?;
                 Some(format!(

@@ -125,7 +125,10 @@ pub struct Summary {
     /// Database transactions per ticket without the idle rate.
     pub db_xacts_per_ticket_net: Option<f64>,
     /// Where new complaints' time went on the nodes before their offers were
-    /// out, by step (`record`, `routing`, `delivery`), from the nodes'
+    /// out, by step (`record`, `routing`, `delivery`), and the parts of
+    /// `record` as the nodes' group commit times them for every write
+    /// (`writer_wait` for a writer, `writer_batch` the writer's transaction,
+    /// commit included), from the nodes'
     /// `/metrics` histograms over the load and drain: bucket resolution, so
     /// `max` is the highest bucket bound reached. Empty when the nodes'
     /// metrics could not be read.
@@ -169,6 +172,17 @@ impl Summary {
                 }
             }
             out.pop();
+            let writer: Vec<String> = crate::limits::WRITER_PHASES
+                .iter()
+                .filter_map(|phase| {
+                    let p = self.filing_phases_ms.get(*phase)?;
+                    let name = phase.trim_start_matches("writer_");
+                    Some(format!(" {name} p50 {:.2} p99 {:.2}", p.p50, p.p99))
+                })
+                .collect();
+            if !writer.is_empty() {
+                out.push_str(&format!(" (group commit:{})", writer.join(";")));
+            }
             out.push('\n');
         }
         if let Some(cpu) = &self.cpu_seconds {

@@ -68,7 +68,7 @@ impl Histogram {
     }
 
     /// The `_bucket`, `_sum` and `_count` samples of one labelled series.
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (le, n) in LATENCY_BUCKETS_S.iter().zip(&self.buckets) {
             cumulative += n.load(Ordering::Relaxed);

@@ -102,6 +102,13 @@ impl Node {
         )
     }
 
+    /// Works timed waiting for the writer, and batches timed, so far (the
+    /// histograms of `/metrics`).
+    fn timed(&self) -> (u64, u64) {
+        let stats = self.db.group_commit().stats();
+        (stats.wait.count(), stats.batch.count())
+    }
+
     /// Batches rolled back and rerun alone so far.
     fn reruns(&self) -> u64 {
         self.db
@@ -131,6 +138,7 @@ async fn description_on_record(app: &TestApp, ticket_id: i64) -> String {
 async fn complaints_filed_together_share_one_commit(app: TestApp) {
     let node = Node::start(&app).await;
     let before = node.committed();
+    let timed_before = node.timed();
 
     let held = node.hold().await;
     let filings: Vec<_> = (0..5)
@@ -146,6 +154,12 @@ async fn complaints_filed_together_share_one_commit(app: TestApp) {
     let after = node.committed();
     assert_eq!(after.0 - before.0, 1, "one transaction for the five");
     assert_eq!(after.1 - before.1, 5);
+    let timed = node.timed();
+    assert_eq!(
+        (timed.0 - timed_before.0, timed.1 - timed_before.1),
+        (5, 1),
+        "five waits and one batch timed"
+    );
     for (i, ticket) in tickets.iter().enumerate() {
         assert_eq!(
             description_on_record(&app, ticket.id).await,

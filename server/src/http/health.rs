@@ -97,5 +97,21 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         load(&commits.works),
         load(&commits.batches_rerun),
     ));
+    text.push_str(
+        "# HELP callcenter_db_group_phase_seconds Time of the node's group commit: wait (a write \
+         sent until a writer takes it into a transaction), batch (a transaction of the writer, \
+         from its first statement to its answers, commit included).\n\
+         # TYPE callcenter_db_group_phase_seconds histogram\n",
+    );
+    commits.wait.render(
+        &mut text,
+        "callcenter_db_group_phase_seconds",
+        "phase=\"wait\"",
+    );
+    commits.batch.render(
+        &mut text,
+        "callcenter_db_group_phase_seconds",
+        "phase=\"batch\"",
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -33,7 +33,10 @@ use sqlx::{Any, AnyPool, Transaction};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::metrics::Histogram;
 
 pub(crate) type Tx = Transaction<'static, Any>;
 
@@ -84,6 +87,11 @@ pub struct GroupCommitStats {
     pub works: AtomicU64,
     /// Batches rolled back because one of their works failed.
     pub batches_rerun: AtomicU64,
+    /// How long each work waited for a writer (sent → taken into a batch).
+    pub wait: Histogram,
+    /// How long each batch took, from its first statement to the answers
+    /// (its commit, and the reruns of a failed batch, included).
+    pub batch: Histogram,
 }
 
 /// The handle callers send their works through; cheap to clone.
@@ -133,6 +141,7 @@ impl Writer {
             work,
             result: None,
             reply: Some(reply),
+            queued_at: Instant::now(),
         });
         match self.queue.send(entry) {
             // Counted once it is in the queue (so the writer may count it
@@ -172,6 +181,8 @@ impl Writer {
 /// of different kinds share a batch.
 trait Queued: Send {
     fn lock_key(&self) -> Option<(i64, i64)>;
+    /// When the caller sent it.
+    fn queued_at(&self) -> Instant;
     /// Run in the batch's transaction; false if it failed.
     fn run_in<'a>(&'a mut self, tx: &'a mut Tx) -> BoxFuture<'a, bool>;
     /// Run alone in a transaction of its own, committed if it succeeded.
@@ -186,11 +197,16 @@ struct Entry<W: Work> {
     work: W,
     result: Option<StoreResult<W::Output>>,
     reply: Option<oneshot::Sender<StoreResult<W::Output>>>,
+    queued_at: Instant,
 }
 
 impl<W: Work> Queued for Entry<W> {
     fn lock_key(&self) -> Option<(i64, i64)> {
         self.work.lock_key()
+    }
+
+    fn queued_at(&self) -> Instant {
+        self.queued_at
     }
 
     fn run_in<'a>(&'a mut self, tx: &'a mut Tx) -> BoxFuture<'a, bool> {
@@ -255,9 +271,14 @@ async fn write_batches(
         let stats = &shared.stats;
         stats.transactions.fetch_add(1, Ordering::Relaxed);
         stats.works.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let started = Instant::now();
+        for work in &batch {
+            stats.wait.observe(started - work.queued_at());
+        }
         if let [alone] = batch.as_mut_slice() {
             alone.run_alone(&pool).await;
             alone.answer_ran();
+            stats.batch.observe(started.elapsed());
             continue;
         }
         match run_batch(&pool, &mut batch).await {
@@ -277,6 +298,7 @@ async fn write_batches(
                 batch.iter_mut().for_each(|w| w.answer_failed(&e));
             }
         }
+        stats.batch.observe(started.elapsed());
     }
 }
 
