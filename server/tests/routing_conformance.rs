@@ -2309,6 +2309,22 @@ async fn redis_commands_per_operation() {
         .unwrap();
     assert!(none.is_empty());
     costs.push(("enqueue_then_dispatch, all busy", counter.count().await));
+    // Busy with a complaint but free for an outbound call (as agents of a
+    // floor are): the step looks through the window for a call, reading
+    // the heads past the first in one command, not one each.
+    let mut caller = agent_with(2, &[seat(q, 0, 0)], (1, 1), NOW);
+    caller.assigned = inbound(&[100]);
+    r.agent_ready(caller).await.unwrap();
+    counter.count().await;
+    let none = r
+        .enqueue_then_dispatch(ticket(31, q, 31), plan(q, NOW))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    costs.push((
+        "enqueue_then_dispatch, all busy but free for a call",
+        counter.count().await,
+    ));
     eprintln!("Redis commands per operation (sent, run): {costs:?}");
     assert_eq!(
         costs,
@@ -2322,6 +2338,10 @@ async fn redis_commands_per_operation() {
             ("enqueue_then_dispatch", (2, 22)),
             ("release_then_dispatch", (2, 12)),
             ("enqueue_then_dispatch, all busy", (1, 9)),
+            (
+                "enqueue_then_dispatch, all busy but free for a call",
+                (1, 10)
+            ),
         ]
     );
     let lifecycle = costs

@@ -82,8 +82,24 @@ local function find_pair()
   end
   local heads = redis.call('ZRANGE', K_LINE, 0, window - 1)
   heads_seen = #heads
-  for _, ticket in ipairs(heads) do
-    local rank, kind, entered = ticket_info(ticket)
+  -- The first head's info alone (usually it is paired, or nobody is free);
+  -- past it, the rest of the window's in one read: agents busy with
+  -- complaints but free for a call go through every head looking for one.
+  local rest = nil
+  local function info_of(i, ticket)
+    if i > 1 then
+      if not rest then
+        rest = redis.call('HMGET', K_INFO, unpack(heads, 2))
+      end
+      local info = rest[i - 1]
+      if info then
+        return string.match(info, '^([^|]*)|([^|]*)|([^|]*)$')
+      end
+    end
+    return ticket_info(ticket)
+  end
+  for i, ticket in ipairs(heads) do
+    local rank, kind, entered = info_of(i, ticket)
     if not empty_kind[kind] then
       local info = {rank, kind, entered}
       local top = max_ring(entered)
