@@ -702,21 +702,22 @@ impl Desk {
     /// agent's console is still connected here: the ticker tries again
     /// every tick, so that a console open through a database outage does
     /// not leave its agent marked absent, their tickets taken back once the
-    /// grace has passed.
-    async fn record_connection(&self, agent_id: i64) {
+    /// grace has passed. False if refused.
+    async fn record_connection(&self, agent_id: i64) -> bool {
         self.connections
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(agent_id);
         match self.db.mark_connected(agent_id, self.bus.node()).await {
-            Ok(()) => {}
+            Ok(()) => true,
             // No agent of that name any more: nothing to record.
-            Err(crate::store::StoreError::NotFound(_)) => {}
+            Err(crate::store::StoreError::NotFound(_)) => true,
             Err(e) => {
                 tracing::warn!(error = %e, agent_id, "could not record a connection; will try again");
                 self.metrics.connections_unrecorded.inc();
                 self.connections_unrecorded
                     .store(true, std::sync::atomic::Ordering::Relaxed);
+                false
             }
         }
     }

@@ -126,13 +126,18 @@ impl Desk {
     /// absent meanwhile. Their consoles are still here, so the connections
     /// the record lost are recorded again (an agent taken offline meanwhile
     /// stays offline until they choose otherwise; their tickets stay theirs).
-    /// One read when the record has them all.
+    /// One read when the record has them all. Also how a connection the
+    /// database refused is recorded on a later tick
+    /// ([`Desk::take_unrecorded_connections`]).
     pub async fn reclaim_connections(&self) {
         let recorded: HashSet<i64> = match self.db.agents_connected_on(self.bus.node()).await {
             Ok(agents) => agents.into_iter().collect(),
             Err(e) => {
+                // Tried again on the next tick.
                 tracing::warn!(error = %e, "could not read this node's connections");
-                HashSet::new()
+                self.connections_unrecorded
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                return;
             }
         };
         let agents: Vec<i64> = self
@@ -153,8 +158,10 @@ impl Desk {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .contains(&agent_id);
-            if here {
-                self.record_connection(agent_id).await;
+            // A refusal stops the round (the database is failing: the next
+            // tick tries again, rather than each agent failing in turn).
+            if here && !self.record_connection(agent_id).await {
+                return;
             }
         }
     }
