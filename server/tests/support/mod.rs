@@ -74,6 +74,7 @@ fn unique(prefix: &str) -> String {
 pub async fn fresh_database(storage: Storage) -> Option<String> {
     match storage {
         Storage::Sqlite => {
+            remove_stale_sqlite_dirs();
             let dir = std::env::temp_dir().join(unique("cc_test"));
             std::fs::create_dir_all(&dir).expect("temp dir");
             Some(format!("sqlite://{}/callcenter.db", dir.display()))
@@ -101,6 +102,72 @@ pub async fn fresh_database(storage: Storage) -> Option<String> {
     }
 }
 
+/// Whether a test resource named `<kind>_<unix seconds>_<random>` was
+/// made more than two hours ago (by an earlier run: none lasts that long).
+fn stale(name: &str) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    name.rsplit('_')
+        .nth(1)
+        .and_then(|s| s.parse::<u64>().ok())
+        .is_some_and(|made| now.saturating_sub(made) > 7200)
+}
+
+/// The SQLite files of earlier runs' tests (`cc_test_…` in the temporary
+/// directory), removed once per test process.
+fn remove_stale_sqlite_dirs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("cc_test_") && stale(&name) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+}
+
+/// The Redis keys of earlier runs' tests (prefix `cct_…`; a node's live
+/// state lives as long as Redis does), removed once per test process.
+async fn remove_stale_redis_keys(conn: &mut redis::aio::MultiplexedConnection) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let mut first = false;
+    ONCE.call_once(|| first = true);
+    if !first {
+        return;
+    }
+    let mut cursor: u64 = 0;
+    loop {
+        let Ok((next, keys)): Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg("cct_*")
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut *conn)
+            .await
+        else {
+            return;
+        };
+        let old: Vec<&String> = keys
+            .iter()
+            .filter(|k| k.split(':').next().is_some_and(stale))
+            .collect();
+        if !old.is_empty() {
+            let _: Result<i64, _> = redis::cmd("UNLINK").arg(&old).query_async(&mut *conn).await;
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
 /// Test databases are named cct_<unix seconds>_<random>; drop those older
 /// than two hours, left by earlier runs.
 async fn drop_stale_databases(conn: &mut sqlx::AnyConnection) {
@@ -111,10 +178,6 @@ async fn drop_stale_databases(conn: &mut sqlx::AnyConnection) {
     if !first {
         return;
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     let Ok(rows) = sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'cct_%'")
         .fetch_all(&mut *conn)
         .await
@@ -123,12 +186,7 @@ async fn drop_stale_databases(conn: &mut sqlx::AnyConnection) {
     };
     for row in rows {
         let name: String = row.try_get("datname").unwrap_or_default();
-        let created = name
-            .split('_')
-            .nth(1)
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(now);
-        if now.saturating_sub(created) > 7200 {
+        if stale(&name) {
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .execute(&mut *conn)
                 .await;
@@ -145,7 +203,10 @@ pub async fn fresh_redis() -> Option<String> {
     };
     match client.get_multiplexed_async_connection().await {
         Ok(mut conn) => match redis::cmd("PING").query_async::<String>(&mut conn).await {
-            Ok(_) => Some(url),
+            Ok(_) => {
+                remove_stale_redis_keys(&mut conn).await;
+                Some(url)
+            }
             Err(e) => unavailable("Redis", e),
         },
         Err(e) => unavailable("Redis", e),
