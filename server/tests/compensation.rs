@@ -547,18 +547,9 @@ async fn verifier_names_an_entry_edited_behind_the_applications_back(app: TestAp
         .expect("the untouched ledger verifies");
 
     // The database itself refuses to change or remove an entry.
-    sqlx::any::install_default_drivers();
-    let mut db = sqlx::AnyConnection::connect(&app.database_url)
-        .await
-        .expect("connect");
+    // (On SQLite the server's tick writes too: this waits for its lock.)
+    let mut db = app.database().await;
     let postgres = app.database_url.starts_with("postgres");
-    if !postgres {
-        // The server's tick writes too; wait for its lock rather than fail.
-        sqlx::query("PRAGMA busy_timeout = 5000")
-            .execute(&mut db)
-            .await
-            .expect("busy timeout");
-    }
     for statement in [
         "UPDATE compensation_ledger SET amount_minor = 99999 WHERE seq = 2",
         "DELETE FROM compensation_ledger WHERE seq = 3",

@@ -349,16 +349,7 @@ async fn drafts_are_validated_edited_dry_run_and_published(app: TestApp) {
 /// Run a statement on the database directly and expect it refused.
 async fn refused_by_database(app: &TestApp, statement: &str) {
     use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut db = sqlx::AnyConnection::connect(&app.database_url)
-        .await
-        .expect("connect");
-    if !app.database_url.starts_with("postgres") {
-        sqlx::query("PRAGMA busy_timeout = 5000")
-            .execute(&mut db)
-            .await
-            .expect("busy timeout");
-    }
+    let mut db = app.database().await;
     let refused = sqlx::query(statement).execute(&mut db).await;
     let message = refused.expect_err(statement).to_string();
     assert!(message.contains("can no longer change"), "{message}");
@@ -368,16 +359,7 @@ async fn refused_by_database(app: &TestApp, statement: &str) {
 /// Run a statement on the database directly.
 async fn behind_the_back(app: &TestApp, statement: &str) {
     use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut db = sqlx::AnyConnection::connect(&app.database_url)
-        .await
-        .expect("connect");
-    if !app.database_url.starts_with("postgres") {
-        sqlx::query("PRAGMA busy_timeout = 5000")
-            .execute(&mut db)
-            .await
-            .expect("busy timeout");
-    }
+    let mut db = app.database().await;
     sqlx::query(statement)
         .execute(&mut db)
         .await

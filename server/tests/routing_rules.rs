@@ -339,11 +339,7 @@ struct ConnectionsRefused {
 
 impl ConnectionsRefused {
     async fn begin(app: &TestApp) -> Self {
-        use sqlx::Connection;
-        sqlx::any::install_default_drivers();
-        let mut db = sqlx::AnyConnection::connect(&app.database_url)
-            .await
-            .expect("connect to the record");
+        let mut db = app.database().await;
         let postgres = app.database_url.starts_with("postgres");
         let statements: &[&str] = if postgres {
             &[
@@ -354,7 +350,6 @@ impl ConnectionsRefused {
             ]
         } else {
             &[
-                "PRAGMA busy_timeout = 5000",
                 "CREATE TRIGGER refuse_connection BEFORE INSERT ON agent_sockets \
                  BEGIN SELECT RAISE(ABORT, 'out of disk space'); END",
             ]

@@ -396,6 +396,24 @@ impl TestApp {
         spawn_with(options).await.expect("another node")
     }
 
+    /// A connection of its own to the node's database, as an operator's
+    /// (or an intruder's) would be: on SQLite it waits for the node's write
+    /// lock rather than fail.
+    pub async fn database(&self) -> sqlx::AnyConnection {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut db = sqlx::AnyConnection::connect(&self.database_url)
+            .await
+            .expect("connect to the database");
+        if !self.database_url.starts_with("postgres") {
+            sqlx::query("PRAGMA busy_timeout = 5000")
+                .execute(&mut db)
+                .await
+                .expect("busy timeout");
+        }
+        db
+    }
+
     /// A counter or gauge of the node's `/metrics` (no labels).
     pub async fn metric(&self, name: &str) -> u64 {
         let metrics = self.send(self.http.get(self.url("/metrics"))).await;
