@@ -23,6 +23,8 @@ on_every_backend!(
     complaints_filed_together_share_one_commit,
     a_failing_write_does_not_take_its_batch_down,
     accepts_and_resolves_share_commits_too,
+    several_tickets_accepted_and_resolved_in_one_commit_each_count,
+    a_complaint_filed_in_a_shared_commit_reopens_the_last_one,
 );
 
 /// A second node's store on the test's database, filing complaints of one
@@ -58,6 +60,18 @@ impl Node {
         key: &str,
         text: &str,
     ) -> JoinHandle<Result<Filed, StoreError>> {
+        self.send_reopening(customer_id, 0, key, text)
+    }
+
+    /// Send a complaint that reopens the customer's last one in the
+    /// category if it ended within `reopen_window_ms`.
+    fn send_reopening(
+        &self,
+        customer_id: i64,
+        reopen_window_ms: i64,
+        key: &str,
+        text: &str,
+    ) -> JoinHandle<Result<Filed, StoreError>> {
         let (db, key, text, now) = (self.db.clone(), key.to_string(), text.to_string(), self.now);
         let complaint = NewComplaint {
             customer_id,
@@ -66,7 +80,7 @@ impl Node {
             channel: "phone".into(),
             description: text.clone(),
             actor_user_id: 1,
-            reopen_window_ms: 0,
+            reopen_window_ms,
             rank: Arc::new(move |_, _| now),
         };
         tokio::spawn(async move {
@@ -165,6 +179,15 @@ async fn complaints_filed_together_share_one_commit(app: TestApp) {
             description_on_record(&app, ticket.id).await,
             format!("Kettle {i} leaks")
         );
+    }
+    // Each key answers with its own ticket, each history starts as filed.
+    match node.send("call-3", "Kettle 3 leaks").await.unwrap() {
+        Ok(Filed::Before(ticket)) => assert_eq!(ticket.id, tickets[3].id),
+        Ok(Filed::New { ticket, .. }) => panic!("the retry filed ticket {}", ticket.id),
+        Err(e) => panic!("the retry failed: {e}"),
+    }
+    for ticket in &tickets {
+        assert_eq!(app.history_steps(ticket.id).await, ["created", "queued"]);
     }
 }
 
@@ -305,4 +328,193 @@ async fn accepts_and_resolves_share_commits_too(app: TestApp) {
             ["created", "queued", "offered", "accepted", "resolved"]
         );
     }
+}
+
+/// An offer of `queue`'s ticket to `agent_id`, made at `now`.
+fn offer_of(queue: i64, now: i64, agent_id: i64) -> OfferStep {
+    OfferStep {
+        agent_id,
+        queue_id: queue,
+        version: 1,
+        deadline_ms: now + 30_000,
+        at_ms: now,
+    }
+}
+
+async fn several_tickets_accepted_and_resolved_in_one_commit_each_count(app: TestApp) {
+    let node = Node::start(&app).await;
+    let (olga, _) = app.agent("olga", &[], 1).await;
+    let (ivan, _) = app.agent("ivan", &[], 1).await;
+    let (anna, _) = app.agent("anna", &[], 1).await;
+    let kettle = node.file("call-1", "Kettle leaks").await;
+    let toaster = node.file("call-2", "Toaster smokes").await;
+    let fridge = node.file("call-3", "Fridge hums").await;
+    let (now, queue) = (node.now, node.queue);
+    let accept = |ticket_id: i64, agent_id: i64| {
+        let db = node.db.clone();
+        tokio::spawn(async move {
+            db.assign(ticket_id, &offer_of(queue, now, agent_id), now + 1_000)
+                .await
+        })
+    };
+    // Anna took the fridge before.
+    accept(fridge.id, anna).await.unwrap().unwrap();
+
+    // Olga and Ivan accept at once; Olga's accept of the fridge, too late,
+    // is refused in the same commit without failing theirs.
+    let (before, reruns_before) = (node.committed(), node.reruns());
+    let held = node.hold().await;
+    let olga_takes = accept(kettle.id, olga);
+    let ivan_takes = accept(toaster.id, ivan);
+    let too_late = accept(fridge.id, olga);
+    node.until_waiting(3).await;
+    drop(held);
+    assert_eq!(
+        olga_takes.await.unwrap().unwrap().assigned_agent_id,
+        Some(olga)
+    );
+    assert_eq!(
+        ivan_takes.await.unwrap().unwrap().assigned_agent_id,
+        Some(ivan)
+    );
+    assert!(matches!(
+        too_late.await.unwrap(),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(node.committed().0 - before.0, 1, "one commit for three");
+    assert_eq!(
+        node.reruns(),
+        reruns_before,
+        "the refusal rolled nothing back"
+    );
+
+    // The board counts three answers today, each within the service level.
+    let today = (now + 1_000).div_euclid(86_400_000);
+    let figures = node.db.queue_figures(&[queue], today).await.unwrap();
+    assert_eq!(figures[0].answered_today, 3);
+    assert_eq!(figures[0].service_level_permille, Some(1000));
+    for (ticket, holder) in [(kettle.id, olga), (toaster.id, ivan), (fridge.id, anna)] {
+        assert_eq!(
+            app.history_steps(ticket).await,
+            ["created", "queued", "offered", "accepted"]
+        );
+        let reply = app
+            .get(&format!("/api/tickets/{ticket}"), &app.admin_token)
+            .await;
+        assert_eq!(reply.body["assigned_agent_id"], holder, "{}", reply.body);
+    }
+
+    // Olga and Ivan resolve at once, Olga also the fridge she does not hold
+    // (refused, nothing rolled back); Anna's stays hers.
+    let (before, reruns_before) = (node.committed(), node.reruns());
+    let ended_at = now + 120_000;
+    let held = node.hold().await;
+    let resolve = |ticket_id: i64, agent_id: i64, code: &str, resolved: bool| {
+        let db = node.db.clone();
+        let outcome = Outcome {
+            code: code.to_string(),
+            resolved,
+            note: format!("{code} by {agent_id}"),
+        };
+        tokio::spawn(async move { db.resolve(ticket_id, agent_id, &outcome, ended_at).await })
+    };
+    let olga_ends = resolve(kettle.id, olga, "refund_issued", true);
+    let ivan_ends = resolve(toaster.id, ivan, "callback_needed", false);
+    let not_hers = resolve(fridge.id, olga, "explained", true);
+    node.until_waiting(3).await;
+    drop(held);
+    let olga_ends = olga_ends.await.unwrap().unwrap();
+    let ivan_ends = ivan_ends.await.unwrap().unwrap();
+    assert!(matches!(
+        not_hers.await.unwrap(),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(node.committed().0 - before.0, 1, "one commit for three");
+    assert_eq!(
+        node.reruns(),
+        reruns_before,
+        "the refusal rolled nothing back"
+    );
+    for (ended, ticket, code, resolved, agent) in [
+        (olga_ends, kettle.id, "refund_issued", true, olga),
+        (ivan_ends, toaster.id, "callback_needed", false, ivan),
+    ] {
+        let outcome = ended.outcome.expect("an outcome");
+        assert_eq!((ended.id, outcome.code.as_str()), (ticket, code));
+        assert_eq!(outcome.note, format!("{code} by {agent}"));
+        assert_eq!(
+            app.history_steps(ticket).await,
+            ["created", "queued", "offered", "accepted", "resolved"]
+        );
+        // Each has its own quality record: who, when, how it ended, and the
+        // two minutes the agent held it.
+        let quality = callcenter::quality::outcomes::ticket_quality(&node.db, ticket)
+            .await
+            .unwrap();
+        assert_eq!(
+            (quality.agent_id, quality.ended_at_ms, quality.resolved),
+            (Some(agent), ended_at, resolved)
+        );
+        assert_eq!(quality.resolution_code.as_deref(), Some(code));
+        assert_eq!(quality.handle_ms, 119_000);
+    }
+    let reply = app
+        .get(&format!("/api/tickets/{}", fridge.id), &app.admin_token)
+        .await;
+    assert_eq!(reply.body["status"], "assigned", "{}", reply.body);
+    assert_eq!(reply.body["assigned_agent_id"], anna);
+}
+
+async fn a_complaint_filed_in_a_shared_commit_reopens_the_last_one(app: TestApp) {
+    let node = Node::start(&app).await;
+    let (olga, _) = app.agent("olga", &[], 1).await;
+    let other = app.customer("shop-2").await;
+    let now = node.now;
+    // The customer's kettle complaint, taken and resolved.
+    let kettle = node.file("call-1", "Kettle leaks").await;
+    node.db
+        .assign(kettle.id, &offer_of(node.queue, now, olga), now)
+        .await
+        .unwrap();
+    // (Ended at the moment the next complaints are filed: within the window.)
+    let outcome = Outcome {
+        code: "explained".into(),
+        resolved: true,
+        note: String::new(),
+    };
+    node.db
+        .resolve(kettle.id, olga, &outcome, now)
+        .await
+        .unwrap();
+
+    // The same customer complains again within the window, in one commit
+    // with another customer's first complaint.
+    let week_ms = 7 * 86_400_000;
+    let held = node.hold().await;
+    let again = node.send_reopening(node.customer, week_ms, "call-2", "Kettle leaks again");
+    let first = node.send_reopening(other, week_ms, "call-3", "Toaster smokes");
+    node.until_waiting(2).await;
+    drop(held);
+    let again = filed_now(again.await.unwrap());
+    let first = filed_now(first.await.unwrap());
+
+    assert_eq!(
+        app.history_steps(again.id).await,
+        ["created", "queued", "reopen_of"]
+    );
+    assert_eq!(app.history_steps(first.id).await, ["created", "queued"]);
+    assert_eq!(
+        app.history_steps(kettle.id).await,
+        [
+            "created", "queued", "offered", "accepted", "resolved", "reopened"
+        ]
+    );
+    assert_eq!(
+        description_on_record(&app, again.id).await,
+        "Kettle leaks again"
+    );
+    assert_eq!(
+        description_on_record(&app, first.id).await,
+        "Toaster smokes"
+    );
 }

@@ -1,5 +1,5 @@
 //! The quality row of an ended inbound complaint, written in the resolve's
-//! own transaction (`Db::resolve` runs [`RECORD_OUTCOME`]: on PostgreSQL in
+//! own transaction (`Db::resolve` runs [`record_outcome_sql`]: on PostgreSQL in
 //! one statement with its next read, elsewhere by [`record_outcome`]), and
 //! read back.
 
@@ -34,7 +34,7 @@ pub async fn record_outcome(
     settings: &QualitySettings,
 ) -> StoreResult<()> {
     bind_outcome(
-        sqlx::query(RECORD_OUTCOME),
+        sqlx::query(&record_outcome_sql(&OutcomeInputs::PLACEHOLDERS)),
         ticket_id,
         agent_id,
         now_ms,
@@ -45,39 +45,94 @@ pub async fn record_outcome(
     Ok(())
 }
 
-/// [`record_outcome`]'s statement, for a caller that runs it with more
-/// (a `WITH` of the resolve's next read on PostgreSQL): `$1` the ticket,
-/// `$2` the agent, `$3` now, `$4` to `$7` what [`bind_outcome`] binds.
-pub(crate) const RECORD_OUTCOME: &str = "INSERT INTO ticket_quality (ticket_id, customer_id, category_id, queue_id, agent_id, \
-         ended_at_ms, ended_day, resolved, resolution_code, first_contact, retained_30, \
-         retained_90, retention_purchase_id, compensation_minor, handle_ms, duration_ms) \
-     SELECT id, customer_id, category_id, queue_id, $2, $3, $4, resolved, outcome_code, \
-         CASE WHEN reopen_of IS NULL AND earlier = 0 THEN 1 ELSE 0 END, \
-         retained_30, CASE WHEN purchase_id IS NULL THEN 0 ELSE 1 END, purchase_id, \
-         compensation, CASE WHEN handle > 0 THEN handle ELSE 0 END, \
-         CASE WHEN $3 - started > 0 THEN $3 - started ELSE 0 END \
-     FROM (SELECT t.id, t.customer_id, t.category_id, t.queue_id, t.outcome_code, t.reopen_of, \
-             CASE WHEN COALESCE(t.outcome_resolved, 0) > 0 THEN 1 ELSE 0 END AS resolved, \
-             COALESCE(t.origin_started_ms, t.created_at_ms) AS started, \
-             CASE WHEN EXISTS (SELECT 1 FROM tickets e WHERE e.customer_id = t.customer_id \
-                 AND e.category_id = t.category_id AND e.kind = 'inbound' AND e.id <> t.id \
-                 AND e.created_at_ms >= t.created_at_ms - $5 \
-                 AND (e.created_at_ms < t.created_at_ms \
-                      OR (e.created_at_ms = t.created_at_ms AND e.id < t.id))) \
-                 THEN 1 ELSE 0 END AS earlier, \
-             CASE WHEN EXISTS (SELECT 1 FROM purchases p WHERE p.customer_id = t.customer_id \
-                 AND p.purchased_at_ms >= $3 AND p.purchased_at_ms <= $6) \
-                 THEN 1 ELSE 0 END AS retained_30, \
-             (SELECT p.id FROM purchases p WHERE p.customer_id = t.customer_id \
-                 AND p.purchased_at_ms >= $3 AND p.purchased_at_ms <= $7 \
-                 ORDER BY p.purchased_at_ms, p.id LIMIT 1) AS purchase_id, \
-             (SELECT CAST(COALESCE(SUM(l.amount_minor), 0) AS BIGINT) \
-                 FROM compensation_ledger l WHERE l.ticket_id = t.id) AS compensation, \
-             (SELECT CAST(COALESCE(SUM(COALESCE(a.ended_at_ms, $3) - a.started_at_ms), 0) AS BIGINT) \
-                 FROM assignments a WHERE a.ticket_id = t.id) AS handle \
-         FROM tickets t WHERE t.id = $1 AND t.kind = 'inbound') q";
+/// Where [`record_outcome_sql`] finds its inputs: the ended tickets `t`
+/// (`from`, which names `tickets t` and whatever gives the other inputs)
+/// and, as expressions over them, the agent, now, today, the first-contact
+/// window and the ends of the 30 and 90 days of retention.
+pub(crate) struct OutcomeInputs<'a> {
+    pub from: &'a str,
+    pub agent: &'a str,
+    pub now: &'a str,
+    pub day: &'a str,
+    pub window: &'a str,
+    pub until_30: &'a str,
+    pub until_90: &'a str,
+}
 
-/// Bind [`RECORD_OUTCOME`]'s parameters.
+impl OutcomeInputs<'static> {
+    /// One ticket: `$1` the ticket, `$2` the agent, `$3` now, `$4` to `$7`
+    /// what [`bind_outcome`] binds.
+    pub(crate) const PLACEHOLDERS: OutcomeInputs<'static> = OutcomeInputs {
+        from: "tickets t WHERE t.id = $1 AND",
+        agent: "$2",
+        now: "$3",
+        day: "$4",
+        window: "$5",
+        until_30: "$6",
+        until_90: "$7",
+    };
+}
+
+/// [`record_outcome`]'s statement, for a caller that runs it with more (a
+/// `WITH` of the resolve's next read on PostgreSQL) or for several tickets
+/// at once (`inputs` from a list of values).
+pub(crate) fn record_outcome_sql(inputs: &OutcomeInputs<'_>) -> String {
+    let OutcomeInputs {
+        from,
+        agent,
+        now,
+        day,
+        window,
+        until_30,
+        until_90,
+    } = inputs;
+    format!(
+        "INSERT INTO ticket_quality (ticket_id, customer_id, category_id, queue_id, agent_id, \
+             ended_at_ms, ended_day, resolved, resolution_code, first_contact, retained_30, \
+             retained_90, retention_purchase_id, compensation_minor, handle_ms, duration_ms) \
+         SELECT id, customer_id, category_id, queue_id, o_agent, o_now, o_day, resolved, outcome_code, \
+             CASE WHEN reopen_of IS NULL AND earlier = 0 THEN 1 ELSE 0 END, \
+             retained_30, CASE WHEN purchase_id IS NULL THEN 0 ELSE 1 END, purchase_id, \
+             compensation, CASE WHEN handle > 0 THEN handle ELSE 0 END, \
+             CASE WHEN o_now - started > 0 THEN o_now - started ELSE 0 END \
+         FROM (SELECT t.id, t.customer_id, t.category_id, t.queue_id, t.outcome_code, t.reopen_of, \
+                 {agent} AS o_agent, {now} AS o_now, {day} AS o_day, \
+                 CASE WHEN COALESCE(t.outcome_resolved, 0) > 0 THEN 1 ELSE 0 END AS resolved, \
+                 COALESCE(t.origin_started_ms, t.created_at_ms) AS started, \
+                 CASE WHEN EXISTS (SELECT 1 FROM tickets e WHERE e.customer_id = t.customer_id \
+                     AND e.category_id = t.category_id AND e.kind = 'inbound' AND e.id <> t.id \
+                     AND e.created_at_ms >= t.created_at_ms - {window} \
+                     AND (e.created_at_ms < t.created_at_ms \
+                          OR (e.created_at_ms = t.created_at_ms AND e.id < t.id))) \
+                     THEN 1 ELSE 0 END AS earlier, \
+                 CASE WHEN EXISTS (SELECT 1 FROM purchases p WHERE p.customer_id = t.customer_id \
+                     AND p.purchased_at_ms >= {now} AND p.purchased_at_ms <= {until_30}) \
+                     THEN 1 ELSE 0 END AS retained_30, \
+                 (SELECT p.id FROM purchases p WHERE p.customer_id = t.customer_id \
+                     AND p.purchased_at_ms >= {now} AND p.purchased_at_ms <= {until_90} \
+                     ORDER BY p.purchased_at_ms, p.id LIMIT 1) AS purchase_id, \
+                 (SELECT CAST(COALESCE(SUM(l.amount_minor), 0) AS BIGINT) \
+                     FROM compensation_ledger l WHERE l.ticket_id = t.id) AS compensation, \
+                 (SELECT CAST(COALESCE(SUM(COALESCE(a.ended_at_ms, {now}) - a.started_at_ms), 0) AS BIGINT) \
+                     FROM assignments a WHERE a.ticket_id = t.id) AS handle \
+             FROM {from} t.kind = 'inbound') q"
+    )
+}
+
+/// The quality settings' inputs of [`record_outcome_sql`] for a ticket
+/// ended at `now_ms`: today, the first-contact window, the ends of the 30
+/// and 90 days of retention.
+pub(crate) fn outcome_inputs(now_ms: i64, settings: &QualitySettings) -> [i64; 4] {
+    [
+        now_ms.div_euclid(DAY_MS),
+        i64::from(settings.first_contact_window_days) * DAY_MS,
+        now_ms + RETAINED_30_MS,
+        now_ms + RETAINED_90_MS,
+    ]
+}
+
+/// Bind the parameters of [`record_outcome_sql`] with
+/// [`OutcomeInputs::PLACEHOLDERS`].
 pub(crate) fn bind_outcome<'q>(
     query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     ticket_id: i64,
@@ -85,15 +140,15 @@ pub(crate) fn bind_outcome<'q>(
     now_ms: i64,
     settings: &QualitySettings,
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
-    let window_ms = i64::from(settings.first_contact_window_days) * DAY_MS;
+    let [day, window, until_30, until_90] = outcome_inputs(now_ms, settings);
     query
         .bind(ticket_id)
         .bind(agent_id)
         .bind(now_ms)
-        .bind(now_ms.div_euclid(DAY_MS))
-        .bind(window_ms)
-        .bind(now_ms + RETAINED_30_MS)
-        .bind(now_ms + RETAINED_90_MS)
+        .bind(day)
+        .bind(window)
+        .bind(until_30)
+        .bind(until_90)
 }
 
 const QUALITY_COLUMNS: &str = "q.ticket_id, q.customer_id, q.category_id, q.queue_id, q.agent_id, \

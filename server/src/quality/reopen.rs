@@ -79,12 +79,7 @@ pub async fn card_and_reopen_candidate_on(
     now_ms: i64,
 ) -> StoreResult<(Customer, Option<ReopenLink>)> {
     use crate::store::customers::{CARD_COLUMNS, CARD_ORDER, PURCHASES_JOIN, card_from_rows};
-    // A window of 0: complaints never reopen (an empty time range).
-    let since = if window_ms == 0 {
-        now_ms.saturating_add(1)
-    } else {
-        now_ms - window_ms
-    };
+    let since = reopen_since(window_ms, now_ms);
     let rows = sqlx::query(&format!(
         "SELECT {CARD_COLUMNS}, r.ticket_id AS r_ticket_id, r.origin_id AS r_origin_id, \
              r.origin_started_ms AS r_origin_started_ms, r.created_at_ms AS r_created_at_ms \
@@ -108,6 +103,84 @@ pub async fn card_and_reopen_candidate_on(
         _ => None,
     };
     Ok((customer, reopen))
+}
+
+/// Where the reopen window starts: a window of 0 (complaints never reopen)
+/// is an empty time range.
+fn reopen_since(window_ms: i64, now_ms: i64) -> i64 {
+    if window_ms == 0 {
+        now_ms.saturating_add(1)
+    } else {
+        now_ms - window_ms
+    }
+}
+
+/// What [`card_and_reopen_candidate_on`] reads, for several filings in one
+/// statement (PostgreSQL): each `(customer, category, window, now)` gets its
+/// card and candidate, in order; a customer that does not exist fails them
+/// all.
+pub async fn cards_and_reopen_candidates_on(
+    conn: &mut sqlx::AnyConnection,
+    filings: &[(i64, i64, i64, i64)],
+) -> StoreResult<Vec<(Customer, Option<ReopenLink>)>> {
+    use crate::store::customers::{CARD_COLUMNS, PURCHASES_JOIN, card_from_rows};
+    let values = (0..filings.len())
+        .map(|i| {
+            let p = |k: usize| i * 5 + k;
+            format!(
+                "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), \
+                 CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT v.ord AS v_ord, {CARD_COLUMNS}, r.ticket_id AS r_ticket_id, \
+             r.origin_id AS r_origin_id, r.origin_started_ms AS r_origin_started_ms, \
+             r.created_at_ms AS r_created_at_ms \
+         FROM (VALUES {values}) AS v (ord, customer_id, category_id, since, until) \
+         JOIN customers c ON c.id = v.customer_id {PURCHASES_JOIN} \
+         LEFT JOIN LATERAL (SELECT q.ticket_id, t.origin_id, t.origin_started_ms, t.created_at_ms \
+             FROM ticket_quality q JOIN tickets t ON t.id = q.ticket_id \
+             WHERE q.customer_id = v.customer_id AND q.category_id = v.category_id \
+                 AND q.ended_at_ms >= v.since AND q.ended_at_ms <= v.until \
+             ORDER BY q.ended_at_ms DESC, q.ticket_id DESC LIMIT 1) r ON TRUE \
+         ORDER BY v.ord, p.purchased_at_ms DESC, p.id DESC"
+    );
+    let mut query = sqlx::query(&sql);
+    for (i, &(customer_id, category_id, window_ms, now_ms)) in filings.iter().enumerate() {
+        query = query
+            .bind(i as i64)
+            .bind(customer_id)
+            .bind(category_id)
+            .bind(reopen_since(window_ms, now_ms))
+            .bind(now_ms);
+    }
+    let rows = query.fetch_all(conn).await?;
+    let mut found = Vec::with_capacity(filings.len());
+    let mut rest = rows.as_slice();
+    for i in 0..filings.len() as i64 {
+        let n = rest
+            .iter()
+            .take_while(|r| r.try_get::<i64, _>("v_ord").ok() == Some(i))
+            .count();
+        let (own, after) = rest.split_at(n);
+        rest = after;
+        let customer = card_from_rows(own)?.ok_or(StoreError::NotFound("customer"))?;
+        let reopen = match own.first() {
+            Some(r) if r.try_get::<Option<i64>, _>("r_ticket_id")?.is_some() => {
+                Some(link_to(r, "r_")?)
+            }
+            _ => None,
+        };
+        found.push((customer, reopen));
+    }
+    Ok(found)
 }
 
 /// A reopen link from a row's `{prefix}ticket_id`, `{prefix}origin_id`, ...

@@ -30,6 +30,7 @@
 use super::{StoreError, StoreResult};
 use futures::future::BoxFuture;
 use sqlx::{Any, AnyPool, Transaction};
+use std::any::TypeId;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,6 +66,33 @@ pub(crate) trait Work: Send + Sync + 'static {
     fn lock_key(&self) -> Option<(i64, i64)> {
         None
     }
+    /// Run the works of this kind that share a batch, in `tx`, their
+    /// outputs in the order given; an error fails them all (and the batch,
+    /// whose works then rerun alone). One after another unless the kind can
+    /// do better: one statement for them all is one round trip and one
+    /// executor start-up where each was its own.
+    fn run_together<'a>(
+        works: &'a [&'a Self],
+        tx: &'a mut Tx,
+    ) -> impl Future<Output = StoreResult<Vec<Self::Output>>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        one_after_another(works, tx)
+    }
+}
+
+/// Run `works` in `tx` one after another (what [`Work::run_together`] does
+/// unless a kind says otherwise).
+pub(crate) async fn one_after_another<W: Work>(
+    works: &[&W],
+    tx: &mut Tx,
+) -> StoreResult<Vec<W::Output>> {
+    let mut outputs = Vec::with_capacity(works.len());
+    for work in works {
+        outputs.push(work.run(tx).await?);
+    }
+    Ok(outputs)
 }
 
 /// Run `work` in a transaction of its own, committed if it succeeded.
@@ -179,12 +207,19 @@ impl Writer {
 
 /// A work with its caller's reply, behind one object-safe face so that works
 /// of different kinds share a batch.
-trait Queued: Send {
+trait Queued: Send + std::any::Any {
     fn lock_key(&self) -> Option<(i64, i64)>;
+    /// The work's kind: works of one kind in a batch run together.
+    fn kind(&self) -> TypeId;
     /// When the caller sent it.
     fn queued_at(&self) -> Instant;
-    /// Run in the batch's transaction; false if it failed.
-    fn run_in<'a>(&'a mut self, tx: &'a mut Tx) -> BoxFuture<'a, bool>;
+    /// Run in the batch's transaction with `same`, works of the same kind
+    /// (see [`Work::run_together`]); false if they failed.
+    fn run_in<'a>(
+        &'a mut self,
+        same: &'a mut [Box<dyn Queued>],
+        tx: &'a mut Tx,
+    ) -> BoxFuture<'a, bool>;
     /// Run alone in a transaction of its own, committed if it succeeded.
     fn run_alone<'a>(&'a mut self, pool: &'a AnyPool) -> BoxFuture<'a, ()>;
     /// Tell the caller what the last run gave.
@@ -205,16 +240,56 @@ impl<W: Work> Queued for Entry<W> {
         self.work.lock_key()
     }
 
+    fn kind(&self) -> TypeId {
+        TypeId::of::<W>()
+    }
+
     fn queued_at(&self) -> Instant {
         self.queued_at
     }
 
-    fn run_in<'a>(&'a mut self, tx: &'a mut Tx) -> BoxFuture<'a, bool> {
+    fn run_in<'a>(
+        &'a mut self,
+        same: &'a mut [Box<dyn Queued>],
+        tx: &'a mut Tx,
+    ) -> BoxFuture<'a, bool> {
         Box::pin(async move {
-            let result = self.work.run(tx).await;
-            let ok = result.is_ok();
-            self.result = Some(result);
-            ok
+            // The batch groups works by kind: every one of `same` is an
+            // `Entry<W>`.
+            fn of_kind<W: Work>(queued: &dyn Queued) -> Option<&W> {
+                (queued as &dyn std::any::Any)
+                    .downcast_ref::<Entry<W>>()
+                    .map(|entry| &entry.work)
+            }
+            let outputs = {
+                let mut works = vec![&self.work];
+                works.extend(
+                    same.iter()
+                        .filter_map(|queued| of_kind::<W>(queued.as_ref())),
+                );
+                assert_eq!(
+                    works.len(),
+                    same.len() + 1,
+                    "a batch's group is of one kind"
+                );
+                W::run_together(&works, tx).await
+            };
+            match outputs {
+                Ok(outputs) => {
+                    let entries =
+                        std::iter::once(self).chain(same.iter_mut().filter_map(|queued| {
+                            (queued.as_mut() as &mut dyn std::any::Any).downcast_mut::<Entry<W>>()
+                        }));
+                    for (entry, output) in entries.zip(outputs) {
+                        entry.result = Some(Ok(output));
+                    }
+                    true
+                }
+                Err(e) => {
+                    self.result = Some(Err(e));
+                    false
+                }
+            }
         })
     }
 
@@ -262,11 +337,12 @@ async fn write_batches(
             }
             batch
         };
-        // Rows several works lock (an accept's count of answers) are locked
-        // in one order by every writer, so that two batches never wait on
-        // each other in a cycle. The sort is stable: works on one row keep
-        // the order they came in.
-        batch.sort_by_key(|w| w.lock_key());
+        // Works of one kind run together (one statement for them all where
+        // the kind can). Rows several works lock (an accept's count of
+        // answers) are locked in one order by every writer, so that two
+        // batches never wait on each other in a cycle. The sort is stable:
+        // works on one row keep the order they came in.
+        batch.sort_by_key(|w| (w.kind(), w.lock_key()));
         shared.waiting.send_modify(|n| *n -= batch.len() as i64);
         let stats = &shared.stats;
         stats.transactions.fetch_add(1, Ordering::Relaxed);
@@ -306,12 +382,17 @@ async fn write_batches(
 /// transaction was rolled back; `Err`: beginning or committing failed.
 async fn run_batch(pool: &AnyPool, batch: &mut [Box<dyn Queued>]) -> Result<bool, sqlx::Error> {
     let mut tx = crate::store::begin(pool).await?;
-    for work in batch.iter_mut() {
-        if !work.run_in(&mut tx).await {
+    let mut rest = batch;
+    while let Some((first, others)) = rest.split_first_mut() {
+        let kind = first.kind();
+        let same = others.iter().take_while(|w| w.kind() == kind).count();
+        let (same, after) = others.split_at_mut(same);
+        if !first.run_in(same, &mut tx).await {
             // Dropping the transaction rolls it back.
             drop(tx);
             return Ok(false);
         }
+        rest = after;
     }
     tx.commit().await?;
     Ok(true)

@@ -108,7 +108,7 @@ impl Db {
     async fn open(url: &str, writers: usize) -> anyhow::Result<Db> {
         install_default_drivers();
         let (dialect, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Dialect::Postgres, url.to_string())
+            (Dialect::Postgres, with_statement_cache(url))
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             let file = path.split('?').next().unwrap_or(path);
             if let Some(dir) = std::path::Path::new(file).parent()
@@ -243,6 +243,20 @@ impl Db {
 /// against 75 %), eight no more than four, and at 200/s four made no
 /// difference to the offer latency.
 pub const DEFAULT_WRITERS: u16 = 4;
+
+/// Prepared statements each PostgreSQL connection keeps (sqlx's default is
+/// 100): the group commit's statements for several works of a kind differ
+/// by their number of rows (one text per number), beside the few dozen
+/// other statements a node runs. A URL that says otherwise is kept.
+const STATEMENT_CACHE: u32 = 300;
+
+fn with_statement_cache(url: &str) -> String {
+    if url.contains("statement-cache-capacity=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}statement-cache-capacity={STATEMENT_CACHE}")
+}
 
 /// Whether the error is a unique-constraint violation.
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {

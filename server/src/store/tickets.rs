@@ -663,6 +663,127 @@ impl Work for FileComplaint {
         }
         Ok((ticket, customer, rank_ms))
     }
+
+    /// On PostgreSQL the filings of a batch read their cards with one
+    /// statement and are written with one more (a key seen before fails
+    /// them all: each then runs alone and the retry gets its first answer).
+    async fn run_together(works: &[&Self], tx: &mut Tx) -> StoreResult<Vec<Self::Output>> {
+        match works.first() {
+            Some(first) if first.dialect == super::Dialect::Postgres && works.len() > 1 => {
+                file_together(tx, works).await
+            }
+            _ => super::group_commit::one_after_another(works, tx).await,
+        }
+    }
+}
+
+async fn file_together(
+    tx: &mut Tx,
+    filings: &[&FileComplaint],
+) -> StoreResult<Vec<(Ticket, Customer, i64)>> {
+    let asked = filings
+        .iter()
+        .map(|f| {
+            let c = &f.complaint;
+            (c.customer_id, c.category_id, c.reopen_window_ms, f.now_ms)
+        })
+        .collect::<Vec<_>>();
+    let found = crate::quality::reopen::cards_and_reopen_candidates_on(tx, &asked).await?;
+    let ranks = filings
+        .iter()
+        .zip(&found)
+        .map(|(f, (customer, reopen))| (f.complaint.rank)(customer, reopen.as_ref()))
+        .collect::<Vec<_>>();
+    const PER_FILING: usize = 17;
+    const TYPES: [&str; PER_FILING] = [
+        "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT",
+        "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT",
+    ];
+    let values = (0..filings.len())
+        .map(|i| {
+            let row = TYPES
+                .iter()
+                .enumerate()
+                .map(|(k, ty)| format!("CAST(${} AS {ty})", i * PER_FILING + k + 1))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({row})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Each row gets its ticket id first, so that its key and history are
+    // written with the id of its own ticket (the CTE with `nextval` runs
+    // once).
+    let sql = format!(
+        "WITH v AS (SELECT nextval('tickets_id_seq') AS v_id, x.* FROM (VALUES {values}) AS x \
+             (v_ord, v_customer, v_category, v_queue, v_channel, v_description, v_rank, v_now, \
+              v_reopen_of, v_origin_id, v_origin_started, v_scope, v_key, v_hash, v_actor, \
+              v_created, v_queued)), \
+         t AS ( \
+             INSERT INTO tickets (id, kind, status, customer_id, category_id, queue_id, channel, \
+                 description, rank_ms, created_at_ms, updated_at_ms, reopen_of, origin_id, \
+                 origin_started_ms) \
+             SELECT v_id, 'inbound', 'queued', v_customer, v_category, v_queue, v_channel, \
+                 v_description, v_rank, v_now, v_now, v_reopen_of, v_origin_id, v_origin_started \
+             FROM v ORDER BY v_id \
+             RETURNING {TICKET_COLUMNS}), \
+         tv AS (SELECT * FROM t JOIN v ON v.v_id = t.id), \
+         k AS ( \
+             INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at_ms) \
+             SELECT v_scope, v_key, v_hash, v_id, v_now FROM tv), \
+         e AS ( \
+             INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
+             SELECT ticket_id, at_ms, actor, kind, data FROM ( \
+                 SELECT v_id AS ticket_id, 0 AS step, v_now AS at_ms, v_actor AS actor, \
+                     'created' AS kind, v_created AS data FROM tv \
+                 UNION ALL SELECT v_id, 1, v_now, CAST(NULL AS BIGINT), 'queued', v_queued FROM tv) s \
+             ORDER BY ticket_id, step) \
+         SELECT * FROM tv ORDER BY v_ord"
+    );
+    let mut query = sqlx::query(&sql);
+    for (i, (f, rank_ms)) in filings.iter().zip(&ranks).enumerate() {
+        let c = &f.complaint;
+        let reopen = found[i].1.as_ref();
+        let (reopen_of, origin_id, origin_started_ms) =
+            crate::quality::reopen::chain_columns(reopen);
+        query = query
+            .bind(i as i64)
+            .bind(c.customer_id)
+            .bind(c.category_id)
+            .bind(c.queue_id)
+            .bind(&c.channel)
+            .bind(&c.description)
+            .bind(*rank_ms)
+            .bind(f.now_ms)
+            .bind(reopen_of)
+            .bind(origin_id)
+            .bind(origin_started_ms)
+            .bind(&f.scope)
+            .bind(&f.key)
+            .bind(&f.request_hash)
+            .bind(c.actor_user_id)
+            .bind(created_data(c).to_string())
+            .bind(queued_data(c).to_string());
+    }
+    let rows = query.fetch_all(&mut **tx).await?;
+    if rows.len() != filings.len() {
+        return Err(StoreError::Database(sqlx::Error::Protocol(format!(
+            "{} complaints written of {}",
+            rows.len(),
+            filings.len()
+        ))));
+    }
+    let mut filed = Vec::with_capacity(filings.len());
+    for ((f, row), ((customer, reopen), rank_ms)) in
+        filings.iter().zip(&rows).zip(found.into_iter().zip(ranks))
+    {
+        let ticket = ticket_from_row(row)?;
+        if let Some(link) = reopen.as_ref() {
+            crate::quality::reopen::link_in(tx, ticket.id, link, f.now_ms).await?;
+        }
+        filed.push((ticket, customer, rank_ms));
+    }
+    Ok(filed)
 }
 
 /// The accept: the ticket becomes the agent's.
@@ -693,6 +814,25 @@ impl Work for Accept {
             // lifecycle's path.
             super::Dialect::Postgres => assign_in_one_statement(tx, ticket_id, offer, now_ms).await,
             super::Dialect::Sqlite => assign_step_by_step(tx, ticket_id, offer, now_ms).await,
+        }
+    }
+
+    /// On PostgreSQL the accepts of a batch are one statement (unless two
+    /// are of one ticket: the first wins, as one after another).
+    async fn run_together(works: &[&Self], tx: &mut Tx) -> StoreResult<Vec<Self::Output>> {
+        let distinct = works
+            .iter()
+            .map(|w| w.ticket_id)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == works.len();
+        match works.first() {
+            Some(first)
+                if first.dialect == super::Dialect::Postgres && distinct && works.len() > 1 =>
+            {
+                assign_together(tx, works).await
+            }
+            _ => super::group_commit::one_after_another(works, tx).await,
         }
     }
 
@@ -751,6 +891,96 @@ async fn assign_in_one_statement(
         Some(row) => Ok(Ok(ticket_from_row(&row)?)),
         None => Ok(Err(no_longer_waiting())),
     }
+}
+
+/// Accepts of distinct tickets in one statement: [`assign_in_one_statement`]
+/// for each, over a list of values, the answers counted once per queue, day
+/// and shard (rows locked in that order).
+async fn assign_together(
+    tx: &mut Tx,
+    accepts: &[&Accept],
+) -> StoreResult<Vec<StoreResult<Ticket>>> {
+    const PER_ACCEPT: usize = 9;
+    let values = (0..accepts.len())
+        .map(|i| {
+            let p = |k: usize| i * PER_ACCEPT + k;
+            format!(
+                "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), \
+                 CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT), \
+                 CAST(${} AS BIGINT))",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7),
+                p(8),
+                p(9)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let returned = TICKET_COLUMNS
+        .split(", ")
+        .map(|c| format!("tickets.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "WITH v (v_ticket, v_agent, v_version, v_now, v_offered_ms, v_offered, v_accepted, v_day, v_shard) \
+             AS (VALUES {values}), \
+         t AS ( \
+             UPDATE tickets SET status = 'assigned', assigned_agent_id = v.v_agent, updated_at_ms = v.v_now \
+             FROM v WHERE tickets.id = v.v_ticket AND tickets.status IN ('queued', 'offered') \
+             RETURNING {returned}), \
+         tv AS (SELECT * FROM t JOIN v ON v.v_ticket = t.id), \
+         a AS ( \
+             INSERT INTO assignments (ticket_id, agent_id, offer_version, started_at_ms) \
+             SELECT v_ticket, v_agent, v_version, v_now FROM tv), \
+         e AS ( \
+             INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
+             SELECT ticket_id, at_ms, actor, kind, data FROM ( \
+                 SELECT v_ticket AS ticket_id, 0 AS step, v_offered_ms AS at_ms, \
+                     CAST(NULL AS BIGINT) AS actor, 'offered' AS kind, v_offered AS data FROM tv \
+                 UNION ALL SELECT v_ticket, 1, v_now, v_agent, 'accepted', v_accepted FROM tv) s \
+             ORDER BY ticket_id, step), \
+         m AS ( \
+             UPDATE agents SET missed_in_row = 0 \
+             WHERE user_id IN (SELECT v_agent FROM tv) AND missed_in_row <> 0), \
+         c AS ( \
+             INSERT INTO queue_answers (queue_id, day, shard, answered, within_level) \
+             SELECT tv.queue_id, v_day, v_shard, COUNT(*), \
+                 SUM(CASE WHEN v_now - tv.created_at_ms <= q.service_level_seconds * 1000 THEN 1 ELSE 0 END) \
+             FROM tv JOIN queues q ON q.id = tv.queue_id \
+             GROUP BY tv.queue_id, v_day, v_shard ORDER BY 1, 2, 3 \
+             ON CONFLICT (queue_id, day, shard) DO UPDATE SET \
+                 answered = queue_answers.answered + excluded.answered, \
+                 within_level = queue_answers.within_level + excluded.within_level) \
+         SELECT * FROM t"
+    );
+    let mut query = sqlx::query(&sql);
+    for accept in accepts {
+        let (offer, now_ms) = (&accept.offer, accept.now_ms);
+        query = query
+            .bind(accept.ticket_id)
+            .bind(offer.agent_id)
+            .bind(offer.version as i64)
+            .bind(now_ms)
+            .bind(offer.at_ms)
+            .bind(offer.data().to_string())
+            .bind(serde_json::json!({ "version": offer.version }).to_string())
+            .bind(now_ms.div_euclid(DAY_MS))
+            .bind(offer.agent_id.rem_euclid(ANSWER_SHARDS));
+    }
+    let mut assigned = std::collections::HashMap::new();
+    for row in query.fetch_all(&mut **tx).await? {
+        let ticket = ticket_from_row(&row)?;
+        assigned.insert(ticket.id, ticket);
+    }
+    Ok(accepts
+        .iter()
+        .map(|a| assigned.remove(&a.ticket_id).ok_or_else(no_longer_waiting))
+        .collect())
 }
 
 async fn assign_step_by_step(
@@ -864,12 +1094,7 @@ impl Work for Resolve {
         }
         let updated = query.fetch_optional(&mut **tx).await?;
         let Some(row) = updated else {
-            let current = ticket_in(tx, ticket_id).await?;
-            return Ok(Err(if current.assigned_agent_id == Some(agent_id) {
-                StoreError::Conflict(format!("the ticket is {}", current.status.as_str()))
-            } else {
-                StoreError::NotFound("assigned ticket")
-            }));
+            return Ok(Err(resolve_refused(tx, ticket_id, agent_id).await?));
         };
         let ticket = ticket_from_row(&row)?;
         if !postgres {
@@ -899,8 +1124,9 @@ impl Work for Resolve {
                  (SELECT ticket_id FROM ticket_events WHERE ticket_id = $1 AND kind = 'escalated' LIMIT 1) e \
              ORDER BY 1, 2";
         let following = if postgres {
-            use crate::quality::outcomes::{RECORD_OUTCOME, bind_outcome};
-            let sql = format!("WITH q AS ({RECORD_OUTCOME}) {FOLLOWING}");
+            use crate::quality::outcomes::{OutcomeInputs, bind_outcome, record_outcome_sql};
+            let record = record_outcome_sql(&OutcomeInputs::PLACEHOLDERS);
+            let sql = format!("WITH q AS ({record}) {FOLLOWING}");
             bind_outcome(
                 sqlx::query(&sql),
                 ticket_id,
@@ -926,22 +1152,197 @@ impl Work for Resolve {
                 .fetch_all(&mut **tx)
                 .await?
         };
-        let mut held_reopens = Vec::new();
-        let mut ever_escalated = false;
-        for row in following {
-            match row.try_get::<i64, _>("which")? {
-                0 => {
-                    if row.try_get::<String, _>("status")? == "queued" {
-                        held_reopens.push(row.try_get("id")?);
-                    }
-                }
-                _ => ever_escalated = true,
-            }
-        }
-        Ok(Ok(Resolved {
-            ticket,
-            ever_escalated,
-            held_reopens,
-        }))
+        Ok(Ok(what_follows(ticket, &following)?))
     }
+
+    /// On PostgreSQL the resolves of a batch (of distinct tickets) are two
+    /// statements, as one is: the tickets, assignments and histories, then
+    /// the quality records with the reads of what follows.
+    async fn run_together(works: &[&Self], tx: &mut Tx) -> StoreResult<Vec<Self::Output>> {
+        let distinct = works
+            .iter()
+            .map(|w| w.ticket_id)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == works.len();
+        match works.first() {
+            Some(first)
+                if first.dialect == super::Dialect::Postgres && distinct && works.len() > 1 =>
+            {
+                resolve_together(tx, works).await
+            }
+            _ => super::group_commit::one_after_another(works, tx).await,
+        }
+    }
+}
+
+/// Why a resolve changed nothing: the agent holds the ticket but it is not
+/// open, or they do not hold it.
+async fn resolve_refused(tx: &mut Tx, ticket_id: i64, agent_id: i64) -> StoreResult<StoreError> {
+    let current = ticket_in(tx, ticket_id).await?;
+    Ok(if current.assigned_agent_id == Some(agent_id) {
+        StoreError::Conflict(format!("the ticket is {}", current.status.as_str()))
+    } else {
+        StoreError::NotFound("assigned ticket")
+    })
+}
+
+/// The resolved ticket with what follows, from the rows of the reads of
+/// reopens held for the agent (`which` 0) and of an escalation (1).
+fn what_follows<'r>(
+    ticket: Ticket,
+    rows: impl IntoIterator<Item = &'r AnyRow>,
+) -> StoreResult<Resolved> {
+    let mut held_reopens = Vec::new();
+    let mut ever_escalated = false;
+    for row in rows {
+        match row.try_get::<i64, _>("which")? {
+            0 => {
+                if row.try_get::<String, _>("status")? == "queued" {
+                    held_reopens.push(row.try_get("id")?);
+                }
+            }
+            _ => ever_escalated = true,
+        }
+    }
+    Ok(Resolved {
+        ticket,
+        ever_escalated,
+        held_reopens,
+    })
+}
+
+/// `(VALUES …)` rows of `types`, numbered from `$1`, for `rows` rows.
+fn values_list(rows: usize, types: &[&str]) -> String {
+    (0..rows)
+        .map(|i| {
+            let row = types
+                .iter()
+                .enumerate()
+                .map(|(k, ty)| format!("CAST(${} AS {ty})", i * types.len() + k + 1))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({row})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Resolves of distinct tickets: what each would do alone, in two
+/// statements for them all (and a read for each one refused).
+async fn resolve_together(
+    tx: &mut Tx,
+    resolves: &[&Resolve],
+) -> StoreResult<Vec<StoreResult<Resolved>>> {
+    let values = values_list(
+        resolves.len(),
+        &[
+            "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "TEXT", "TEXT",
+        ],
+    );
+    let returned = TICKET_COLUMNS
+        .split(", ")
+        .map(|c| format!("tickets.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "WITH v (v_ticket, v_agent, v_now, v_code, v_resolved, v_note, v_data) AS (VALUES {values}), \
+         t AS ( \
+             UPDATE tickets SET status = 'resolved', resolved_at_ms = v.v_now, \
+                 updated_at_ms = v.v_now, outcome_code = v.v_code, \
+                 outcome_resolved = v.v_resolved, outcome_note = v.v_note \
+             FROM v WHERE tickets.id = v.v_ticket AND tickets.assigned_agent_id = v.v_agent \
+                 AND tickets.status = 'assigned' \
+             RETURNING {returned}), \
+         tv AS (SELECT * FROM t JOIN v ON v.v_ticket = t.id), \
+         a AS ( \
+             UPDATE assignments SET ended_at_ms = tv.v_now FROM tv \
+             WHERE assignments.ticket_id = tv.v_ticket AND assignments.ended_at_ms IS NULL), \
+         e AS ( \
+             INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
+             SELECT v_ticket, v_now, v_agent, 'resolved', v_data FROM tv ORDER BY v_ticket) \
+         SELECT * FROM t"
+    );
+    let mut query = sqlx::query(&sql);
+    for r in resolves {
+        query = query
+            .bind(r.ticket_id)
+            .bind(r.agent_id)
+            .bind(r.now_ms)
+            .bind(&r.outcome.code)
+            .bind(r.outcome.resolved as i64)
+            .bind(&r.outcome.note)
+            .bind(resolved_data(&r.outcome).to_string());
+    }
+    let mut ended = std::collections::HashMap::new();
+    for row in query.fetch_all(&mut **tx).await? {
+        let ticket = ticket_from_row(&row)?;
+        ended.insert(ticket.id, ticket);
+    }
+    let done: Vec<&&Resolve> = resolves
+        .iter()
+        .filter(|r| ended.contains_key(&r.ticket_id))
+        .collect();
+    // The quality records of those resolved, and what follows each. The
+    // reads of what follows are one small lookup per resolve (`LATERAL`,
+    // kept from being flattened into a join: planned as a join over the
+    // list, without statistics, they read every ticket and every history
+    // row instead of the indexes `tickets_held_for` and `ticket_events_ticket`).
+    let mut following: std::collections::HashMap<usize, Vec<AnyRow>> = Default::default();
+    if !done.is_empty() {
+        use crate::quality::outcomes::{OutcomeInputs, outcome_inputs, record_outcome_sql};
+        let values = values_list(done.len(), &["BIGINT"; 8]);
+        let record = record_outcome_sql(&OutcomeInputs {
+            from: "w JOIN tickets t ON t.id = w.w_ticket WHERE",
+            agent: "w.w_agent",
+            now: "w.w_now",
+            day: "w.w_day",
+            window: "w.w_window",
+            until_30: "w.w_until_30",
+            until_90: "w.w_until_90",
+        });
+        let sql = format!(
+            "WITH w (w_ord, w_ticket, w_agent, w_now, w_day, w_window, w_until_30, w_until_90) \
+                 AS (VALUES {values}), \
+             q AS ({record}) \
+             SELECT 0 AS which, w.w_ord AS ord, h.id, h.status FROM w CROSS JOIN LATERAL \
+                 (SELECT id, status FROM tickets \
+                  WHERE held_for_agent_id = w.w_agent AND held_until_ms > w.w_now OFFSET 0) h \
+             UNION ALL \
+             SELECT 1 AS which, w.w_ord AS ord, w.w_ticket AS id, '' AS status FROM w CROSS JOIN LATERAL \
+                 (SELECT 1 AS one FROM ticket_events e \
+                  WHERE e.ticket_id = w.w_ticket AND e.kind = 'escalated' LIMIT 1) x \
+             ORDER BY 1, 2, 3"
+        );
+        let mut query = sqlx::query(&sql);
+        for (ord, r) in done.iter().enumerate() {
+            let [day, window, until_30, until_90] = outcome_inputs(r.now_ms, &r.settings);
+            query = query
+                .bind(ord as i64)
+                .bind(r.ticket_id)
+                .bind(r.agent_id)
+                .bind(r.now_ms)
+                .bind(day)
+                .bind(window)
+                .bind(until_30)
+                .bind(until_90);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let ord: i64 = row.try_get("ord")?;
+            following.entry(ord as usize).or_default().push(row);
+        }
+    }
+    let mut outputs = Vec::with_capacity(resolves.len());
+    let mut ord = 0;
+    for r in resolves {
+        match ended.remove(&r.ticket_id) {
+            Some(ticket) => {
+                let rows = following.remove(&ord).unwrap_or_default();
+                outputs.push(Ok(what_follows(ticket, &rows)?));
+                ord += 1;
+            }
+            None => outputs.push(Err(resolve_refused(tx, r.ticket_id, r.agent_id).await?)),
+        }
+    }
+    Ok(outputs)
 }
