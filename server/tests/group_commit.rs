@@ -16,7 +16,8 @@ use callcenter_proto::http::{Outcome, Ticket};
 use reqwest::StatusCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use support::TestApp;
+use std::time::Duration;
+use support::{Live, Storage, TestApp, spawn_app};
 use tokio::task::JoinHandle;
 
 on_every_backend!(
@@ -517,4 +518,31 @@ async fn a_complaint_filed_in_a_shared_commit_reopens_the_last_one(app: TestApp)
         description_on_record(&app, first.id).await,
         "Toaster smokes"
     );
+}
+
+/// On PostgreSQL the writers have connections of their own: a complaint is
+/// filed while other work holds every shared connection (compensation
+/// decisions queued on the ledger's lock did, at a thousand lifecycles a
+/// second, and the line stopped draining).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complaint_is_filed_while_other_work_holds_every_shared_connection() {
+    let Some(app) = spawn_app(Storage::Postgres, Live::Memory).await else {
+        return;
+    };
+    let node = Node::start(&app).await;
+    let shared = node.db.pool();
+    let mut held = Vec::new();
+    while held.len() < shared.options().get_max_connections() as usize {
+        held.push(shared.acquire().await.unwrap());
+    }
+
+    let filing = node.send("call-1", "Kettle leaks");
+    let filed = tokio::time::timeout(Duration::from_secs(5), filing)
+        .await
+        .expect("the writer waited for a shared connection")
+        .unwrap();
+    let ticket = filed_now(filed);
+
+    drop(held);
+    assert_eq!(description_on_record(&app, ticket.id).await, "Kettle leaks");
 }

@@ -126,8 +126,16 @@ impl Db {
         } else {
             anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite://");
         };
+        let writers = match dialect {
+            Dialect::Postgres => writers.max(1),
+            Dialect::Sqlite => 1,
+        };
         let options = match dialect {
-            Dialect::Postgres => AnyPoolOptions::new().max_connections(16),
+            // The writers have connections of their own (below): the node
+            // keeps 16 in all.
+            Dialect::Postgres => AnyPoolOptions::new().max_connections(
+                (POSTGRES_CONNECTIONS - writers as u32).max(MIN_SHARED_CONNECTIONS),
+            ),
             Dialect::Sqlite => AnyPoolOptions::new()
                 .max_connections(1)
                 .after_connect(|conn, _| {
@@ -168,15 +176,26 @@ impl Db {
             }
             _ => pool.clone(),
         };
+        // On PostgreSQL the group-commit writers draw on a pool of their own,
+        // one connection each: the lifecycle's writes never wait for a
+        // connection held by other work (compensation decisions queue on
+        // the ledger's lock with theirs, and at a thousand lifecycles a
+        // second enough of them queued to take every shared connection, the
+        // writers stalled and the line never drained). SQLite's one
+        // connection carries every write.
+        let writes = match dialect {
+            Dialect::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(writers as u32)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(&url)
+                    .await?
+            }
+            Dialect::Sqlite => pool.clone(),
+        };
         Ok(Db {
             reads,
-            writer: group_commit::Writer::start(
-                pool.clone(),
-                match dialect {
-                    Dialect::Postgres => writers,
-                    Dialect::Sqlite => 1,
-                },
-            ),
+            writer: group_commit::Writer::start(writes, writers),
             pool,
             dialect,
             cache: Default::default(),
@@ -243,6 +262,11 @@ impl Db {
 /// against 75 %), eight no more than four, and at 200/s four made no
 /// difference to the offer latency.
 pub const DEFAULT_WRITERS: u16 = 4;
+
+/// A node's PostgreSQL connections: the writers' and the shared pool's
+/// together (the shared pool keeps at least [`MIN_SHARED_CONNECTIONS`]).
+const POSTGRES_CONNECTIONS: u32 = 16;
+const MIN_SHARED_CONNECTIONS: u32 = 8;
 
 /// Prepared statements each PostgreSQL connection keeps (sqlx's default is
 /// 100): the group commit's statements for several works of a kind differ
