@@ -124,21 +124,7 @@ pub async fn cards_and_reopen_candidates_on(
     filings: &[(i64, i64, i64, i64)],
 ) -> StoreResult<Vec<(Customer, Option<ReopenLink>)>> {
     use crate::store::customers::{CARD_COLUMNS, PURCHASES_JOIN, card_from_rows};
-    let values = (0..filings.len())
-        .map(|i| {
-            let p = |k: usize| i * 5 + k;
-            format!(
-                "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), \
-                 CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let values = crate::store::values_list(filings.len(), &["BIGINT"; 5]);
     let sql = format!(
         "SELECT v.ord AS v_ord, {CARD_COLUMNS}, r.ticket_id AS r_ticket_id, \
              r.origin_id AS r_origin_id, r.origin_started_ms AS r_origin_started_ms, \

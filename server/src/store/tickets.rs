@@ -694,23 +694,13 @@ async fn file_together(
         .zip(&found)
         .map(|(f, (customer, reopen))| (f.complaint.rank)(customer, reopen.as_ref()))
         .collect::<Vec<_>>();
-    const PER_FILING: usize = 17;
-    const TYPES: [&str; PER_FILING] = [
-        "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT",
-        "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT",
-    ];
-    let values = (0..filings.len())
-        .map(|i| {
-            let row = TYPES
-                .iter()
-                .enumerate()
-                .map(|(k, ty)| format!("CAST(${} AS {ty})", i * PER_FILING + k + 1))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("({row})")
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let values = values_list(
+        filings.len(),
+        &[
+            "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT",
+            "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT",
+        ],
+    );
     // Each row gets its ticket id first, so that its key and history are
     // written with the id of its own ticket (the CTE with `nextval` runs
     // once).
@@ -820,12 +810,7 @@ impl Work for Accept {
     /// On PostgreSQL the accepts of a batch are one statement (unless two
     /// are of one ticket: the first wins, as one after another).
     async fn run_together(works: &[&Self], tx: &mut Tx) -> StoreResult<Vec<Self::Output>> {
-        let distinct = works
-            .iter()
-            .map(|w| w.ticket_id)
-            .collect::<std::collections::HashSet<_>>()
-            .len()
-            == works.len();
+        let distinct = distinct_tickets(works.iter().map(|w| w.ticket_id));
         match works.first() {
             Some(first)
                 if first.dialect == super::Dialect::Postgres && distinct && works.len() > 1 =>
@@ -900,32 +885,13 @@ async fn assign_together(
     tx: &mut Tx,
     accepts: &[&Accept],
 ) -> StoreResult<Vec<StoreResult<Ticket>>> {
-    const PER_ACCEPT: usize = 9;
-    let values = (0..accepts.len())
-        .map(|i| {
-            let p = |k: usize| i * PER_ACCEPT + k;
-            format!(
-                "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), \
-                 CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT), \
-                 CAST(${} AS BIGINT))",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5),
-                p(6),
-                p(7),
-                p(8),
-                p(9)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let returned = TICKET_COLUMNS
-        .split(", ")
-        .map(|c| format!("tickets.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let values = values_list(
+        accepts.len(),
+        &[
+            "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT",
+        ],
+    );
+    let returned = updated_ticket_columns();
     let sql = format!(
         "WITH v (v_ticket, v_agent, v_version, v_now, v_offered_ms, v_offered, v_accepted, v_day, v_shard) \
              AS (VALUES {values}), \
@@ -1159,12 +1125,7 @@ impl Work for Resolve {
     /// statements, as one is: the tickets, assignments and histories, then
     /// the quality records with the reads of what follows.
     async fn run_together(works: &[&Self], tx: &mut Tx) -> StoreResult<Vec<Self::Output>> {
-        let distinct = works
-            .iter()
-            .map(|w| w.ticket_id)
-            .collect::<std::collections::HashSet<_>>()
-            .len()
-            == works.len();
+        let distinct = distinct_tickets(works.iter().map(|w| w.ticket_id));
         match works.first() {
             Some(first)
                 if first.dialect == super::Dialect::Postgres && distinct && works.len() > 1 =>
@@ -1212,8 +1173,25 @@ fn what_follows<'r>(
     })
 }
 
+/// Whether no ticket comes twice (works of a kind on one ticket run one
+/// after another, each seeing what the one before it did).
+fn distinct_tickets(ids: impl ExactSizeIterator<Item = i64>) -> bool {
+    let n = ids.len();
+    ids.collect::<std::collections::HashSet<_>>().len() == n
+}
+
+/// [`TICKET_COLUMNS`] of `tickets` in an `UPDATE … FROM` (whose other
+/// table's columns would otherwise be in scope too).
+fn updated_ticket_columns() -> String {
+    TICKET_COLUMNS
+        .split(", ")
+        .map(|c| format!("tickets.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `(VALUES …)` rows of `types`, numbered from `$1`, for `rows` rows.
-fn values_list(rows: usize, types: &[&str]) -> String {
+pub(crate) fn values_list(rows: usize, types: &[&str]) -> String {
     (0..rows)
         .map(|i| {
             let row = types
@@ -1240,11 +1218,7 @@ async fn resolve_together(
             "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "TEXT", "TEXT",
         ],
     );
-    let returned = TICKET_COLUMNS
-        .split(", ")
-        .map(|c| format!("tickets.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let returned = updated_ticket_columns();
     let sql = format!(
         "WITH v (v_ticket, v_agent, v_now, v_code, v_resolved, v_note, v_data) AS (VALUES {values}), \
          t AS ( \
