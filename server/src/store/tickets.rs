@@ -810,14 +810,13 @@ impl Work for Accept {
     /// On PostgreSQL the accepts of a batch are one statement (unless two
     /// are of one ticket: the first wins, as one after another).
     async fn run_together(works: &[&Self], tx: &mut Tx) -> StoreResult<Vec<Self::Output>> {
-        let distinct = distinct_tickets(works.iter().map(|w| w.ticket_id));
-        match works.first() {
-            Some(first)
-                if first.dialect == super::Dialect::Postgres && distinct && works.len() > 1 =>
-            {
-                assign_together(tx, works).await
-            }
-            _ => super::group_commit::one_after_another(works, tx).await,
+        if in_one_statement(
+            works.first().map(|w| w.dialect),
+            works.iter().map(|w| w.ticket_id),
+        ) {
+            assign_together(tx, works).await
+        } else {
+            super::group_commit::one_after_another(works, tx).await
         }
     }
 
@@ -1125,14 +1124,13 @@ impl Work for Resolve {
     /// statements, as one is: the tickets, assignments and histories, then
     /// the quality records with the reads of what follows.
     async fn run_together(works: &[&Self], tx: &mut Tx) -> StoreResult<Vec<Self::Output>> {
-        let distinct = distinct_tickets(works.iter().map(|w| w.ticket_id));
-        match works.first() {
-            Some(first)
-                if first.dialect == super::Dialect::Postgres && distinct && works.len() > 1 =>
-            {
-                resolve_together(tx, works).await
-            }
-            _ => super::group_commit::one_after_another(works, tx).await,
+        if in_one_statement(
+            works.first().map(|w| w.dialect),
+            works.iter().map(|w| w.ticket_id),
+        ) {
+            resolve_together(tx, works).await
+        } else {
+            super::group_commit::one_after_another(works, tx).await
         }
     }
 }
@@ -1173,11 +1171,17 @@ fn what_follows<'r>(
     })
 }
 
-/// Whether no ticket comes twice (works of a kind on one ticket run one
-/// after another, each seeing what the one before it did).
-fn distinct_tickets(ids: impl ExactSizeIterator<Item = i64>) -> bool {
-    let n = ids.len();
-    ids.collect::<std::collections::HashSet<_>>().len() == n
+/// Whether a group of works on `tickets` runs as one statement: on
+/// PostgreSQL, two or more, no ticket twice (works of a kind on one ticket
+/// run one after another, each seeing what the one before it did).
+fn in_one_statement(
+    dialect: Option<super::Dialect>,
+    tickets: impl ExactSizeIterator<Item = i64>,
+) -> bool {
+    let n = tickets.len();
+    dialect == Some(super::Dialect::Postgres)
+        && n > 1
+        && tickets.collect::<std::collections::HashSet<_>>().len() == n
 }
 
 /// [`TICKET_COLUMNS`] of `tickets` in an `UPDATE … FROM` (whose other
