@@ -18,9 +18,15 @@
 //! commit is answered as an error to every caller of the batch (as a failed
 //! commit of their own would be): their retries are idempotent.
 //!
+//! Works of one kind in a batch run together ([`Work::run_together`]): on
+//! PostgreSQL the filings, accepts and resolves of a batch are each one or
+//! two statements over a list of values, whatever their number, where each
+//! work was a statement or two of its own, one round trip after another.
+//!
 //! A node runs a few writers (one on the embedded default, whose database
 //! has one connection): while one runs its batch the next gathers the works
 //! queued meanwhile, so one connection's round trips do not bound the node.
+//! On PostgreSQL the writers have connections of their own (`Db::open`).
 //! A batch holds its row locks until its commit; the one row works share
 //! (an accept's count of answers per queue and shard) is locked in the same
 //! order by every batch ([`Work::lock_key`]), so batches do not deadlock.
