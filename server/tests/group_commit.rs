@@ -546,3 +546,22 @@ async fn a_complaint_is_filed_while_other_work_holds_every_shared_connection() {
     drop(held);
     assert_eq!(description_on_record(&app, ticket.id).await, "Kettle leaks");
 }
+
+/// Asked for more writers than the node's usual 16 connections, a node
+/// keeps its shared pool (eight connections) beside their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_writers_leave_the_shared_pool_its_connections() {
+    let Some(app) = spawn_app(Storage::Postgres, Live::Memory).await else {
+        return;
+    };
+    let db = Db::connect_with_writers(&app.database_url, 20)
+        .await
+        .unwrap();
+    assert_eq!(db.pool().options().get_max_connections(), 8);
+    let node = Node {
+        db,
+        ..Node::start(&app).await
+    };
+    let ticket = filed_now(node.send("call-1", "Kettle leaks").await.unwrap());
+    assert_eq!(description_on_record(&app, ticket.id).await, "Kettle leaks");
+}

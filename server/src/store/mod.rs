@@ -132,9 +132,11 @@ impl Db {
         };
         let options = match dialect {
             // The writers have connections of their own (below): the node
-            // keeps 16 in all.
+            // keeps 16 in all (more with over 8 writers).
             Dialect::Postgres => AnyPoolOptions::new().max_connections(
-                (POSTGRES_CONNECTIONS - writers as u32).max(MIN_SHARED_CONNECTIONS),
+                POSTGRES_CONNECTIONS
+                    .saturating_sub(writers as u32)
+                    .max(MIN_SHARED_CONNECTIONS),
             ),
             Dialect::Sqlite => AnyPoolOptions::new()
                 .max_connections(1)
