@@ -13,6 +13,9 @@
 //! customer's cap under the same lock, so in the ledger's order every direct
 //! grant fitted what had been charged before it (approvals may go past the
 //! requester's budget, saying so, but never past the customer's cap).
+//!
+//! The third shows what is not serialized: a grant that shares neither the
+//! requester nor the customer of one in progress is decided meanwhile.
 
 mod compensation_fixtures;
 mod support;
@@ -632,4 +635,97 @@ fn granted_count(decisions: &std::collections::HashMap<i64, CompensationRequest>
         .values()
         .filter(|d| d.status == CompensationStatus::Granted)
         .count()
+}
+
+/// Decisions that share neither a requester's budget nor a customer do not
+/// wait for each other: while Olga's grant is stopped inside its
+/// transaction (another session holds her ticket's row), Ivan's grant for
+/// another customer is decided and enters the ledger first; Olga's is
+/// decided once the row is let go, and the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_grant_for_another_customer_does_not_wait_for_one_in_progress() {
+    use sqlx::Connection;
+    let Some(app) = spawn_app(Storage::Postgres, Live::Memory).await else {
+        return;
+    };
+    let (category, customer) = care_desk(&app).await;
+    let other_customer = app.customer("shop-43").await;
+    let olga = agent_holding_ticket(&app, "olga", customer, category).await;
+    let ivan = agent_holding_ticket(&app, "ivan", other_customer, category).await;
+    let admin = relogin(&app, "admin").await;
+    publish(&app, &admin, &policy()).await;
+
+    let mut other_session = app.database().await;
+    let mut holding = other_session.begin().await.unwrap();
+    sqlx::query("SELECT id FROM tickets WHERE id = $1 FOR UPDATE")
+        .bind(olga.ticket_id)
+        .execute(&mut *holding)
+        .await
+        .unwrap();
+    let olgas = {
+        let (app_http, url) = (app.http.clone(), app.url("/api/compensation/requests"));
+        let (token, body) = (olga.token.clone(), credit(olga.ticket_id, 800));
+        tokio::spawn(async move {
+            let reply = app_http
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "olga-1")
+                .json(&body)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(reply.status(), StatusCode::CREATED);
+            reply.json::<CompensationRequest>().await.expect("decision")
+        })
+    };
+    waits_for_a_lock(&app).await;
+
+    let ivans = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        asked(&app, &ivan.token, "ivan-1", &credit(ivan.ticket_id, 600)),
+    )
+    .await
+    .expect("Ivan's grant waited for Olga's");
+    assert_eq!(ivans.status, CompensationStatus::Granted, "{ivans:?}");
+
+    holding.rollback().await.unwrap();
+    let olgas = olgas.await.unwrap();
+    assert_eq!(olgas.status, CompensationStatus::Granted, "{olgas:?}");
+    let ledger = ledger_after(&app, &admin, 0).await;
+    assert_eq!(
+        ledger
+            .iter()
+            .map(|e| (e.seq, e.request_id, e.amount_minor))
+            .collect::<Vec<_>>(),
+        [(1, ivans.id, 600), (2, olgas.id, 800)]
+    );
+    let verified: LedgerVerification = app
+        .get("/api/admin/compensation/ledger/verify", &admin)
+        .await
+        .json();
+    assert!(verified.ok, "{verified:?}");
+    other_session.close().await.unwrap();
+    drop((olga, ivan));
+}
+
+/// Until a session of the app's database waits for a lock.
+async fn waits_for_a_lock(app: &TestApp) {
+    let mut db = app.database().await;
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::Row::get(
+            &sqlx::query(
+                "SELECT COUNT(*) AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE NOT l.granted AND a.datname = current_database()",
+            )
+            .fetch_one(&mut db)
+            .await
+            .unwrap(),
+            "n",
+        );
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no session waited for a lock");
 }

@@ -1,20 +1,24 @@
 //! Grant requests, approvals, automatic expiry and reversals.
 //!
-//! Every decision runs in one transaction that first takes the ledger head's
-//! row lock, then reads the budgets and the customer's 90-day spend, decides
-//! under the current policy version, stores the request with its rule and
-//! inputs, charges the budget counters (checked by the table) and appends to
-//! the ledger and the outbox. Parallel requests on any number of nodes are
-//! therefore decided one after another against fresh numbers.
+//! Every decision runs in one transaction that first locks what it reads and
+//! charges — the requester's budget counters and the customer's 90-day
+//! spend (`ledger::lock_budgets`) — then reads them, decides under the
+//! current policy version, stores the request with its rule and inputs,
+//! charges the budget counters (checked by the table) and, last before its
+//! commit, appends to the ledger and the outbox under the ledger head's row
+//! lock. Parallel requests that share a requester or a customer, on any
+//! number of nodes, are therefore decided one after another against fresh
+//! numbers; others are decided side by side and only their appends wait for
+//! each other (two statements and a commit each).
 //!
-//! Approvals take the same lock and charge the same counters (the requester's
+//! Approvals take the same locks and charge the same counters (the requester's
 //! day and month): a supervisor's approval may take the requester past their
 //! budget, and the decision then says so (`approval_over_requester_budget`,
 //! with the excess in its inputs). A reversal gives back to those counters
 //! what the grant charged them, and the customer's 90-day cap stops counting
 //! the grant; both are stored with the decision.
 
-use super::ledger::{append, lock_ledger};
+use super::ledger::{append, lock_budgets};
 use super::policy::{self, CUSTOMER_WINDOW_MS, Situation};
 use super::store::{
     NewRequest, budget_scopes, charge, customer_spent_since, insert_request, refund, request_in,
@@ -168,10 +172,11 @@ impl Desk {
         let now = self.clock.now_ms();
         let (day, month) = budget_scopes(actor.user_id, now);
 
+        let dialect = self.db.dialect();
         let mut tx = crate::store::begin(self.db.pool())
             .await
             .map_err(StoreError::from)?;
-        lock_ledger(&mut tx).await?;
+        lock_budgets(&mut tx, dialect, actor.user_id, customer.id).await?;
         // A concurrent retry with the same key may have committed meanwhile.
         if let Some(id) = claimed_key(&mut tx, &scope, idempotency_key, request_hash).await? {
             drop(tx);
@@ -235,11 +240,6 @@ impl Desk {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-        if status == CompensationStatus::Granted {
-            charge(&mut tx, &day, cost, verdict.inputs.budget_day_minor).await?;
-            charge(&mut tx, &month, cost, verdict.inputs.budget_month_minor).await?;
-            append(&mut tx, ledger_entry(&request, None, now)).await?;
-        }
         ticket_event(
             &mut tx,
             &request,
@@ -248,6 +248,11 @@ impl Desk {
             now,
         )
         .await?;
+        if status == CompensationStatus::Granted {
+            charge(&mut tx, &day, cost, verdict.inputs.budget_day_minor).await?;
+            charge(&mut tx, &month, cost, verdict.inputs.budget_month_minor).await?;
+            append(&mut tx, dialect, ledger_entry(&request, None, now)).await?;
+        }
         tx.commit().await.map_err(StoreError::from)?;
         if status == CompensationStatus::Pending {
             let event = ServerEvent::CompensationPending {
@@ -370,10 +375,12 @@ impl Desk {
         } else {
             None
         };
+        let dialect = self.db.dialect();
         let mut tx = crate::store::begin(self.db.pool())
             .await
             .map_err(StoreError::from)?;
-        lock_ledger(&mut tx).await?;
+        // The requester and the customer never change: read before the lock.
+        lock_budgets(&mut tx, dialect, request.requested_by, request.customer_id).await?;
         let current = request_in(&mut tx, request_id).await?;
         if current.status != CompensationStatus::Pending {
             return Err(ApiError::Conflict(format!(
@@ -468,9 +475,6 @@ impl Desk {
             charge(&mut tx, &month, cost, month_cap).await?;
         }
         let decided = request_in(&mut tx, request_id).await?;
-        if charged {
-            append(&mut tx, ledger_entry(&decided, Some(actor.user_id), now)).await?;
-        }
         ticket_event(
             &mut tx,
             &decided,
@@ -479,6 +483,14 @@ impl Desk {
             now,
         )
         .await?;
+        if charged {
+            append(
+                &mut tx,
+                dialect,
+                ledger_entry(&decided, Some(actor.user_id), now),
+            )
+            .await?;
+        }
         tx.commit().await.map_err(StoreError::from)?;
         self.announce_decision(&decided).await;
         Ok(decided)
@@ -518,10 +530,14 @@ impl Desk {
             return Err(ApiError::field("note", "must be 1 to 2000 characters"));
         }
         let now = self.clock.now_ms();
+        // Whose budgets and which customer: they never change, so they are
+        // read before the lock; the request itself is read again under it.
+        let asked = self.db.compensation_request(request_id).await?;
+        let dialect = self.db.dialect();
         let mut tx = crate::store::begin(self.db.pool())
             .await
             .map_err(StoreError::from)?;
-        lock_ledger(&mut tx).await?;
+        lock_budgets(&mut tx, dialect, asked.requested_by, asked.customer_id).await?;
         let request = request_in(&mut tx, request_id).await?;
         if !matches!(
             request.status,
@@ -540,7 +556,7 @@ impl Desk {
         entry.amount_minor = -request.cost_minor;
         entry.rule = format!("reversal by user {}", actor.user_id);
         entry.note = note.to_string();
-        let entry = append(&mut tx, entry).await.map_err(|e| match e {
+        let entry = append(&mut tx, dialect, entry).await.map_err(|e| match e {
             StoreError::Conflict(_) => ApiError::Conflict("this grant is already reversed".into()),
             other => other.into(),
         })?;

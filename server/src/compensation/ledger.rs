@@ -4,7 +4,7 @@
 //! (triggers); [`Db::verify_ledger`] recomputes the chain from the stored
 //! columns, so an entry edited behind the application's back is named.
 
-use crate::store::{Db, StoreError, StoreResult};
+use crate::store::{Db, Dialect, StoreError, StoreResult};
 use callcenter_proto::compensation::{
     BonusKind, LedgerEntry, LedgerEntryKind, LedgerVerification, WebhookEvent,
 };
@@ -105,58 +105,31 @@ pub(crate) fn entry_from_row(row: &AnyRow) -> StoreResult<LedgerEntry> {
 }
 
 /// Append an entry (its `seq`, `prev_hash` and `hash` are filled in here) and
-/// its webhook event to the outbox, in the caller's transaction. The caller
-/// holds the ledger head's row lock (see `lock_ledger`), so appends are serial.
+/// its webhook event to the outbox, in the caller's transaction, as the
+/// transaction's last writes: the ledger head's row lock is taken here and
+/// held to the commit, so appends are serial across nodes while each holds
+/// the one lock for two statements and the commit (what the decision read
+/// and charged is held by [`lock_budgets`] meanwhile).
 pub(crate) async fn append(
     tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
     mut entry: LedgerEntry,
 ) -> StoreResult<LedgerEntry> {
-    let head = sqlx::query("SELECT last_seq, last_hash FROM compensation_ledger_head WHERE id = 1")
-        .fetch_one(&mut **tx)
+    // The complaint's quality record counts what was spent on it (issue 7):
+    // before the ledger's lock, so that lock is not held for it.
+    crate::quality::retention::compensation_entered(tx, entry.ticket_id, entry.amount_minor)
         .await?;
+    // Locked and read in one statement: after waiting for the lock the
+    // update sees the head as the previous append left it.
+    let head = sqlx::query(
+        "UPDATE compensation_ledger_head SET last_seq = last_seq WHERE id = 1 \
+         RETURNING last_seq, last_hash",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
     entry.seq = head.try_get::<i64, _>("last_seq")? + 1;
     entry.prev_hash = head.try_get("last_hash")?;
     entry.hash = entry_hash(&entry.prev_hash, &entry);
-    sqlx::query(&format!(
-        "INSERT INTO compensation_ledger ({LEDGER_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-    ))
-    .bind(entry.seq)
-    .bind(kind_str(entry.kind))
-    .bind(entry.request_id)
-    .bind(entry.ticket_id)
-    .bind(entry.customer_id)
-    .bind(entry.requested_by)
-    .bind(entry.approved_by)
-    .bind(entry.bonus_kind.as_str())
-    .bind(entry.quantity)
-    .bind(entry.amount_minor)
-    .bind(&entry.reason_code)
-    .bind(entry.policy_version)
-    .bind(&entry.rule)
-    .bind(&entry.note)
-    .bind(entry.created_at_ms)
-    .bind(&entry.prev_hash)
-    .bind(&entry.hash)
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| {
-        if crate::store::is_unique_violation(&e) {
-            StoreError::Conflict(
-                "this grant already has such a ledger entry, or the ledger moved on meanwhile"
-                    .into(),
-            )
-        } else {
-            e.into()
-        }
-    })?;
-    sqlx::query("UPDATE compensation_ledger_head SET last_seq = $1, last_hash = $2 WHERE id = 1")
-        .bind(entry.seq)
-        .bind(&entry.hash)
-        .execute(&mut **tx)
-        .await?;
-    // The complaint's quality record counts what was spent on it (issue 7).
-    crate::quality::retention::compensation_entered(tx, entry.ticket_id).await?;
     let event = WebhookEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
         kind: match entry.kind {
@@ -167,26 +140,120 @@ pub(crate) async fn append(
         entry: entry.clone(),
     };
     let payload = serde_json::to_string(&event).map_err(|e| StoreError::Conflict(e.to_string()))?;
-    sqlx::query(
-        "INSERT INTO compensation_outbox (event_id, ledger_seq, payload, attempts, next_attempt_at_ms, created_at_ms) \
-         VALUES ($1, $2, $3, 0, $4, $4)",
-    )
-    .bind(&event.event_id)
-    .bind(entry.seq)
-    .bind(payload)
-    .bind(entry.created_at_ms)
-    .execute(&mut **tx)
-    .await?;
+    let conflict = |e: sqlx::Error| {
+        if crate::store::is_unique_violation(&e) {
+            StoreError::Conflict(
+                "this grant already has such a ledger entry, or the ledger moved on meanwhile"
+                    .into(),
+            )
+        } else {
+            e.into()
+        }
+    };
+    let insert_entry = format!(
+        "INSERT INTO compensation_ledger ({LEDGER_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    );
+    match dialect {
+        // The entry, the head and the event in one statement.
+        Dialect::Postgres => {
+            let sql = format!(
+                "WITH e AS ({insert_entry} RETURNING seq), \
+                 h AS (UPDATE compensation_ledger_head SET last_seq = $1, last_hash = $17 \
+                       WHERE id = 1 RETURNING id) \
+                 INSERT INTO compensation_outbox \
+                     (event_id, ledger_seq, payload, attempts, next_attempt_at_ms, created_at_ms) \
+                 VALUES ($18, $1, $19, 0, $15, $15)"
+            );
+            bind_entry(sqlx::query(&sql), &entry)
+                .bind(&event.event_id)
+                .bind(&payload)
+                .execute(&mut **tx)
+                .await
+                .map_err(conflict)?;
+        }
+        // No writes in a WITH: three statements, under the one writer's lock.
+        Dialect::Sqlite => {
+            bind_entry(sqlx::query(&insert_entry), &entry)
+                .execute(&mut **tx)
+                .await
+                .map_err(conflict)?;
+            sqlx::query(
+                "UPDATE compensation_ledger_head SET last_seq = $1, last_hash = $2 WHERE id = 1",
+            )
+            .bind(entry.seq)
+            .bind(&entry.hash)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO compensation_outbox \
+                     (event_id, ledger_seq, payload, attempts, next_attempt_at_ms, created_at_ms) \
+                 VALUES ($1, $2, $3, 0, $4, $4)",
+            )
+            .bind(&event.event_id)
+            .bind(entry.seq)
+            .bind(&payload)
+            .bind(entry.created_at_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
     Ok(entry)
 }
 
-/// Take the ledger head's row lock: every decision that reads budgets or
-/// appends to the ledger does this first, so they are serialized across
-/// nodes (PostgreSQL row lock; SQLite serializes every write anyway).
-pub(crate) async fn lock_ledger(tx: &mut Transaction<'static, Any>) -> StoreResult<()> {
-    sqlx::query("UPDATE compensation_ledger_head SET last_seq = last_seq WHERE id = 1")
-        .execute(&mut **tx)
-        .await?;
+/// The entry's columns as `$1` to `$17`, in [`LEDGER_COLUMNS`] order.
+fn bind_entry<'q>(
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    e: &'q LedgerEntry,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(e.seq)
+        .bind(kind_str(e.kind))
+        .bind(e.request_id)
+        .bind(e.ticket_id)
+        .bind(e.customer_id)
+        .bind(e.requested_by)
+        .bind(e.approved_by)
+        .bind(e.bonus_kind.as_str())
+        .bind(e.quantity)
+        .bind(e.amount_minor)
+        .bind(&e.reason_code)
+        .bind(e.policy_version)
+        .bind(&e.rule)
+        .bind(&e.note)
+        .bind(e.created_at_ms)
+        .bind(&e.prev_hash)
+        .bind(&e.hash)
+}
+
+/// Lock what a compensation decision reads and charges, to the end of its
+/// transaction: the requester's budget counters (and their idempotency
+/// keys) and the customer's 90-day spend, so decisions that share either
+/// are decided one after another against fresh numbers, on any node, and
+/// decisions that share neither run side by side. Always the requester
+/// first, then the customer, then (in [`append`]) the ledger head: one
+/// order, so no two decisions wait for each other. On PostgreSQL these are
+/// transaction-scoped advisory locks (negative keys: the requester's even,
+/// the customer's odd; other advisory locks use positive keys); SQLite has
+/// one writer, which the transaction took when it began.
+pub(crate) async fn lock_budgets(
+    tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
+    requester: i64,
+    customer_id: i64,
+) -> StoreResult<()> {
+    match dialect {
+        Dialect::Postgres => {
+            // Evaluated left to right: the requester's lock first.
+            sqlx::query("SELECT pg_advisory_xact_lock($1) AS a, pg_advisory_xact_lock($2) AS b")
+                .bind(requester.wrapping_mul(-2))
+                .bind(customer_id.wrapping_mul(-2).wrapping_sub(1))
+                .execute(&mut **tx)
+                .await?;
+        }
+        // The transaction began IMMEDIATE: it holds the one writer already.
+        Dialect::Sqlite => {}
+    }
     Ok(())
 }
 

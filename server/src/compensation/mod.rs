@@ -7,7 +7,8 @@
 //! - [`drafts`]: stored, editable policy drafts, their dry runs, and
 //!   publishing a draft as the next immutable version.
 //! - [`grants`]: requests, live approvals, automatic expiry and reversals
-//!   (`impl Desk`), serialized in the database by the ledger head's row lock.
+//!   (`impl Desk`), serialized in the database per requester's budget and
+//!   per customer, and their ledger appends by the ledger head's row lock.
 //! - [`ledger`]: the append-only, hash-chained ledger and its verifier.
 //! - [`outbox`]: signed webhook deliveries of every ledger entry, with retries.
 //! - [`store`]: the SQL (`impl Db`); [`http`]: the routes.

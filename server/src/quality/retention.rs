@@ -23,19 +23,22 @@ async fn compensation_of(tx: &mut Transaction<'static, Any>, ticket_id: i64) -> 
     .try_get("total")?)
 }
 
-/// A ledger entry on `ticket_id` was appended in this transaction: bring
-/// the complaint's quality row (if it has ended) up to date. The ticket row
-/// is locked first, so a resolve running at the same time either sees this
-/// entry when it writes the row or is seen by this update.
+/// A ledger entry of `amount_minor` on `ticket_id` is being appended in this
+/// transaction (next, so the ledger's lock is not held for this): bring the
+/// complaint's quality row (if it has ended) up to date. The ticket row is
+/// locked first, so a resolve running at the same time either sees this
+/// entry when it writes the row or is seen by this update, and two entries
+/// on one ticket are counted one after the other.
 pub async fn compensation_entered(
     tx: &mut Transaction<'static, Any>,
     ticket_id: i64,
+    amount_minor: i64,
 ) -> StoreResult<()> {
     sqlx::query("UPDATE tickets SET updated_at_ms = updated_at_ms WHERE id = $1")
         .bind(ticket_id)
         .execute(&mut **tx)
         .await?;
-    let total = compensation_of(tx, ticket_id).await?;
+    let total = compensation_of(tx, ticket_id).await? + amount_minor;
     sqlx::query(
         "UPDATE ticket_quality SET compensation_minor = $1 WHERE ticket_id = $2 \
          AND compensation_minor <> $1",

@@ -180,10 +180,11 @@ impl Db {
         };
         // On PostgreSQL the group-commit writers draw on a pool of their own,
         // one connection each: the lifecycle's writes never wait for a
-        // connection held by other work (compensation decisions queue on
-        // the ledger's lock with theirs, and at a thousand lifecycles a
-        // second enough of them queued to take every shared connection, the
-        // writers stalled and the line never drained). SQLite's one
+        // connection held by other work (compensation decisions wait on
+        // locks with theirs: when they all waited on the ledger's, at a
+        // thousand lifecycles a second enough of them queued to take every
+        // shared connection, the writers stalled and the line never
+        // drained). SQLite's one
         // connection carries every write.
         let writes = match dialect {
             Dialect::Postgres => {
