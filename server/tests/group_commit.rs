@@ -470,46 +470,65 @@ async fn a_complaint_filed_in_a_shared_commit_reopens_the_last_one(app: TestApp)
     let node = Node::start(&app).await;
     let (olga, _) = app.agent("olga", &[], 1).await;
     let other = app.customer("shop-2").await;
+    let third = app.customer("shop-3").await;
     let now = node.now;
-    // The customer's kettle complaint, taken and resolved.
-    let kettle = node.file("call-1", "Kettle leaks").await;
-    node.db
-        .assign(kettle.id, &offer_of(node.queue, now, olga), now)
-        .await
-        .unwrap();
-    // (Ended at the moment the next complaints are filed: within the window.)
     let outcome = Outcome {
         code: "explained".into(),
         resolved: true,
         note: String::new(),
     };
-    node.db
-        .resolve(kettle.id, olga, &outcome, now)
-        .await
-        .unwrap();
+    // The customer's kettle complaint and the third customer's fridge
+    // complaint, taken and resolved (ended at the moment the next
+    // complaints are filed: within the window).
+    let kettle = node.file("call-1", "Kettle leaks").await;
+    let fridge = filed_now(
+        node.send_reopening(third, 0, "call-0", "Fridge hums")
+            .await
+            .unwrap(),
+    );
+    for ticket in [kettle.id, fridge.id] {
+        node.db
+            .assign(ticket, &offer_of(node.queue, now, olga), now)
+            .await
+            .unwrap();
+        node.db.resolve(ticket, olga, &outcome, now).await.unwrap();
+    }
 
-    // The same customer complains again within the window, in one commit
-    // with another customer's first complaint.
+    // Both complain again within the window, in one commit with another
+    // customer's first complaint.
     let week_ms = 7 * 86_400_000;
     let held = node.hold().await;
     let again = node.send_reopening(node.customer, week_ms, "call-2", "Kettle leaks again");
     let first = node.send_reopening(other, week_ms, "call-3", "Toaster smokes");
-    node.until_waiting(2).await;
+    let fridge_again = node.send_reopening(third, week_ms, "call-4", "Fridge hums again");
+    node.until_waiting(3).await;
     drop(held);
     let again = filed_now(again.await.unwrap());
     let first = filed_now(first.await.unwrap());
+    let fridge_again = filed_now(fridge_again.await.unwrap());
 
-    assert_eq!(
-        app.history_steps(again.id).await,
-        ["created", "queued", "reopen_of"]
-    );
     assert_eq!(app.history_steps(first.id).await, ["created", "queued"]);
-    assert_eq!(
-        app.history_steps(kettle.id).await,
-        [
-            "created", "queued", "offered", "accepted", "resolved", "reopened"
-        ]
-    );
+    for (reopen, of) in [(again.id, kettle.id), (fridge_again.id, fridge.id)] {
+        assert_eq!(
+            app.history_steps(reopen).await,
+            ["created", "queued", "reopen_of"]
+        );
+        assert_eq!(step_data(&app, reopen, "reopen_of").await["ticket_id"], of);
+        assert_eq!(
+            app.history_steps(of).await,
+            [
+                "created", "queued", "offered", "accepted", "resolved", "reopened"
+            ]
+        );
+        assert_eq!(
+            step_data(&app, of, "reopened").await["by_ticket_id"],
+            reopen
+        );
+        let quality = callcenter::quality::outcomes::ticket_quality(&node.db, of)
+            .await
+            .unwrap();
+        assert!(quality.reopened, "ticket {of} counts as reopened");
+    }
     assert_eq!(
         description_on_record(&app, again.id).await,
         "Kettle leaks again"
@@ -518,6 +537,23 @@ async fn a_complaint_filed_in_a_shared_commit_reopens_the_last_one(app: TestApp)
         description_on_record(&app, first.id).await,
         "Toaster smokes"
     );
+}
+
+/// What the ticket's history step of this kind says.
+async fn step_data(app: &TestApp, ticket_id: i64, kind: &str) -> serde_json::Value {
+    let reply = app
+        .get(
+            &format!("/api/tickets/{ticket_id}/history"),
+            &app.admin_token,
+        )
+        .await;
+    let history: callcenter_proto::http::TicketHistory = reply.json();
+    history
+        .events
+        .into_iter()
+        .find(|e| e.kind == kind)
+        .unwrap_or_else(|| panic!("ticket {ticket_id} has no {kind} step"))
+        .data
 }
 
 /// On PostgreSQL the writers have connections of their own: a complaint is

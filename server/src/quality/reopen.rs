@@ -229,6 +229,48 @@ pub async fn link_in(
     Ok(())
 }
 
+/// The reopen links of several filings in one statement (PostgreSQL, for a
+/// group commit's filings): what [`link_in`] writes for each, in their
+/// order. Each is (the new ticket, the link, when it was filed).
+pub(crate) async fn links_in(
+    tx: &mut Transaction<'static, Any>,
+    links: &[(i64, &ReopenLink, i64)],
+) -> StoreResult<()> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let values = crate::store::values_list(
+        links.len(),
+        &["BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT"],
+    );
+    let sql = format!(
+        "WITH l (l_ord, l_ticket, l_of, l_at, l_reopen_of, l_reopened) AS (VALUES {values}), \
+         q AS (UPDATE ticket_quality SET reopened = 1 \
+               WHERE ticket_id IN (SELECT l_of FROM l) AND reopened = 0) \
+         INSERT INTO ticket_events (ticket_id, at_ms, actor_user_id, kind, data) \
+         SELECT ticket_id, at_ms, CAST(NULL AS BIGINT), kind, data FROM ( \
+             SELECT l_ord, 0 AS step, l_ticket AS ticket_id, l_at AS at_ms, \
+                 'reopen_of' AS kind, l_reopen_of AS data FROM l \
+             UNION ALL SELECT l_ord, 1, l_of, l_at, 'reopened', l_reopened FROM l) s \
+         ORDER BY l_ord, step"
+    );
+    let mut query = sqlx::query(&sql);
+    for (i, (ticket_id, link, at_ms)) in links.iter().enumerate() {
+        query = query
+            .bind(i as i64)
+            .bind(*ticket_id)
+            .bind(link.of)
+            .bind(*at_ms)
+            .bind(
+                serde_json::json!({ "ticket_id": link.of, "origin_id": link.origin_id })
+                    .to_string(),
+            )
+            .bind(serde_json::json!({ "by_ticket_id": ticket_id }).to_string());
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Everything a "no" needs, read before its transaction (SQLite has one
 /// connection: nothing may be read through the pool inside it).
 pub(crate) struct DenialPlan {

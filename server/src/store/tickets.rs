@@ -665,8 +665,9 @@ impl Work for FileComplaint {
     }
 
     /// On PostgreSQL the filings of a batch read their cards with one
-    /// statement and are written with one more (a key seen before fails
-    /// them all: each then runs alone and the retry gets its first answer).
+    /// statement and are written with one more, their reopen links (if
+    /// any) with a third (a key seen before fails them all: each then runs
+    /// alone and the retry gets its first answer).
     async fn run_together(works: &[&Self], tx: &mut Tx) -> StoreResult<Vec<Self::Output>> {
         match works.first() {
             Some(first) if first.dialect == super::Dialect::Postgres && works.len() > 1 => {
@@ -763,17 +764,25 @@ async fn file_together(
             filings.len()
         ))));
     }
-    let mut filed = Vec::with_capacity(filings.len());
-    for ((f, row), ((customer, reopen), rank_ms)) in
-        filings.iter().zip(&rows).zip(found.into_iter().zip(ranks))
-    {
-        let ticket = ticket_from_row(row)?;
-        if let Some(link) = reopen.as_ref() {
-            crate::quality::reopen::link_in(tx, ticket.id, link, f.now_ms).await?;
-        }
-        filed.push((ticket, customer, rank_ms));
-    }
-    Ok(filed)
+    let tickets = rows
+        .iter()
+        .map(ticket_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    // The reopen links of the batch, one more statement for them all.
+    let links = filings
+        .iter()
+        .zip(&tickets)
+        .zip(&found)
+        .filter_map(|((f, ticket), (_, reopen))| {
+            reopen.as_ref().map(|link| (ticket.id, link, f.now_ms))
+        })
+        .collect::<Vec<_>>();
+    crate::quality::reopen::links_in(tx, &links).await?;
+    Ok(tickets
+        .into_iter()
+        .zip(found.into_iter().zip(ranks))
+        .map(|(ticket, ((customer, _), rank_ms))| (ticket, customer, rank_ms))
+        .collect())
 }
 
 /// The accept: the ticket becomes the agent's.
