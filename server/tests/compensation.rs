@@ -475,26 +475,9 @@ async fn retried_grant_is_decided_once(app: TestApp) {
     assert_eq!(other_body.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // Ten parallel retries of one new key: one decision.
-    let tries = (0..10).map(|_| {
-        let http = app.http.clone();
-        let url = app.url("/api/compensation/requests");
-        let token = olga.token.clone();
-        let body = credit(olga.ticket_id, 600);
-        tokio::spawn(async move {
-            let r = http
-                .post(url)
-                .bearer_auth(token)
-                .header("Idempotency-Key", "burst")
-                .json(&body)
-                .send()
-                .await
-                .expect("request");
-            (
-                r.status(),
-                r.json::<serde_json::Value>().await.expect("json"),
-            )
-        })
-    });
+    let tries = (0..10)
+        .map(|_| ask_meanwhile(&app, &olga.token, "burst", &credit(olga.ticket_id, 600)))
+        .collect::<Vec<_>>();
     let mut ids = Vec::new();
     let mut created = 0;
     for t in tries {

@@ -102,31 +102,21 @@ async fn burst(
         .iter()
         .enumerate()
         .map(|(i, amount)| {
-            let node = nodes[i % nodes.len()];
-            let (token, ticket) = askers[i % askers.len()].clone();
-            let http = node.http.clone();
-            let url = node.url("/api/compensation/requests");
-            let body = credit(ticket, *amount);
+            let (token, ticket) = &askers[i % askers.len()];
             let key = format!("{label}-{round}-{i}");
-            tokio::spawn(async move {
-                let r = http
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("Idempotency-Key", key)
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("request");
-                let status = r.status();
-                let body: Value = r.json().await.expect("json");
-                assert_eq!(status, StatusCode::CREATED, "{body}");
-                serde_json::from_value::<CompensationRequest>(body).expect("decision")
-            })
+            ask_meanwhile(
+                nodes[i % nodes.len()],
+                token,
+                &key,
+                &credit(*ticket, *amount),
+            )
         })
         .collect();
     let mut decisions = Vec::new();
     for t in tasks {
-        decisions.push(t.await.expect("task"));
+        let (status, body) = t.await.expect("task");
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        decisions.push(serde_json::from_value::<CompensationRequest>(body).expect("decision"));
     }
     decisions
 }
@@ -662,22 +652,7 @@ async fn a_grant_for_another_customer_does_not_wait_for_one_in_progress() {
         .execute(&mut *holding)
         .await
         .unwrap();
-    let olgas = {
-        let (app_http, url) = (app.http.clone(), app.url("/api/compensation/requests"));
-        let (token, body) = (olga.token.clone(), credit(olga.ticket_id, 800));
-        tokio::spawn(async move {
-            let reply = app_http
-                .post(url)
-                .bearer_auth(token)
-                .header("Idempotency-Key", "olga-1")
-                .json(&body)
-                .send()
-                .await
-                .expect("request");
-            assert_eq!(reply.status(), StatusCode::CREATED);
-            reply.json::<CompensationRequest>().await.expect("decision")
-        })
-    };
+    let olgas = ask_meanwhile(&app, &olga.token, "olga-1", &credit(olga.ticket_id, 800));
     waits_for_a_lock(&app).await;
 
     let ivans = tokio::time::timeout(
@@ -689,7 +664,9 @@ async fn a_grant_for_another_customer_does_not_wait_for_one_in_progress() {
     assert_eq!(ivans.status, CompensationStatus::Granted, "{ivans:?}");
 
     holding.rollback().await.unwrap();
-    let olgas = olgas.await.unwrap();
+    let (status, olgas) = olgas.await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{olgas}");
+    let olgas: CompensationRequest = serde_json::from_value(olgas).unwrap();
     assert_eq!(olgas.status, CompensationStatus::Granted, "{olgas:?}");
     let ledger = ledger_after(&app, &admin, 0).await;
     assert_eq!(

@@ -160,6 +160,26 @@ pub async fn ask(app: &TestApp, token: &str, key: &str, body: &Value) -> Reply {
     .await
 }
 
+/// POST a grant request from a task of its own (on `node`), to be awaited
+/// later: its status and body.
+pub fn ask_meanwhile(
+    node: &TestApp,
+    token: &str,
+    key: &str,
+    body: &Value,
+) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+    let request = node
+        .http
+        .post(node.url("/api/compensation/requests"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(body);
+    tokio::spawn(async move {
+        let reply = request.send().await.expect("request");
+        (reply.status(), reply.json().await.expect("json"))
+    })
+}
+
 /// A request that must be answered with a decision (201).
 pub async fn asked(app: &TestApp, token: &str, key: &str, body: &Value) -> CompensationRequest {
     let reply = ask(app, token, key, body).await;
