@@ -653,7 +653,7 @@ async fn a_grant_for_another_customer_does_not_wait_for_one_in_progress() {
         .await
         .unwrap();
     let olgas = ask_meanwhile(&app, &olga.token, "olga-1", &credit(olga.ticket_id, 800));
-    waits_for_a_lock(&app).await;
+    app.until_a_session_waits_for_a_lock().await;
 
     let ivans = tokio::time::timeout(
         std::time::Duration::from_secs(10),
@@ -683,26 +683,4 @@ async fn a_grant_for_another_customer_does_not_wait_for_one_in_progress() {
     assert!(verified.ok, "{verified:?}");
     other_session.close().await.unwrap();
     drop((olga, ivan));
-}
-
-/// Until a session of the app's database waits for a lock.
-async fn waits_for_a_lock(app: &TestApp) {
-    let mut db = app.database().await;
-    for _ in 0..500 {
-        let waiting: i64 = sqlx::Row::get(
-            &sqlx::query(
-                "SELECT COUNT(*) AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                 WHERE NOT l.granted AND a.datname = current_database()",
-            )
-            .fetch_one(&mut db)
-            .await
-            .unwrap(),
-            "n",
-        );
-        if waiting > 0 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("no session waited for a lock");
 }

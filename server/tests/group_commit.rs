@@ -601,3 +601,96 @@ async fn many_writers_leave_the_shared_pool_its_connections() {
     let ticket = filed_now(node.send("call-1", "Kettle leaks").await.unwrap());
     assert_eq!(description_on_record(&app, ticket.id).await, "Kettle leaks");
 }
+
+/// An accept counts its answer in a row that every accept of the queue (in
+/// the agent's shard) updates, whichever node it is on. The batch holding
+/// one locks that row last, just before its commit: a batch held up by
+/// other work (here a resolve waiting for its ticket's row) does not hold
+/// up another node's accepts. (The order of kinds in a batch was the order
+/// of their type ids, which put accepts last only by chance; with accepts
+/// first, this story fails.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_held_up_does_not_hold_up_another_nodes_accepts() {
+    use sqlx::Connection;
+    let Some(app) = spawn_app(Storage::Postgres, Live::Memory).await else {
+        return;
+    };
+    let node = Node::start(&app).await;
+    let other_node = Node {
+        db: Db::connect(&app.database_url).await.unwrap(),
+        customer: node.customer,
+        category: node.category,
+        queue: node.queue,
+        now: node.now,
+    };
+    // Olga and Ivan count their answers in the same row (one shard).
+    let (olga, _) = app.agent("olga", &[], 1).await;
+    let mut ivan = 0;
+    for n in 0..16 {
+        let (id, _) = app.agent(&format!("ivan-{n}"), &[], 1).await;
+        if id.rem_euclid(16) == olga.rem_euclid(16) {
+            ivan = id;
+            break;
+        }
+    }
+    assert_ne!(ivan, 0);
+    let (anna, _) = app.agent("anna", &[], 1).await;
+    let (now, queue) = (node.now, node.queue);
+    let kettle = node.file("call-1", "Kettle leaks").await;
+    let toaster = node.file("call-2", "Toaster smokes").await;
+    let fridge = node.file("call-3", "Fridge hums").await;
+    node.db
+        .assign(fridge.id, &offer_of(queue, now, anna), now)
+        .await
+        .unwrap();
+
+    // Another session holds the fridge's row: Anna's resolve waits, and
+    // Olga's accept shares its batch.
+    let mut other_session = app.database().await;
+    let mut holding = other_session.begin().await.unwrap();
+    sqlx::query("SELECT id FROM tickets WHERE id = $1 FOR UPDATE")
+        .bind(fridge.id)
+        .execute(&mut *holding)
+        .await
+        .unwrap();
+    let held = node.hold().await;
+    let anna_ends = {
+        let db = node.db.clone();
+        let outcome = Outcome {
+            code: "explained".into(),
+            resolved: true,
+            note: String::new(),
+        };
+        tokio::spawn(async move { db.resolve(fridge.id, anna, &outcome, now + 60_000).await })
+    };
+    let olga_takes = {
+        let db = node.db.clone();
+        tokio::spawn(async move { db.assign(kettle.id, &offer_of(queue, now, olga), now).await })
+    };
+    node.until_waiting(2).await;
+    drop(held);
+    app.until_a_session_waits_for_a_lock().await;
+
+    let ivan_takes = tokio::time::timeout(
+        Duration::from_secs(10),
+        other_node
+            .db
+            .assign(toaster.id, &offer_of(queue, now, ivan), now),
+    )
+    .await
+    .expect("Ivan's accept waited for the batch holding Olga's")
+    .unwrap();
+    assert_eq!(ivan_takes.assigned_agent_id, Some(ivan));
+
+    holding.rollback().await.unwrap();
+    let ended = anna_ends.await.unwrap().unwrap();
+    assert_eq!(ended.outcome.map(|o| o.code).as_deref(), Some("explained"));
+    assert_eq!(
+        olga_takes.await.unwrap().unwrap().assigned_agent_id,
+        Some(olga)
+    );
+    let today = now.div_euclid(86_400_000);
+    let figures = node.db.queue_figures(&[queue], today).await.unwrap();
+    assert_eq!(figures[0].answered_today, 3, "Anna's, Olga's and Ivan's");
+    other_session.close().await.unwrap();
+}

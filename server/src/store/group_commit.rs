@@ -27,9 +27,10 @@
 //! has one connection): while one runs its batch the next gathers the works
 //! queued meanwhile, so one connection's round trips do not bound the node.
 //! On PostgreSQL the writers have connections of their own (`Db::open`).
-//! A batch holds its row locks until its commit; the one row works share
-//! (an accept's count of answers per queue and shard) is locked in the same
-//! order by every batch ([`Work::lock_key`]), so batches do not deadlock.
+//! A batch holds its row locks until its commit. The one row works share
+//! (an accept's count of answers per queue and shard) is locked last in a
+//! batch, and in the same order by every batch ([`Work::lock_key`]), so
+//! batches do not deadlock.
 //! Should they anyway (another node, an unforeseen row), PostgreSQL's
 //! deadlock detection fails one of them and its works rerun alone.
 
@@ -67,8 +68,10 @@ pub(crate) trait Work: Send + Sync + 'static {
     fn run_alone(&self, pool: &AnyPool) -> impl Future<Output = StoreResult<Self::Output>> + Send {
         in_own_transaction(self, pool)
     }
-    /// The row shared with other works that this work locks, if any: the
-    /// works of a batch run in this order (`None` first).
+    /// The row shared with other works that this work locks, if any: works
+    /// that lock one run last in their batch, in this order, so that such a
+    /// row is held from their statement to the commit only, whatever else
+    /// the batch waits for.
     fn lock_key(&self) -> Option<(i64, i64)> {
         None
     }
@@ -345,10 +348,12 @@ async fn write_batches(
         };
         // Works of one kind run together (one statement for them all where
         // the kind can). Rows several works lock (an accept's count of
-        // answers) are locked in one order by every writer, so that two
-        // batches never wait on each other in a cycle. The sort is stable:
-        // works on one row keep the order they came in.
-        batch.sort_by_key(|w| (w.kind(), w.lock_key()));
+        // answers) are locked last, just before the commit (another writer
+        // that needs one waits for that statement and the commit, not for
+        // the rest of the batch), and in one order by every writer, so that
+        // two batches never wait on each other in a cycle. The sort is
+        // stable: works on one row keep the order they came in.
+        batch.sort_by_key(|w| (w.lock_key().is_some(), w.kind(), w.lock_key()));
         shared.waiting.send_modify(|n| *n -= batch.len() as i64);
         let stats = &shared.stats;
         stats.transactions.fetch_add(1, Ordering::Relaxed);

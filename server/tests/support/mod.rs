@@ -414,6 +414,29 @@ impl TestApp {
         db
     }
 
+    /// Until a session of the node's PostgreSQL database waits for a lock
+    /// (another session holds a row the node's work needs).
+    pub async fn until_a_session_waits_for_a_lock(&self) {
+        let mut db = self.database().await;
+        for _ in 0..500 {
+            let waiting: i64 = sqlx::Row::get(
+                &sqlx::query(
+                    "SELECT COUNT(*) AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                     WHERE NOT l.granted AND a.datname = current_database()",
+                )
+                .fetch_one(&mut db)
+                .await
+                .expect("read pg_locks"),
+                "n",
+            );
+            if waiting > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no session waited for a lock");
+    }
+
     /// A counter or gauge of the node's `/metrics` (no labels).
     pub async fn metric(&self, name: &str) -> u64 {
         let metrics = self.send(self.http.get(self.url("/metrics"))).await;
