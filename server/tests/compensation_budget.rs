@@ -684,3 +684,67 @@ async fn a_grant_for_another_customer_does_not_wait_for_one_in_progress() {
     other_session.close().await.unwrap();
     drop((olga, ivan));
 }
+
+/// Grants that wait their turn (here behind one stuck on its ticket's row,
+/// each after the one before on the same agent's budget) hold at most half
+/// of a node's shared connections: the node still reads, and once the row
+/// is let go every grant is decided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_waiting_their_turn_leave_the_node_connections_to_read() {
+    use sqlx::Connection;
+    let Some(app) = spawn_app(Storage::Postgres, Live::Memory).await else {
+        return;
+    };
+    let (category, customer) = care_desk(&app).await;
+    let olga = agent_holding_ticket(&app, "olga", customer, category).await;
+    let admin = relogin(&app, "admin").await;
+    publish(&app, &admin, &policy()).await;
+
+    let mut other_session = app.database().await;
+    let mut holding = other_session.begin().await.unwrap();
+    sqlx::query("SELECT id FROM tickets WHERE id = $1 FOR UPDATE")
+        .bind(olga.ticket_id)
+        .execute(&mut *holding)
+        .await
+        .unwrap();
+    // Twice as many grants as the node has shared connections (sixteen in
+    // all, four of them the writers').
+    let grants: Vec<_> = (0..24)
+        .map(|n| {
+            let key = format!("olga-{n}");
+            ask_meanwhile(&app, &olga.token, &key, &credit(olga.ticket_id, 100))
+        })
+        .collect();
+    app.until_a_session_waits_for_a_lock().await;
+
+    let reading = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.get(&format!("/api/tickets/{}", olga.ticket_id), &admin),
+    )
+    .await
+    .expect("reading a ticket waited for a connection held by waiting grants");
+    assert_eq!(reading.status, StatusCode::OK, "{}", reading.body);
+    assert_eq!(reading.body["assigned_agent_id"], olga.id);
+
+    holding.rollback().await.unwrap();
+    let mut decided = Vec::new();
+    for grant in grants {
+        let (status, body) = grant.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let request: CompensationRequest = serde_json::from_value(body).unwrap();
+        decided.push(request.status);
+    }
+    // Her day's budget (50.00) holds fifty credits of 1.00; each was decided.
+    assert!(
+        decided.iter().all(|s| *s == CompensationStatus::Granted),
+        "{decided:?}"
+    );
+    let ledger = ledger_after(&app, &admin, 0).await;
+    assert_eq!(ledger.len(), 24);
+    let verified: LedgerVerification = app
+        .get("/api/admin/compensation/ledger/verify", &admin)
+        .await
+        .json();
+    assert!(verified.ok, "{verified:?}");
+    other_session.close().await.unwrap();
+}

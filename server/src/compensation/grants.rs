@@ -173,6 +173,8 @@ impl Desk {
         let (day, month) = budget_scopes(actor.user_id, now);
 
         let dialect = self.db.dialect();
+        // Waits for its locks (below) in one of the places for such work.
+        let _slot = self.db.waiting_work_slot().await;
         let mut tx = crate::store::begin(self.db.pool())
             .await
             .map_err(StoreError::from)?;
@@ -376,6 +378,8 @@ impl Desk {
             None
         };
         let dialect = self.db.dialect();
+        // Waits for its locks (below) in one of the places for such work.
+        let _slot = self.db.waiting_work_slot().await;
         let mut tx = crate::store::begin(self.db.pool())
             .await
             .map_err(StoreError::from)?;
@@ -534,6 +538,8 @@ impl Desk {
         // read before the lock; the request itself is read again under it.
         let asked = self.db.compensation_request(request_id).await?;
         let dialect = self.db.dialect();
+        // Waits for its locks (below) in one of the places for such work.
+        let _slot = self.db.waiting_work_slot().await;
         let mut tx = crate::store::begin(self.db.pool())
             .await
             .map_err(StoreError::from)?;

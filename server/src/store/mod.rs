@@ -69,6 +69,9 @@ pub struct Db {
     cache: std::sync::Arc<cache::DirectoryCache>,
     /// This node's group commit of the lifecycle's writes.
     writer: group_commit::Writer,
+    /// Places for transactions that may wait long on locks other
+    /// transactions hold (see [`Db::waiting_work_slot`]).
+    waiting_work: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Begin a transaction on `pool`. On SQLite it takes the database's write
@@ -196,9 +199,13 @@ impl Db {
             }
             Dialect::Sqlite => pool.clone(),
         };
+        // Half the shared connections at most for work that may wait on
+        // locks (one on SQLite, whose one connection every write shares).
+        let waiting_work = (pool.options().get_max_connections() / 2).max(1) as usize;
         Ok(Db {
             reads,
             writer: group_commit::Writer::start(writes, writers),
+            waiting_work: std::sync::Arc::new(tokio::sync::Semaphore::new(waiting_work)),
             pool,
             dialect,
             cache: Default::default(),
@@ -219,6 +226,24 @@ impl Db {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A place for a transaction that may wait long on locks others hold
+    /// (a compensation decision waits for every decision before it on the
+    /// same requester or customer), to be taken before it begins and held
+    /// until it ends. Such transactions hold at most half the node's
+    /// shared connections: however many queue up (a burst of grants for
+    /// one customer, a decision stuck behind a long transaction), reads,
+    /// sign-ins and the node's periodic work still find a connection; the
+    /// rest wait here, holding none. (Waiting compensation decisions once
+    /// held every shared connection of their nodes, whose periodic work
+    /// then starved: agents were taken away as offline.)
+    pub async fn waiting_work_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.waiting_work
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
     }
 
     /// Where periodic readings of committed data go (see `reads`).
