@@ -443,7 +443,10 @@ impl Agent {
         match frame.event {
             ServerEvent::Offer(details) => self.on_offer(details, true),
             ServerEvent::OfferRescinded {
-                ticket_id, version, ..
+                ticket_id,
+                version,
+                at_ms,
+                ..
             } => {
                 // The offer was still open, or our accept of it is still
                 // unanswered (sent before a reconnect, say): either way the
@@ -457,7 +460,10 @@ impl Agent {
                 if open || accepting {
                     self.offers.remove(&ticket_id);
                     self.held.remove(&ticket_id);
-                    lock(&self.shared.tickets).released(ticket_id, self.id());
+                    let verdict = lock(&self.shared.tickets).rescinded(ticket_id, self.id(), at_ms);
+                    if let crate::checks::Verdict::Double(what) = verdict {
+                        lock(&self.shared.stats).example(what);
+                    }
                 }
             }
             ServerEvent::Snapshot(snapshot) => {
@@ -541,9 +547,13 @@ impl Agent {
         }
         if replayed {
             lock(&self.shared.tickets).offered_once.insert(ticket);
-        } else if let crate::checks::Verdict::Double(what) =
-            lock(&self.shared.tickets).offered(ticket, self.id(), details.deadline_ms, wall)
-        {
+        } else if let crate::checks::Verdict::Double(what) = lock(&self.shared.tickets).offered(
+            ticket,
+            self.id(),
+            offered_at,
+            details.deadline_ms,
+            wall,
+        ) {
             violations.push(what);
         }
         let number = self.shared.complaint_number(&details.ticket.description);

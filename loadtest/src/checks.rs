@@ -8,6 +8,12 @@
 //!   can only move the ticket after receiving it), when its offer was
 //!   rescinded, when the offer's deadline passed, or when the holder's
 //!   connection dropped (its offers only: assigned tickets stay its own).
+//!   An offer that arrives while another agent's offer of the ticket still
+//!   looks open is judged when that agent hears the offer was rescinded:
+//!   the frames of two agents' sockets arrive in no fixed order, and a
+//!   rescind the server made before the new offer (its `at_ms` no later
+//!   than the new offer's time) is no double offer; one made after, or none
+//!   by the end of the run, is.
 //!   An offer replayed to a reconnected agent (made before its new
 //!   connection opened) claims nothing until the agent accepts it: the
 //!   client cannot tell whether it is still open before reading the rest of
@@ -33,6 +39,9 @@ pub struct Tickets {
     pub ended: HashSet<i64>,
     pub offered_once: HashSet<i64>,
     holders: HashMap<i64, (i64, Hold)>,
+    /// (ticket, agent whose offer looked open) → the later offer's time and
+    /// what to report if it was a double offer after all.
+    overlaps: HashMap<(i64, i64), (i64, String)>,
     pub double_offers: u64,
     pub capacity_violations: u64,
     pub resume_gaps: u64,
@@ -45,8 +54,16 @@ pub enum Verdict {
 }
 
 impl Tickets {
-    /// An offer of `ticket` arrived at `agent`.
-    pub fn offered(&mut self, ticket: i64, agent: i64, deadline_ms: i64, now_ms: i64) -> Verdict {
+    /// An offer of `ticket` made at `offered_at_ms` (server time) arrived at
+    /// `agent`.
+    pub fn offered(
+        &mut self,
+        ticket: i64,
+        agent: i64,
+        offered_at_ms: i64,
+        deadline_ms: i64,
+        now_ms: i64,
+    ) -> Verdict {
         self.offered_once.insert(ticket);
         if self.ended.contains(&ticket) {
             self.offers_after_end += 1;
@@ -54,15 +71,25 @@ impl Tickets {
         let verdict = match self.holders.get(&ticket) {
             Some(&(other, hold)) if other != agent => match hold {
                 Hold::Offered { deadline_ms: d } if d <= now_ms => Verdict::Ok,
-                _ => {
+                Hold::Offered { deadline_ms: d } => {
+                    // Judged when the other agent hears of its rescind.
+                    self.overlaps.insert(
+                        (ticket, other),
+                        (
+                            offered_at_ms,
+                            format!(
+                                "ticket {ticket} offered to agent {agent} while offered \
+                                 (for {} ms more) by agent {other}",
+                                d - now_ms
+                            ),
+                        ),
+                    );
+                    Verdict::Ok
+                }
+                Hold::Assigned => {
                     self.double_offers += 1;
                     Verdict::Double(format!(
-                        "ticket {ticket} offered to agent {agent} while {} by agent {other}",
-                        match hold {
-                            Hold::Assigned => "held".to_string(),
-                            Hold::Offered { deadline_ms: d } =>
-                                format!("offered (for {} ms more)", d - now_ms),
-                        }
+                        "ticket {ticket} offered to agent {agent} while held by agent {other}"
                     ))
                 }
             },
@@ -94,6 +121,30 @@ impl Tickets {
         if self.holders.get(&ticket).is_some_and(|(a, _)| *a == agent) {
             self.holders.remove(&ticket);
         }
+    }
+
+    /// The server rescinded the agent's offer of `ticket` at `at_ms`: its
+    /// claim ends, and an offer of the ticket to another agent that arrived
+    /// first was a double offer only if made before this rescind.
+    pub fn rescinded(&mut self, ticket: i64, agent: i64, at_ms: i64) -> Verdict {
+        self.released(ticket, agent);
+        match self.overlaps.remove(&(ticket, agent)) {
+            Some((later_offer_ms, _)) if at_ms > 0 && at_ms <= later_offer_ms => Verdict::Ok,
+            Some((_, what)) => {
+                self.double_offers += 1;
+                Verdict::Double(what)
+            }
+            None => Verdict::Ok,
+        }
+    }
+
+    /// At the end of the run: offers that arrived while another agent's
+    /// looked open, and whose rescind that agent never heard, were double
+    /// offers.
+    pub fn settle_overlaps(&mut self) -> Vec<String> {
+        let unsettled: Vec<String> = self.overlaps.drain().map(|(_, (_, what))| what).collect();
+        self.double_offers += unsettled.len() as u64;
+        unsettled
     }
 
     /// The agent's connection dropped: its pending offers are the server's
@@ -138,22 +189,52 @@ mod tests {
     #[test]
     fn a_ticket_offered_to_a_second_agent_while_the_first_holds_it_is_a_double_offer() {
         let mut t = Tickets::default();
-        assert!(matches!(t.offered(7, 1, 10_000, 1_000), Verdict::Ok));
+        assert!(matches!(t.offered(7, 1, 1_000, 10_000, 1_000), Verdict::Ok));
         assert!(matches!(t.accepted(7, 1), Verdict::Ok));
-        assert!(matches!(t.offered(7, 2, 20_000, 2_000), Verdict::Double(_)));
+        assert!(matches!(
+            t.offered(7, 2, 2_000, 20_000, 2_000),
+            Verdict::Double(_)
+        ));
         assert_eq!(t.double_offers, 1);
     }
 
     #[test]
     fn an_expired_declined_or_dropped_offer_frees_the_ticket_for_the_next_agent() {
         let mut t = Tickets::default();
-        t.offered(7, 1, 5_000, 1_000);
-        assert!(matches!(t.offered(7, 2, 11_000, 6_000), Verdict::Ok));
+        t.offered(7, 1, 1_000, 5_000, 1_000);
+        assert!(matches!(t.offered(7, 2, 6_000, 11_000, 6_000), Verdict::Ok));
         t.released(7, 2);
-        assert!(matches!(t.offered(7, 3, 12_000, 7_000), Verdict::Ok));
+        assert!(matches!(t.offered(7, 3, 7_000, 12_000, 7_000), Verdict::Ok));
         t.dropped_offers(3, [7]);
-        assert!(matches!(t.offered(7, 4, 13_000, 8_000), Verdict::Ok));
+        assert!(matches!(t.offered(7, 4, 8_000, 13_000, 8_000), Verdict::Ok));
         assert_eq!(t.double_offers, 0);
+    }
+
+    #[test]
+    fn an_offer_arriving_before_the_rescind_that_preceded_it_is_no_double_offer() {
+        let mut t = Tickets::default();
+        // Agent 1's offer is withdrawn at 2 000 and the ticket offered to
+        // agent 2 at 2 001; agent 2's frame is read first.
+        t.offered(7, 1, 1_000, 31_000, 1_000);
+        assert!(matches!(t.offered(7, 2, 2_001, 32_001, 2_010), Verdict::Ok));
+        assert!(matches!(t.rescinded(7, 1, 2_000), Verdict::Ok));
+        assert!(t.settle_overlaps().is_empty());
+        assert_eq!(t.double_offers, 0);
+    }
+
+    #[test]
+    fn an_offer_made_before_the_other_agents_was_rescinded_is_a_double_offer() {
+        let mut t = Tickets::default();
+        t.offered(7, 1, 1_000, 31_000, 1_000);
+        t.offered(7, 2, 2_001, 32_001, 2_010);
+        assert!(matches!(t.rescinded(7, 1, 2_500), Verdict::Double(_)));
+        // And one whose rescind never came, counted at the end.
+        t.offered(8, 1, 3_000, 33_000, 3_000);
+        t.offered(8, 3, 3_500, 33_500, 3_510);
+        let unsettled = t.settle_overlaps();
+        assert_eq!(unsettled.len(), 1, "{unsettled:?}");
+        assert!(unsettled[0].contains("ticket 8"), "{unsettled:?}");
+        assert_eq!(t.double_offers, 2);
     }
 
     #[test]
@@ -161,7 +242,7 @@ mod tests {
         let mut t = Tickets::default();
         t.created.insert(1, 100);
         t.created.insert(2, 200);
-        t.offered(100, 1, 5_000, 1_000);
+        t.offered(100, 1, 1_000, 5_000, 1_000);
         t.accepted(100, 1);
         t.resolved(100, 1);
         assert_eq!(t.open(), 1);

@@ -336,8 +336,12 @@ pub async fn load(args: &LoadArgs, target: &Target) -> anyhow::Result<Summary> {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
 
-    let tickets = lock(&shared.tickets);
-    let stats = lock(&shared.stats);
+    let mut tickets = lock(&shared.tickets);
+    let unsettled = tickets.settle_overlaps();
+    let mut stats = lock(&shared.stats);
+    for what in unsettled {
+        stats.example(what);
+    }
     let created = tickets.created.len() as u64;
     let redis = redis_total(&before, &after);
     let per_ticket = |n: f64| (created > 0).then(|| n / created as f64);

@@ -168,6 +168,12 @@ pub enum ServerEvent {
         ticket_id: i64,
         version: u64,
         reason: String,
+        /// When the server withdrew it (Unix milliseconds; 0 from a server
+        /// that did not say). Frames to two agents may arrive in either
+        /// order: this tells whether the ticket's next offer, to someone
+        /// else, came after.
+        #[serde(default)]
+        at_ms: i64,
     },
     /// The agent's state changed (by the agent, a supervisor, or routing).
     AgentStateChanged {

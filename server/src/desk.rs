@@ -396,6 +396,7 @@ impl Desk {
                         ticket_id: o.ticket_id,
                         version: o.version,
                         reason: reason.to_string(),
+                        at_ms: now,
                     },
                 )
                 .await;

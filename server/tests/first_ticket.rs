@@ -5,6 +5,7 @@
 
 mod support;
 
+use callcenter::clock::Clock;
 use callcenter_proto::AgentState;
 use callcenter_proto::http::{Outcome, TicketHistory};
 use callcenter_proto::ws::{Command, ReplyResult, WsErrorCode};
@@ -331,10 +332,16 @@ async fn offer_times_out_and_goes_to_another_agent(app: TestApp) {
     let mut desk_b = available(&app, &token_b).await;
     // Vera lets the 20 s pass: the offer is withdrawn and goes to Gleb.
     app.clock.advance_ms(20_001);
-    let rescinded = desk_a.next_rescind().await;
-    assert_eq!(rescinded, (ticket_id, "timeout".to_string()));
+    let rescinded = desk_a.next_rescind_at().await;
+    assert_eq!(
+        rescinded,
+        (ticket_id, "timeout".to_string(), app.clock.now_ms())
+    );
     let offer_b = desk_b.next_offer().await;
     assert_eq!(offer_b.ticket.id, ticket_id);
+    // Gleb's offer was made no earlier than Vera's was withdrawn, as a
+    // client that reads both can tell whichever frame comes first.
+    assert!(offer_b.deadline_ms - 20_000 >= rescinded.2);
 
     let late = desk_a
         .command(Command::Accept {

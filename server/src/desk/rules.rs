@@ -258,6 +258,7 @@ impl Desk {
                     ticket_id,
                     version: offer.version,
                     reason: "cancelled".into(),
+                    at_ms: now,
                 },
             )
             .await;

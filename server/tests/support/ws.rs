@@ -203,10 +203,19 @@ impl Socket {
 
     /// Agents: the next withdrawn offer, as (ticket, reason).
     pub async fn next_rescind(&mut self) -> (i64, String) {
+        let (ticket_id, reason, _) = self.next_rescind_at().await;
+        (ticket_id, reason)
+    }
+
+    /// Agents: the next withdrawn offer, as (ticket, reason, when).
+    pub async fn next_rescind_at(&mut self) -> (i64, String, i64) {
         self.until(|e| match e {
             ServerEvent::OfferRescinded {
-                ticket_id, reason, ..
-            } => Some((*ticket_id, reason.clone())),
+                ticket_id,
+                reason,
+                at_ms,
+                ..
+            } => Some((*ticket_id, reason.clone(), *at_ms)),
             _ => None,
         })
         .await
