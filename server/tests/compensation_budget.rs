@@ -634,7 +634,6 @@ fn granted_count(decisions: &std::collections::HashMap<i64, CompensationRequest>
 /// decided once the row is let go, and the chain verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_grant_for_another_customer_does_not_wait_for_one_in_progress() {
-    use sqlx::Connection;
     let Some(app) = spawn_app(Storage::Postgres, Live::Memory).await else {
         return;
     };
@@ -645,13 +644,7 @@ async fn a_grant_for_another_customer_does_not_wait_for_one_in_progress() {
     let admin = relogin(&app, "admin").await;
     publish(&app, &admin, &policy()).await;
 
-    let mut other_session = app.database().await;
-    let mut holding = other_session.begin().await.unwrap();
-    sqlx::query("SELECT id FROM tickets WHERE id = $1 FOR UPDATE")
-        .bind(olga.ticket_id)
-        .execute(&mut *holding)
-        .await
-        .unwrap();
+    let held_row = app.hold_ticket_row(olga.ticket_id).await;
     let olgas = ask_meanwhile(&app, &olga.token, "olga-1", &credit(olga.ticket_id, 800));
     app.until_a_session_waits_for_a_lock().await;
 
@@ -663,7 +656,7 @@ async fn a_grant_for_another_customer_does_not_wait_for_one_in_progress() {
     .expect("Ivan's grant waited for Olga's");
     assert_eq!(ivans.status, CompensationStatus::Granted, "{ivans:?}");
 
-    holding.rollback().await.unwrap();
+    held_row.let_go().await;
     let (status, olgas) = olgas.await.unwrap();
     assert_eq!(status, StatusCode::CREATED, "{olgas}");
     let olgas: CompensationRequest = serde_json::from_value(olgas).unwrap();
@@ -681,7 +674,6 @@ async fn a_grant_for_another_customer_does_not_wait_for_one_in_progress() {
         .await
         .json();
     assert!(verified.ok, "{verified:?}");
-    other_session.close().await.unwrap();
     drop((olga, ivan));
 }
 
@@ -691,7 +683,6 @@ async fn a_grant_for_another_customer_does_not_wait_for_one_in_progress() {
 /// is let go every grant is decided.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grants_waiting_their_turn_leave_the_node_connections_to_read() {
-    use sqlx::Connection;
     let Some(app) = spawn_app(Storage::Postgres, Live::Memory).await else {
         return;
     };
@@ -700,13 +691,7 @@ async fn grants_waiting_their_turn_leave_the_node_connections_to_read() {
     let admin = relogin(&app, "admin").await;
     publish(&app, &admin, &policy()).await;
 
-    let mut other_session = app.database().await;
-    let mut holding = other_session.begin().await.unwrap();
-    sqlx::query("SELECT id FROM tickets WHERE id = $1 FOR UPDATE")
-        .bind(olga.ticket_id)
-        .execute(&mut *holding)
-        .await
-        .unwrap();
+    let held_row = app.hold_ticket_row(olga.ticket_id).await;
     // Twice as many grants as the node has shared connections (sixteen in
     // all, four of them the writers').
     let grants: Vec<_> = (0..24)
@@ -726,7 +711,7 @@ async fn grants_waiting_their_turn_leave_the_node_connections_to_read() {
     assert_eq!(reading.status, StatusCode::OK, "{}", reading.body);
     assert_eq!(reading.body["assigned_agent_id"], olga.id);
 
-    holding.rollback().await.unwrap();
+    held_row.let_go().await;
     let mut decided = Vec::new();
     for grant in grants {
         let (status, body) = grant.await.unwrap();
@@ -746,5 +731,4 @@ async fn grants_waiting_their_turn_leave_the_node_connections_to_read() {
         .await
         .json();
     assert!(verified.ok, "{verified:?}");
-    other_session.close().await.unwrap();
 }

@@ -611,7 +611,6 @@ async fn many_writers_leave_the_shared_pool_its_connections() {
 /// first, this story fails.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_held_up_does_not_hold_up_another_nodes_accepts() {
-    use sqlx::Connection;
     let Some(app) = spawn_app(Storage::Postgres, Live::Memory).await else {
         return;
     };
@@ -646,13 +645,7 @@ async fn a_batch_held_up_does_not_hold_up_another_nodes_accepts() {
 
     // Another session holds the fridge's row: Anna's resolve waits, and
     // Olga's accept shares its batch.
-    let mut other_session = app.database().await;
-    let mut holding = other_session.begin().await.unwrap();
-    sqlx::query("SELECT id FROM tickets WHERE id = $1 FOR UPDATE")
-        .bind(fridge.id)
-        .execute(&mut *holding)
-        .await
-        .unwrap();
+    let held_row = app.hold_ticket_row(fridge.id).await;
     let held = node.hold().await;
     let anna_ends = {
         let db = node.db.clone();
@@ -682,7 +675,7 @@ async fn a_batch_held_up_does_not_hold_up_another_nodes_accepts() {
     .unwrap();
     assert_eq!(ivan_takes.assigned_agent_id, Some(ivan));
 
-    holding.rollback().await.unwrap();
+    held_row.let_go().await;
     let ended = anna_ends.await.unwrap().unwrap();
     assert_eq!(ended.outcome.map(|o| o.code).as_deref(), Some("explained"));
     assert_eq!(
@@ -692,5 +685,4 @@ async fn a_batch_held_up_does_not_hold_up_another_nodes_accepts() {
     let today = now.div_euclid(86_400_000);
     let figures = node.db.queue_figures(&[queue], today).await.unwrap();
     assert_eq!(figures[0].answered_today, 3, "Anna's, Olga's and Ivan's");
-    other_session.close().await.unwrap();
 }

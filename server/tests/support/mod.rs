@@ -414,6 +414,23 @@ impl TestApp {
         db
     }
 
+    /// Another session holding a ticket's row in an open transaction
+    /// (`SELECT … FOR UPDATE`, PostgreSQL), as a long transaction elsewhere
+    /// would: work that needs the row waits until [`HeldRow::let_go`].
+    pub async fn hold_ticket_row(&self, ticket_id: i64) -> HeldRow {
+        let mut session = self.database().await;
+        sqlx::query("BEGIN")
+            .execute(&mut session)
+            .await
+            .expect("begin");
+        sqlx::query("SELECT id FROM tickets WHERE id = $1 FOR UPDATE")
+            .bind(ticket_id)
+            .execute(&mut session)
+            .await
+            .expect("lock the ticket's row");
+        HeldRow { session }
+    }
+
     /// Until a session of the node's PostgreSQL database waits for a lock
     /// (another session holds a row the node's work needs).
     pub async fn until_a_session_waits_for_a_lock(&self) {
@@ -768,4 +785,21 @@ macro_rules! on_every_backend {
             }
         )*
     };
+}
+
+/// A ticket's row held by another session ([`TestApp::hold_ticket_row`]).
+pub struct HeldRow {
+    session: sqlx::AnyConnection,
+}
+
+impl HeldRow {
+    /// End the other session's transaction: what waited for the row goes on.
+    pub async fn let_go(mut self) {
+        use sqlx::Connection;
+        sqlx::query("ROLLBACK")
+            .execute(&mut self.session)
+            .await
+            .expect("rollback");
+        self.session.close().await.expect("close");
+    }
 }
