@@ -460,10 +460,14 @@ impl Agent {
                 if open || accepting {
                     self.offers.remove(&ticket_id);
                     self.held.remove(&ticket_id);
-                    let verdict = lock(&self.shared.tickets).rescinded(ticket_id, self.id(), at_ms);
-                    if let crate::checks::Verdict::Double(what) = verdict {
-                        lock(&self.shared.stats).example(what);
-                    }
+                    lock(&self.shared.tickets).released(ticket_id, self.id());
+                }
+                // Whether an offer of the ticket to someone else, read
+                // first, came after this rescind (also when this agent had
+                // already let the offer go, a decline crossing the rescind).
+                let verdict = lock(&self.shared.tickets).rescinded(ticket_id, self.id(), at_ms);
+                if let crate::checks::Verdict::Double(what) = verdict {
+                    lock(&self.shared.stats).example(what);
                 }
             }
             ServerEvent::Snapshot(snapshot) => {

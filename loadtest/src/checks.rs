@@ -123,11 +123,13 @@ impl Tickets {
         }
     }
 
-    /// The server rescinded the agent's offer of `ticket` at `at_ms`: its
-    /// claim ends, and an offer of the ticket to another agent that arrived
-    /// first was a double offer only if made before this rescind.
+    /// The agent heard that the server rescinded its offer of `ticket` at
+    /// `at_ms` (its claim, if it still had one, ends with [`released`]): an
+    /// offer of the ticket to another agent that arrived first was a double
+    /// offer only if made before this rescind.
+    ///
+    /// [`released`]: Tickets::released
     pub fn rescinded(&mut self, ticket: i64, agent: i64, at_ms: i64) -> Verdict {
-        self.released(ticket, agent);
         match self.overlaps.remove(&(ticket, agent)) {
             Some((later_offer_ms, _)) if at_ms > 0 && at_ms <= later_offer_ms => Verdict::Ok,
             Some((_, what)) => {
@@ -217,6 +219,7 @@ mod tests {
         // agent 2 at 2 001; agent 2's frame is read first.
         t.offered(7, 1, 1_000, 31_000, 1_000);
         assert!(matches!(t.offered(7, 2, 2_001, 32_001, 2_010), Verdict::Ok));
+        t.released(7, 1);
         assert!(matches!(t.rescinded(7, 1, 2_000), Verdict::Ok));
         assert!(t.settle_overlaps().is_empty());
         assert_eq!(t.double_offers, 0);
