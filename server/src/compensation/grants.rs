@@ -173,11 +173,8 @@ impl Desk {
         let (day, month) = budget_scopes(actor.user_id, now);
 
         let dialect = self.db.dialect();
-        // Waits for its locks (below) in one of the places for such work.
-        let _slot = self.db.waiting_work_slot().await;
-        let mut tx = crate::store::begin(self.db.pool())
-            .await
-            .map_err(StoreError::from)?;
+        // Waits for its locks (below): see `Db::begin_waiting_work`.
+        let (_place, mut tx) = self.db.begin_waiting_work().await?;
         lock_budgets(&mut tx, dialect, actor.user_id, customer.id).await?;
         // A concurrent retry with the same key may have committed meanwhile.
         if let Some(id) = claimed_key(&mut tx, &scope, idempotency_key, request_hash).await? {
@@ -378,11 +375,8 @@ impl Desk {
             None
         };
         let dialect = self.db.dialect();
-        // Waits for its locks (below) in one of the places for such work.
-        let _slot = self.db.waiting_work_slot().await;
-        let mut tx = crate::store::begin(self.db.pool())
-            .await
-            .map_err(StoreError::from)?;
+        // Waits for its locks (below): see `Db::begin_waiting_work`.
+        let (_place, mut tx) = self.db.begin_waiting_work().await?;
         // The requester and the customer never change: read before the lock.
         lock_budgets(&mut tx, dialect, request.requested_by, request.customer_id).await?;
         let current = request_in(&mut tx, request_id).await?;
@@ -538,11 +532,8 @@ impl Desk {
         // read before the lock; the request itself is read again under it.
         let asked = self.db.compensation_request(request_id).await?;
         let dialect = self.db.dialect();
-        // Waits for its locks (below) in one of the places for such work.
-        let _slot = self.db.waiting_work_slot().await;
-        let mut tx = crate::store::begin(self.db.pool())
-            .await
-            .map_err(StoreError::from)?;
+        // Waits for its locks (below): see `Db::begin_waiting_work`.
+        let (_place, mut tx) = self.db.begin_waiting_work().await?;
         lock_budgets(&mut tx, dialect, asked.requested_by, asked.customer_id).await?;
         let request = request_in(&mut tx, request_id).await?;
         if !matches!(

@@ -70,7 +70,7 @@ pub struct Db {
     /// This node's group commit of the lifecycle's writes.
     writer: group_commit::Writer,
     /// Places for transactions that may wait long on locks other
-    /// transactions hold (see [`Db::waiting_work_slot`]).
+    /// transactions hold (see [`Db::begin_waiting_work`]).
     waiting_work: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
@@ -228,22 +228,27 @@ impl Db {
         &self.pool
     }
 
-    /// A place for a transaction that may wait long on locks others hold
-    /// (a compensation decision waits for every decision before it on the
-    /// same requester or customer), to be taken before it begins and held
-    /// until it ends. Such transactions hold at most half the node's
-    /// shared connections: however many queue up (a burst of grants for
-    /// one customer, a decision stuck behind a long transaction), reads,
-    /// sign-ins and the node's periodic work still find a connection; the
-    /// rest wait here, holding none. (Waiting compensation decisions once
-    /// held every shared connection of their nodes, whose periodic work
-    /// then starved: agents were taken away as offline.)
-    pub async fn waiting_work_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
-        self.waiting_work
+    /// Begin a transaction that may wait long on locks others hold (a
+    /// compensation decision waits for every decision before it on the
+    /// same requester or customer), in one of the places for such work:
+    /// keep the place (the permit) until the transaction ends. Such
+    /// transactions hold at most half the node's shared connections:
+    /// however many queue up (a burst of grants for one customer, a
+    /// decision stuck behind a long transaction), reads, sign-ins and the
+    /// node's periodic work still find a connection; the rest wait for a
+    /// place, holding none. (Waiting compensation decisions once held every
+    /// shared connection of their nodes, whose periodic work then starved:
+    /// agents were taken away as offline.)
+    pub(crate) async fn begin_waiting_work(
+        &self,
+    ) -> StoreResult<(tokio::sync::OwnedSemaphorePermit, Transaction<'static, Any>)> {
+        let place = self
+            .waiting_work
             .clone()
             .acquire_owned()
             .await
-            .expect("the semaphore is never closed")
+            .expect("the semaphore is never closed");
+        Ok((place, begin(&self.pool).await?))
     }
 
     /// Where periodic readings of committed data go (see `reads`).
