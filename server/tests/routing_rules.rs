@@ -20,6 +20,7 @@ on_every_backend!(
     a_reconnect_the_record_refused_at_first_keeps_the_ticket,
     a_cancelled_ticket_withdraws_its_offer,
     a_ticket_waiting_too_long_overflows_to_another_queue,
+    a_ticket_on_offer_stays_in_its_queue_past_the_overflow_time,
     a_lost_live_state_is_rebuilt_and_nothing_is_lost,
 );
 
@@ -455,6 +456,51 @@ async fn a_ticket_waiting_too_long_overflows_to_another_queue(app: TestApp) {
     assert_eq!(offer.ticket.queue_id, backup);
     assert!(
         history(&app, ticket)
+            .await
+            .contains(&"overflowed".to_string())
+    );
+}
+
+async fn a_ticket_on_offer_stays_in_its_queue_past_the_overflow_time(app: TestApp) {
+    let (backup, _) = queue_with(&app, "backup", json!({})).await;
+    let (experts, category) = queue_with(
+        &app,
+        "experts",
+        json!({ "required_skills": [{ "skill": "warranty", "level": 8 }],
+                "offer_timeout_seconds": 120,
+                "overflow": [{ "after_seconds": 45, "overflow_queue_id": backup }] }),
+    )
+    .await;
+    let who = customer(&app, "c-7", "standard").await;
+    let (_m, mira_token) = app.agent("mira", &[("warranty", 9)], 1).await;
+    let mut mira = app.socket(&mira_token).await;
+    mira.go_available().await;
+    let first = file(&app, "o-2", who, category).await;
+    let offer = mira.next_offer().await;
+    assert_eq!(offer.ticket.id, first);
+    let second = file(&app, "o-3", who, category).await;
+    let (_f, fedor_token) = app.agent("fedor", &[], 1).await; // the backup queue only
+    let mut fedor = app.socket(&fedor_token).await;
+    fedor.go_available().await;
+
+    // Both have waited past the overflow time; Mira is still reading the
+    // first one's offer: only the second moves, and goes to Fedor.
+    app.clock.advance_ms(46_000);
+    let moved = fedor.next_offer().await;
+    assert_eq!(moved.ticket.id, second);
+    assert_eq!(moved.ticket.queue_id, backup);
+    let accepted = mira
+        .command(Command::Accept {
+            ticket_id: first,
+            version: offer.version,
+        })
+        .await;
+    assert!(
+        matches!(accepted, ReplyResult::Ok { ticket: Some(ref t) } if t.queue_id == experts),
+        "{accepted:?}"
+    );
+    assert!(
+        !history(&app, first)
             .await
             .contains(&"overflowed".to_string())
     );

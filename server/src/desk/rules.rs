@@ -218,11 +218,39 @@ impl Desk {
                 continue;
             };
             let since = now - i64::from(step.after_seconds) * 1000;
+            let waiting = self.db.waiting_since(queue.id, since).await?;
+            if waiting.is_empty() {
+                continue;
+            }
+            // A ticket offered right now stays: its agent is looking at it.
+            // (Offers are live state: the record says `queued`.)
+            let offered: HashSet<i64> = self
+                .routing
+                .offers(queue.id)
+                .await?
+                .into_iter()
+                .map(|o| o.ticket_id)
+                .collect();
             let mut moved = false;
-            for (ticket_id, rank_ms) in self.db.waiting_since(queue.id, since).await? {
+            for (ticket_id, rank_ms) in waiting {
+                if offered.contains(&ticket_id) {
+                    continue;
+                }
                 if self.db.move_to_queue(ticket_id, queue.id, to, now).await? {
                     let ticket = self.db.ticket(ticket_id).await?;
-                    self.routing.cancel(queue.id, ticket_id).await?;
+                    // Offered since the look above: withdrawn, its agent told.
+                    if let Some(offer) = self.routing.cancel(queue.id, ticket_id).await? {
+                        self.tell(
+                            offer.agent_id,
+                            ServerEvent::OfferRescinded {
+                                ticket_id,
+                                version: offer.version,
+                                reason: "overflow".into(),
+                                at_ms: now,
+                            },
+                        )
+                        .await;
+                    }
                     self.routing
                         .enqueue(WaitingTicket {
                             ticket_id,
