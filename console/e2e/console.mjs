@@ -5,7 +5,9 @@
 //
 // An admin sets up the call center over the API; a supervisor watches the
 // board on a 1920×1080 screen while an agent (1280×800) logs in, takes a
-// break with a reason and comes back, goes available, declines a complaint
+// break with a reason and comes back, goes available, is never shown a
+// complaint withdrawn at once whose rescind overtook its offer on the way
+// (the test delivers the two frames in that order), declines a complaint
 // filed through the API with the D key and accepts it again with A, sees
 // the customer card's history, grants a compensation within authority, asks
 // for one above it (the supervisor approves it live), escalates (the
@@ -213,11 +215,40 @@ try {
   const desk = await screen('agent', { width: 1280, height: 800 });
   let cut = false;
   const sockets = [];
+  // Frames from the server pass through, except while an overtaking is set
+  // up: then the next offer waits for its own rescind, which goes first
+  // with the offer's stream number (the order in which a busy server can
+  // write them: the offer's delivery reads the customer's card while the
+  // rescind is written).
+  let overtaking = null;
   await desk.routeWebSocket(/\/ws$/, (ws) => {
     if (cut) { ws.close(); return; }
-    sockets.push(ws.connectToServer());
+    const server = ws.connectToServer();
+    server.onMessage((message) => {
+      const frame = overtaking && JSON.parse(message);
+      if (frame?.type === 'offer' && !overtaking.offer) {
+        overtaking.offer = frame;
+        overtaking.held(frame);
+        return;
+      }
+      if (frame?.type === 'offer_rescinded' && frame.ticket_id === overtaking.offer?.ticket.id) {
+        const offer = overtaking.offer;
+        ws.send(JSON.stringify({ ...frame, seq: offer.seq }));
+        ws.send(JSON.stringify({ ...offer, seq: frame.seq }));
+        overtaking.passed();
+        overtaking = null;
+        return;
+      }
+      ws.send(message);
+    });
+    sockets.push(server);
     sockets.push(ws);
   });
+  const overtake = () => {
+    let held, passed;
+    overtaking = { held: (f) => held(f), passed: () => passed() };
+    return { held: new Promise((r) => { held = r; }), passed: new Promise((r) => { passed = r; }) };
+  };
   await desk.goto('/');
   await shot(desk, '01-login');
   await checkContrast(desk, 'login');
@@ -238,16 +269,27 @@ try {
   await checkContrast(desk, 'desk');
   await checkNoHorizontalScroll(desk, 'desk');
 
+  // A complaint withdrawn at once: its rescind overtakes its offer on the
+  // way to the console, which then never shows that offer.
+  const overtaken = overtake();
+  const withdrawn = await complain('Filed by mistake');
+  result.withdrawn_ticket = withdrawn.id;
+  assert.equal((await overtaken.held).ticket.id, withdrawn.id);
+  await call('POST', `/api/tickets/${withdrawn.id}/cancel`, admin, { reason: 'filed by mistake' });
+  await overtaken.passed;
+
   // An offer through the API; declined with D, offered again, accepted with A.
   const first = await complain('Charged twice for order 1');
   result.first_ticket = first.id;
   const offer = desk.getByRole('region', { name: 'Incoming offer' });
+  await desk.locator('section.offer[data-ticket]:not([hidden])').waitFor();
+  assert.equal(await offer.getAttribute('data-ticket'), String(first.id), 'the offer withdrawn before it arrived is shown');
   await offer.getByText('Charged twice for order 1').first().waitFor();
   await offer.getByText('Anna Petrova').first().waitFor();
   await offer.getByText('gold').first().waitFor();
   assert.match(await offer.locator('.countdown').textContent(), /\d/);
   await billingRow.locator('td.waiting', { hasText: /^1$/ }).waitFor();
-  step('the offer arrives with the customer card and a countdown; the board shows it waiting');
+  step('the offer arrives with the customer card and a countdown; the board shows it waiting (an offer withdrawn before it arrived is not shown)');
   await shot(desk, '03-offer');
   await shot(board, '04-board-waiting');
   await checkContrast(desk, 'offer');

@@ -1,7 +1,9 @@
 //! The web console in a real browser: `console/e2e/console.mjs` drives
 //! Debian's Chromium (playwright-core) against a real server started here.
 //! An agent logs in, takes a break with a reason and comes back, goes
-//! available, declines an offer created through the API with the keyboard
+//! available, is never shown the offer of a complaint withdrawn at once
+//! (its rescind reaches the console first, as a busy server can send
+//! them), declines an offer created through the API with the keyboard
 //! and accepts it again, sees the customer card's history, grants a
 //! compensation within authority, asks for one above it that a supervisor
 //! approves on the live board, escalates (the supervisor sees it live and
@@ -91,6 +93,17 @@ async fn agent_and_supervisor_work_a_ticket_in_the_browser() {
         .find_map(|l| l.strip_prefix("RESULT "))
         .map(|json| serde_json::from_str(json).expect("result JSON"))
         .expect("the script reports its tickets");
+    let withdrawn = result["withdrawn_ticket"]
+        .as_i64()
+        .expect("withdrawn ticket");
+    let withdrawn: TicketHistory = app
+        .get(
+            &format!("/api/tickets/{withdrawn}/history"),
+            &app.admin_token,
+        )
+        .await
+        .json();
+    assert_eq!(withdrawn.ticket.status, TicketStatus::Cancelled);
     let first = result["first_ticket"].as_i64().expect("first ticket");
     let history = app
         .get(&format!("/api/tickets/{first}/history"), &app.admin_token)

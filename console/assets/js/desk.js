@@ -18,6 +18,10 @@ export function startDesk(root, live, me) {
     state: null,
     reason: null,
     offers: new Map(),
+    // Offers ("ticket:version") withdrawn before they arrived: an offer and
+    // its rescind can reach the stream in either order, and an offer whose
+    // rescind came first is void.
+    voided: new Set(),
     tickets: new Map(),
     briefs: new Map(),
     selected: null,
@@ -293,6 +297,7 @@ export function startDesk(root, live, me) {
     restoreWanted();
   });
   live.on('offer', ({ detail }) => {
+    if (desk.voided.delete(`${detail.ticket.id}:${detail.version}`)) return;
     desk.offers.set(detail.ticket.id, detail);
     if (detail.outbound) desk.briefs.set(detail.ticket.id, detail.outbound);
     renderOffers();
@@ -303,6 +308,9 @@ export function startDesk(root, live, me) {
       desk.offers.delete(detail.ticket_id);
       renderOffers();
       if (detail.reason !== 'disconnected') notify(`Offer #${detail.ticket_id} withdrawn (${words(detail.reason)})`, 'info');
+    } else if (!o || o.version < detail.version) {
+      if (desk.voided.size >= 64) desk.voided.delete(desk.voided.values().next().value);
+      desk.voided.add(`${detail.ticket_id}:${detail.version}`);
     }
   });
   live.on('agent_state_changed', ({ detail }) => {
