@@ -14,7 +14,7 @@ use callcenter_proto::{AgentState, TicketStatus};
 use futures::{SinkExt, StreamExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -103,6 +103,10 @@ pub async fn hello(
     Ok((ws, resumed, early))
 }
 
+/// Rescinds of offers not read yet that an agent remembers (the offer, when
+/// it comes late, follows within milliseconds).
+const RESCINDS_KEPT: usize = 64;
+
 pub struct Agent {
     shared: Arc<Shared>,
     api: Api,
@@ -111,6 +115,11 @@ pub struct Agent {
     rng: StdRng,
     drop_at: Option<Instant>,
     offers: HashMap<i64, (u64, i64)>,
+    /// Offers (ticket, version) rescinded before this agent read them: the
+    /// server's offer and its rescind reach the stream in either order (the
+    /// rescind can be written while the offer's delivery still reads the
+    /// customer's card), and an offer whose rescind came first is void.
+    rescinded_unseen: VecDeque<(i64, u64)>,
     held: HashSet<i64>,
     pending: BTreeMap<String, Pending>,
     actions: BTreeMap<(Instant, u64), Action>,
@@ -145,6 +154,7 @@ impl Agent {
             rng: StdRng::seed_from_u64(seed),
             drop_at,
             offers: HashMap::new(),
+            rescinded_unseen: VecDeque::new(),
             held: HashSet::new(),
             pending: BTreeMap::new(),
             actions: BTreeMap::new(),
@@ -461,6 +471,13 @@ impl Agent {
                     self.offers.remove(&ticket_id);
                     self.held.remove(&ticket_id);
                     lock(&self.shared.tickets).released(ticket_id, self.id());
+                } else if !self.offers.contains_key(&ticket_id) && !self.held.contains(&ticket_id) {
+                    // Not read yet (or already let go): its offer, should it
+                    // follow, is void.
+                    if self.rescinded_unseen.len() >= RESCINDS_KEPT {
+                        self.rescinded_unseen.pop_front();
+                    }
+                    self.rescinded_unseen.push_back((ticket_id, version));
                 }
                 // Whether an offer of the ticket to someone else, read
                 // first, came after this rescind (also when this agent had
@@ -510,6 +527,15 @@ impl Agent {
         let now = Instant::now();
         let wall = now_ms();
         let ticket = details.ticket.id;
+        if let Some(i) = self
+            .rescinded_unseen
+            .iter()
+            .position(|r| *r == (ticket, details.version))
+        {
+            self.rescinded_unseen.remove(i);
+            self.shared.action("offer_after_its_rescind");
+            return;
+        }
         if self.held.contains(&ticket) || self.offers.contains_key(&ticket) {
             if self
                 .offers
@@ -526,7 +552,13 @@ impl Agent {
         // from the resumed stream: whether it is still open shows only
         // further on in that replay (its rescind may follow), so it claims
         // nothing yet; accepting it does (`Tickets::accepted`).
-        let offered_at = details.deadline_ms - self.shared.behaviour.offer_timeout_ms;
+        // When the server sent it (no earlier than it was made), or, from a
+        // server that does not say, when its deadline says it was made.
+        let offered_at = if details.sent_at_ms > 0 {
+            details.sent_at_ms
+        } else {
+            details.deadline_ms - self.shared.behaviour.offer_timeout_ms
+        };
         let replayed = self.reconnected_at_ms.is_some_and(|r| offered_at < r);
         let in_use = self.offers.len() + self.held.len();
         let mut violations = Vec::new();

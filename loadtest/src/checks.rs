@@ -11,9 +11,15 @@
 //!   An offer that arrives while another agent's offer of the ticket still
 //!   looks open is judged when that agent hears the offer was rescinded:
 //!   the frames of two agents' sockets arrive in no fixed order, and a
-//!   rescind the server made before the new offer (its `at_ms` no later
-//!   than the new offer's time) is no double offer; one made after, or none
-//!   by the end of the run, is.
+//!   rescind the server began before it sent the new offer (its `at_ms` no
+//!   later than the new offer's `sent_at_ms`: both read on the server's
+//!   clock, the first before the ticket was free, the second after the new
+//!   offer was made) is no double offer; one begun after, or none by the
+//!   end of the run, is.
+//!   An offer whose own rescind the agent read first (the server can write
+//!   the rescind while the offer's delivery still reads the customer's
+//!   card) is void: it claims nothing and counts as
+//!   `offer_after_its_rescind` among the actions.
 //!   An offer replayed to a reconnected agent (made before its new
 //!   connection opened) claims nothing until the agent accepts it: the
 //!   client cannot tell whether it is still open before reading the rest of
@@ -54,7 +60,7 @@ pub enum Verdict {
 }
 
 impl Tickets {
-    /// An offer of `ticket` made at `offered_at_ms` (server time) arrived at
+    /// An offer of `ticket` sent at `offered_at_ms` (server time) arrived at
     /// `agent`.
     pub fn offered(
         &mut self,

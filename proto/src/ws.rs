@@ -162,16 +162,22 @@ pub enum ServerEvent {
         result: ReplyResult,
     },
     /// A ticket proposed to this agent. Accept before `deadline_ms` with `version`.
+    /// An offer whose `(ticket, version)` was already rescinded on this
+    /// stream is void: the rescind can come first (the server writes it
+    /// while the offer's delivery still reads the customer's card).
     Offer(OfferDetails),
-    /// A pending offer was withdrawn (timeout, cancel, state change).
+    /// A pending offer was withdrawn (timeout, cancel, state change). It may
+    /// arrive before the offer it withdraws (see `Offer`).
     OfferRescinded {
         ticket_id: i64,
         version: u64,
         reason: String,
-        /// When the server withdrew it (Unix milliseconds; 0 from a server
+        /// When the server began withdrawing it (Unix milliseconds, read
+        /// before the ticket was free for another offer; 0 from a server
         /// that did not say). Frames to two agents may arrive in either
-        /// order: this tells whether the ticket's next offer, to someone
-        /// else, came after.
+        /// order: a next offer of the ticket to someone else whose
+        /// `sent_at_ms` is earlier than this was made while this one was
+        /// still open.
         #[serde(default)]
         at_ms: i64,
     },
@@ -269,6 +275,12 @@ pub struct OfferDetails {
     pub version: u64,
     /// Unix milliseconds after which the offer goes to someone else.
     pub deadline_ms: i64,
+    /// When the server sent this offer (Unix milliseconds, read after the
+    /// offer was made; 0 from a server that did not say). With a rescind's
+    /// `at_ms` it orders two agents' offers of one ticket: see
+    /// `ServerEvent::OfferRescinded`.
+    #[serde(default)]
+    pub sent_at_ms: i64,
     /// For an outbound call: why the business calls and the script.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbound: Option<crate::outbound::OutboundBrief>,

@@ -369,13 +369,23 @@ impl Desk {
             customer,
             version: offer.version,
             deadline_ms: offer.deadline_ms,
+            sent_at_ms: self.now(),
             // The outbound brief (purpose, script) of a service call.
             outbound,
         })
     }
 
     /// Offers that ended without an accept: back in line, the agent told.
-    async fn requeue(&self, offers: &[Offer], kind: &str, reason: &str) -> anyhow::Result<()> {
+    /// `began_ms` is the desk's time before the routing step that ended
+    /// them (what a rescind's `at_ms` says: no later than the moment the
+    /// ticket was free for another offer).
+    async fn requeue(
+        &self,
+        offers: &[Offer],
+        kind: &str,
+        reason: &str,
+        began_ms: i64,
+    ) -> anyhow::Result<()> {
         let now = self.now();
         for o in offers {
             let step = self.offer_step(o).await?;
@@ -396,7 +406,7 @@ impl Desk {
                         ticket_id: o.ticket_id,
                         version: o.version,
                         reason: reason.to_string(),
-                        at_ms: now,
+                        at_ms: began_ms,
                     },
                 )
                 .await;
@@ -461,7 +471,7 @@ impl Desk {
             }
             AgentState::Break | AgentState::Offline | AgentState::WrapUp => {
                 let rescinded = self.routing.agent_away(agent_id).await?;
-                self.requeue(&rescinded, "offer_rescinded", "agent_unavailable")
+                self.requeue(&rescinded, "offer_rescinded", "agent_unavailable", now)
                     .await?;
                 self.redispatch(&rescinded).await?;
             }
@@ -517,12 +527,14 @@ impl Desk {
     }
 
     pub async fn decline(&self, agent_id: i64, ticket_id: i64, version: u64) -> ApiResult<()> {
+        let began = self.now();
         let offer = self
             .settle_offer(ticket_id, |queue_id| {
                 self.routing.decline(agent_id, queue_id, ticket_id, version)
             })
             .await?;
-        self.requeue(&[offer], "declined", "declined").await?;
+        self.requeue(&[offer], "declined", "declined", began)
+            .await?;
         self.dispatch(offer.queue_id).await?;
         Ok(())
     }
@@ -772,7 +784,8 @@ impl Desk {
             let expired = self.routing.expire(queue.id, now).await?;
             if !expired.is_empty() {
                 self.metrics.offers_expired.add(expired.len() as u64);
-                self.requeue(&expired, "offer_expired", "timeout").await?;
+                self.requeue(&expired, "offer_expired", "timeout", now)
+                    .await?;
                 self.count_missed(&expired, &queue).await?;
             }
             self.overflow(&queue).await?;
