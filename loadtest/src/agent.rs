@@ -121,6 +121,8 @@ pub struct Agent {
     /// customer's card), and an offer whose rescind came first is void.
     rescinded_unseen: VecDeque<(i64, u64)>,
     held: HashSet<i64>,
+    /// Offers judged once unanswered accepts are answered.
+    capacity_doubts: crate::checks::CapacityDoubts,
     pending: BTreeMap<String, Pending>,
     actions: BTreeMap<(Instant, u64), Action>,
     outbox: Vec<ClientFrame>,
@@ -156,6 +158,7 @@ impl Agent {
             offers: HashMap::new(),
             rescinded_unseen: VecDeque::new(),
             held: HashSet::new(),
+            capacity_doubts: Default::default(),
             pending: BTreeMap::new(),
             actions: BTreeMap::new(),
             outbox: Vec::new(),
@@ -251,6 +254,8 @@ impl Agent {
             match ended {
                 Ended::Stop => {
                     let _ = ws.close(None).await;
+                    let unanswered = self.capacity_doubts.settle();
+                    self.count_capacity_violations(unanswered);
                     return;
                 }
                 Ended::Reconnect(why) => {
@@ -563,8 +568,7 @@ impl Agent {
         let in_use = self.offers.len() + self.held.len();
         let mut violations = Vec::new();
         if !replayed && in_use >= self.capacity {
-            lock(&self.shared.tickets).capacity_violations += 1;
-            violations.push(format!(
+            let what = format!(
                 "agent {} offered ticket {ticket} while holding {in_use} of capacity {} \
                  (offers {:?} with ms left, held {:?}{})",
                 self.id(),
@@ -579,7 +583,19 @@ impl Agent {
                 } else {
                     ""
                 }
-            ));
+            );
+            let accepting = self.unanswered_accepts();
+            match self
+                .capacity_doubts
+                .offered(in_use, self.capacity, accepting, what)
+            {
+                Some(what) => {
+                    lock(&self.shared.tickets).capacity_violations += 1;
+                    violations.push(what);
+                }
+                // Judged when the accepts are answered.
+                None => self.shared.action("offer_while_accepting"),
+            }
         }
         if replayed {
             lock(&self.shared.tickets).offered_once.insert(ticket);
@@ -623,6 +639,30 @@ impl Agent {
             self.shared.action("miss");
         } else {
             self.schedule(think, Action::Accept { ticket, version });
+        }
+    }
+
+    /// Held tickets whose accepts are not answered yet.
+    fn unanswered_accepts(&self) -> Vec<i64> {
+        self.pending
+            .values()
+            .filter_map(|p| match p.command {
+                Command::Accept { ticket_id, .. } if self.held.contains(&ticket_id) => {
+                    Some(ticket_id)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn count_capacity_violations(&self, violations: Vec<String>) {
+        if violations.is_empty() {
+            return;
+        }
+        lock(&self.shared.tickets).capacity_violations += violations.len() as u64;
+        let mut stats = lock(&self.shared.stats);
+        for v in violations {
+            stats.example(v);
         }
     }
 
@@ -682,6 +722,8 @@ impl Agent {
             }
             Command::Accept { ticket_id, .. } => match error {
                 None => {
+                    let above = self.capacity_doubts.answered(ticket_id, true);
+                    self.count_capacity_violations(above);
                     record(&mut lock(&self.shared.stats).accept_rtt, now - pending.sent);
                     lock(&self.shared.accepts).push(now);
                     if let crate::checks::Verdict::Double(what) =
@@ -718,6 +760,7 @@ impl Agent {
                 Some(e) => {
                     self.held.remove(&ticket_id);
                     lock(&self.shared.tickets).released(ticket_id, self.id());
+                    self.capacity_doubts.answered(ticket_id, false);
                     self.shared.error(format!("accept:{e}"));
                 }
             },

@@ -26,6 +26,12 @@
 //!   the replay, where its rescind may follow.
 //! - `capacity_violations`: an offer arriving at an agent whose live offers
 //!   plus held tickets already reach its capacity (same release rules).
+//!   A ticket whose accept is still unanswered is held only if that accept
+//!   succeeds: an offer that fills the agent only by counting such tickets
+//!   is judged when their answers come ([`CapacityDoubts`]); an accept
+//!   refused (its offer expired or was rescinded first, and the rescind can
+//!   reach the agent after the next offer) takes its ticket out of the
+//!   count.
 //! - `resume_gaps`: a stream event whose `seq` is not the next one after the
 //!   last the agent processed, within a connection or across a resumed
 //!   reconnect.
@@ -190,9 +196,109 @@ impl Tickets {
     }
 }
 
+/// Offers that arrived at one agent when its capacity looked full only by
+/// counting tickets whose accepts were not answered yet.
+#[derive(Default)]
+pub struct CapacityDoubts {
+    doubts: Vec<Doubt>,
+}
+
+struct Doubt {
+    /// How many of `accepting` must turn out not held for the offer to fit.
+    over: usize,
+    accepting: Vec<i64>,
+    what: String,
+}
+
+impl CapacityDoubts {
+    /// An offer arrived at an agent with `in_use` claims (offers and held
+    /// tickets) of `capacity`, `accepting` of them tickets whose accepts
+    /// are unanswered. A violation now (its description), or none, or a
+    /// doubt judged by [`answered`](Self::answered).
+    pub fn offered(
+        &mut self,
+        in_use: usize,
+        capacity: usize,
+        accepting: Vec<i64>,
+        what: String,
+    ) -> Option<String> {
+        if in_use < capacity {
+            return None;
+        }
+        let over = in_use - capacity + 1;
+        if accepting.len() < over {
+            return Some(what);
+        }
+        self.doubts.push(Doubt {
+            over,
+            accepting,
+            what,
+        });
+        None
+    }
+
+    /// The accept of `ticket` was answered: `held` if it succeeded. Returns
+    /// the offers this shows arrived above capacity.
+    pub fn answered(&mut self, ticket: i64, held: bool) -> Vec<String> {
+        let mut violations = Vec::new();
+        self.doubts.retain_mut(|d| {
+            let Some(i) = d.accepting.iter().position(|t| *t == ticket) else {
+                return true;
+            };
+            d.accepting.swap_remove(i);
+            if !held {
+                d.over -= 1;
+                return d.over > 0;
+            }
+            if d.accepting.len() < d.over {
+                violations.push(std::mem::take(&mut d.what));
+                return false;
+            }
+            true
+        });
+        violations
+    }
+
+    /// The end of the run: doubts whose accepts were never answered count.
+    pub fn settle(&mut self) -> Vec<String> {
+        self.doubts.drain(..).map(|d| d.what).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offer_after_an_accept_that_is_then_refused_fits() {
+        let mut doubts = CapacityDoubts::default();
+        // Ticket 7's accept is unanswered when ticket 8 is offered.
+        assert_eq!(doubts.offered(1, 1, vec![7], "8 over 7".into()), None);
+        assert!(doubts.answered(7, false).is_empty());
+        assert!(doubts.settle().is_empty());
+    }
+
+    #[test]
+    fn an_offer_after_an_accept_that_then_succeeds_is_above_capacity() {
+        let mut doubts = CapacityDoubts::default();
+        assert_eq!(doubts.offered(1, 1, vec![7], "8 over 7".into()), None);
+        assert_eq!(doubts.answered(7, true), ["8 over 7"]);
+        assert!(doubts.settle().is_empty());
+    }
+
+    #[test]
+    fn an_offer_to_an_agent_full_with_answered_claims_is_above_capacity_at_once() {
+        let mut doubts = CapacityDoubts::default();
+        assert_eq!(doubts.offered(0, 1, vec![], "fits".into()), None);
+        // Capacity 2: one held ticket, one accept unanswered.
+        assert_eq!(
+            doubts.offered(3, 2, vec![7], "9 over three".into()),
+            Some("9 over three".into())
+        );
+        assert_eq!(doubts.offered(2, 2, vec![7], "9 over two".into()), None);
+        assert!(doubts.answered(5, true).is_empty());
+        assert_eq!(doubts.settle(), ["9 over two"]);
+    }
 
     #[test]
     fn a_ticket_offered_to_a_second_agent_while_the_first_holds_it_is_a_double_offer() {
