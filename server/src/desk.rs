@@ -415,6 +415,34 @@ impl Desk {
         Ok(())
     }
 
+    /// An offer taken back because its ticket left the line (cancelled,
+    /// moved to another queue): recorded in the ticket's history and its
+    /// agent told. `began_ms` as for [`Desk::requeue`].
+    async fn withdraw(&self, offer: &Offer, reason: &str, began_ms: i64) -> anyhow::Result<()> {
+        let step = self.offer_step(offer).await?;
+        self.db
+            .mark_requeued(
+                offer.ticket_id,
+                &step,
+                None,
+                "offer_rescinded",
+                serde_json::json!({ "agent_id": offer.agent_id, "version": offer.version, "reason": reason }),
+                self.now(),
+            )
+            .await?;
+        self.tell(
+            offer.agent_id,
+            ServerEvent::OfferRescinded {
+                ticket_id: offer.ticket_id,
+                version: offer.version,
+                reason: reason.to_string(),
+                at_ms: began_ms,
+            },
+        )
+        .await;
+        Ok(())
+    }
+
     fn agent_gate(&self, agent_id: i64) -> Arc<tokio::sync::Mutex<()>> {
         self.agent_gates
             .lock()

@@ -240,16 +240,7 @@ impl Desk {
                     let ticket = self.db.ticket(ticket_id).await?;
                     // Offered since the look above: withdrawn, its agent told.
                     if let Some(offer) = self.routing.cancel(queue.id, ticket_id).await? {
-                        self.tell(
-                            offer.agent_id,
-                            ServerEvent::OfferRescinded {
-                                ticket_id,
-                                version: offer.version,
-                                reason: "overflow".into(),
-                                at_ms: now,
-                            },
-                        )
-                        .await;
+                        self.withdraw(&offer, "overflow", now).await?;
                     }
                     self.routing
                         .enqueue(WaitingTicket {
@@ -280,16 +271,7 @@ impl Desk {
         let now = self.now();
         let before = self.db.cancel_ticket(ticket_id, actor, reason, now).await?;
         if let Some(offer) = self.routing.cancel(before.queue_id, ticket_id).await? {
-            self.tell(
-                offer.agent_id,
-                ServerEvent::OfferRescinded {
-                    ticket_id,
-                    version: offer.version,
-                    reason: "cancelled".into(),
-                    at_ms: now,
-                },
-            )
-            .await;
+            self.withdraw(&offer, "cancelled", now).await?;
         }
         let ticket = self.db.ticket(ticket_id).await?;
         self.escalation_ended(&ticket).await;

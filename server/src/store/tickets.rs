@@ -405,7 +405,7 @@ impl Db {
     pub async fn ticket_events(&self, ticket_id: i64) -> StoreResult<Vec<TicketEvent>> {
         sqlx::query(
             "SELECT id, ticket_id, at_ms, actor_user_id, kind, data FROM ticket_events \
-             WHERE ticket_id = $1 ORDER BY id",
+             WHERE ticket_id = $1 ORDER BY at_ms, id",
         )
         .bind(ticket_id)
         .fetch_all(&self.pool)
@@ -425,8 +425,11 @@ impl Db {
         .collect()
     }
 
-    /// An offer ended without an accept (declined, expired, rescinded): the
-    /// ticket waits in its queue again.
+    /// An offer ended without an accept (declined, expired, rescinded): it
+    /// goes into the ticket's history, and a ticket still waiting waits in
+    /// its queue again. An offer settled after its ticket moved on (an
+    /// expiry recorded after another agent accepted, a cancel) is recorded
+    /// all the same: the history shows every offer made.
     pub async fn mark_requeued(
         &self,
         ticket_id: i64,
@@ -437,7 +440,9 @@ impl Db {
         now_ms: i64,
     ) -> StoreResult<()> {
         let mut tx = crate::store::begin(&self.pool).await?;
-        let done = sqlx::query(
+        // Only a ticket still waiting (not taken by another agent, not
+        // cancelled meanwhile) changes.
+        sqlx::query(
             "UPDATE tickets SET status = 'queued', updated_at_ms = $1 \
              WHERE id = $2 AND status IN ('queued', 'offered')",
         )
@@ -445,15 +450,13 @@ impl Db {
         .bind(ticket_id)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 1 {
-            record_two(
-                &mut tx,
-                ticket_id,
-                (offer.at_ms, None, "offered", offer.data()),
-                (now_ms, actor, kind, data),
-            )
-            .await?;
-        }
+        record_two(
+            &mut tx,
+            ticket_id,
+            (offer.at_ms, None, "offered", offer.data()),
+            (now_ms, actor, kind, data),
+        )
+        .await?;
         if actor.is_some() {
             // A decline answers the offer: it ends a run of missed ones.
             sqlx::query(
