@@ -286,6 +286,39 @@ async fn grants_within_authority_and_live_approval_above_it(app: TestApp) {
         report.body["by_policy_version"],
         json!([{ "key": "1", "amount_minor": 3000, "grants": 2 }])
     );
+    // The same report as a spreadsheet, for finance.
+    let csv = app
+        .send(
+            app.http
+                .get(app.url(&format!(
+                    "/api/compensation/reports/spend?from_ms=0&to_ms={}",
+                    app.clock_now() + 1
+                )))
+                .bearer_auth(&admin)
+                .header("Accept", "text/csv"),
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.content_type(), "text/csv; charset=utf-8");
+    assert!(
+        csv.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("compensation-spend-0-")
+    );
+    let olga_id = olga.id;
+    assert_eq!(
+        csv.body.as_str().expect("CSV text"),
+        format!(
+            "dimension,key,amount_minor,grants\n\
+             reason,broken_item,3000,1\n\
+             reason,late_delivery,0,1\n\
+             agent,{olga_id},3000,2\n\
+             team,care,3000,2\n\
+             policy_version,1,3000,2\n\
+             total,,3000,2\n"
+        )
+    );
 
     // The ticket's history shows the compensation steps.
     let history: TicketHistory = app

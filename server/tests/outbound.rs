@@ -496,6 +496,29 @@ async fn callback_is_made_at_the_requested_time_and_refusals_are_reported(mut c:
     assert_eq!(refused[0].reason_code, "switched_provider");
     assert_eq!(refused[0].journey_id, Some(journey));
     assert_eq!(refused[0].count, 1);
+    // The same report as a spreadsheet: a line per journey, result, reason.
+    let csv = c
+        .app
+        .get(
+            &format!(
+                "/api/outbound/reports/outcomes?from_ms={}&to_ms={}&format=csv",
+                monday_morning(),
+                c.now() + 1
+            ),
+            &c.app.admin_token,
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.content_type(), "text/csv; charset=utf-8");
+    let text = csv.body.as_str().expect("CSV text");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("journey_id,result,reason_code,count"));
+    assert_eq!(lines.count(), report.reasons.len());
+    assert!(
+        text.lines()
+            .any(|l| l == format!("{journey},refused,switched_provider,1")),
+        "{text}"
+    );
 }
 
 async fn no_consent_or_do_not_call_means_no_call(mut c: Center) {

@@ -6,11 +6,13 @@ use super::policy;
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::http::csv::{Format, csv_error, csv_response, text_cell, wants_csv};
 use crate::store::IdempotencyKey;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use callcenter_proto::Role;
 use callcenter_proto::compensation::{
@@ -548,21 +550,66 @@ pub struct SpendParams {
     pub from_ms: i64,
     /// Unix milliseconds, exclusive.
     pub to_ms: i64,
+    /// `json` (default) or `csv`; `Accept: text/csv` also gives CSV.
+    pub format: Option<Format>,
 }
 
 /// Net compensation spent by reason, agent, team and policy version.
 #[utoipa::path(get, path = "/api/compensation/reports/spend", tag = "compensation", security(("bearer" = [])),
     params(SpendParams),
-    responses((status = 200, body = SpendReport), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses(
+        (status = 200, description = "The report (JSON, or CSV with one line per reason, agent, team and policy version, then the total)",
+            content((SpendReport = "application/json"), (String = "text/csv"))),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn spend_report(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     q: Result<Query<SpendParams>, QueryRejection>,
-) -> ApiResult<ApiJson<SpendReport>> {
+) -> ApiResult<Response> {
     staff(&user)?;
     let q = query(q)?;
     if q.to_ms <= q.from_ms {
         return Err(ApiError::field("to_ms", "must be after from_ms"));
     }
-    Ok(ApiJson(state.db.spend_report(q.from_ms, q.to_ms).await?))
+    let report = state.db.spend_report(q.from_ms, q.to_ms).await?;
+    if wants_csv(q.format, &headers) {
+        let name = format!("compensation-spend-{}-{}.csv", q.from_ms, q.to_ms);
+        return Ok(csv_response(name, spend_csv(&report)?));
+    }
+    Ok(ApiJson(report).into_response())
+}
+
+/// `dimension,key,amount_minor,grants`: a line per reason, agent (user
+/// id), team and policy version, then `total`.
+fn spend_csv(report: &SpendReport) -> ApiResult<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["dimension", "key", "amount_minor", "grants"])
+        .map_err(csv_error)?;
+    let dimensions = [
+        ("reason", &report.by_reason),
+        ("agent", &report.by_agent),
+        ("team", &report.by_team),
+        ("policy_version", &report.by_policy_version),
+    ];
+    for (dimension, lines) in dimensions {
+        for line in lines {
+            w.write_record([
+                dimension.to_string(),
+                text_cell(&line.key),
+                line.amount_minor.to_string(),
+                line.grants.to_string(),
+            ])
+            .map_err(csv_error)?;
+        }
+    }
+    let grants: i64 = report.by_reason.iter().map(|l| l.grants).sum();
+    w.write_record([
+        "total".to_string(),
+        String::new(),
+        report.total_minor.to_string(),
+        grants.to_string(),
+    ])
+    .map_err(csv_error)?;
+    w.into_inner().map_err(csv_error)
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod csv;
 pub mod customers;
 pub mod health;
 pub mod openapi;

@@ -10,11 +10,13 @@ use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::http::Check;
+use crate::http::csv::{Format, csv_error, csv_response, text_cell, wants_csv};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use callcenter_proto::Role;
 use callcenter_proto::http::{Problem, Ticket};
@@ -491,23 +493,50 @@ pub async fn call_outcome(
 pub struct ReportQuery {
     pub from_ms: i64,
     pub to_ms: i64,
+    pub format: Option<Format>,
 }
 
 /// Call results and refusal reasons by journey, for calls fired in [from, to).
 #[utoipa::path(get, path = "/api/outbound/reports/outcomes", tag = "outbound", security(("bearer" = [])),
-    params(("from_ms" = i64, Query), ("to_ms" = i64, Query)),
-    responses((status = 200, body = OutcomeReport), (status = 422, body = Problem)))]
+    params(("from_ms" = i64, Query), ("to_ms" = i64, Query),
+        ("format" = Option<Format>, Query, description = "`json` (default) or `csv`; `Accept: text/csv` also gives CSV")),
+    responses(
+        (status = 200, description = "The report (JSON, or CSV with one line per journey, result and reason)",
+            content((OutcomeReport = "application/json"), (String = "text/csv"))),
+        (status = 422, body = Problem)))]
 pub async fn outcome_report(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     q: Result<Query<ReportQuery>, QueryRejection>,
-) -> ApiResult<ApiJson<OutcomeReport>> {
+) -> ApiResult<Response> {
     user.require(WATCHERS)?;
     let Query(q) = q.map_err(bad_query)?;
     if q.to_ms <= q.from_ms {
         return Err(ApiError::field("to_ms", "must be after from_ms"));
     }
-    Ok(ApiJson(
-        state.desk.outcome_report(q.from_ms, q.to_ms).await?,
-    ))
+    let report = state.desk.outcome_report(q.from_ms, q.to_ms).await?;
+    if wants_csv(q.format, &headers) {
+        let name = format!("outbound-outcomes-{}-{}.csv", q.from_ms, q.to_ms);
+        return Ok(csv_response(name, outcomes_csv(&report)?));
+    }
+    Ok(ApiJson(report).into_response())
+}
+
+/// `journey_id,result,reason_code,count`, a line per journey (empty: calls
+/// of no journey), result and reason.
+fn outcomes_csv(report: &OutcomeReport) -> ApiResult<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["journey_id", "result", "reason_code", "count"])
+        .map_err(csv_error)?;
+    for r in &report.reasons {
+        w.write_record([
+            r.journey_id.map(|j| j.to_string()).unwrap_or_default(),
+            r.result.as_str().to_string(),
+            text_cell(&r.reason_code),
+            r.count.to_string(),
+        ])
+        .map_err(csv_error)?;
+    }
+    w.into_inner().map_err(csv_error)
 }

@@ -8,10 +8,11 @@ use super::scorecards::{
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::http::csv::{Format, csv_error, csv_response, text_cell, wants_csv};
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use callcenter_proto::Role;
@@ -33,13 +34,6 @@ pub fn router() -> Router<AppState> {
 }
 
 const WATCHERS: &[Role] = &[Role::Supervisor, Role::Admin];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    Json,
-    Csv,
-}
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ScorecardParams {
@@ -103,30 +97,6 @@ fn days(from: &str, to: &str, max_days: i64, period_name: &str) -> ApiResult<(i6
     }
     check.done()?;
     Ok((f.unwrap_or_default(), t.unwrap_or_default()))
-}
-
-fn wants_csv(format: Option<Format>, headers: &HeaderMap) -> bool {
-    match format {
-        Some(f) => f == Format::Csv,
-        None => headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.to_ascii_lowercase().contains("text/csv")),
-    }
-}
-
-fn csv_response(name: String, body: Vec<u8>) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    response
 }
 
 /// Quality scorecards per agent, team, queue or the whole call center and
@@ -254,16 +224,6 @@ fn tallies(t: &[ReasonTally]) -> String {
         .join(";")
 }
 
-/// A name as a CSV cell; one a spreadsheet would take for a formula
-/// (`=`, `+`, `-`, `@`, tab, return first) gets a leading `'`.
-fn text_cell(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    }
-}
-
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
@@ -309,10 +269,6 @@ pub const SCORECARD_CSV_HEADER: [&str; 38] = [
     "refusal_reasons",
     "churn_reasons",
 ];
-
-fn csv_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(anyhow::anyhow!("csv: {e}"))
-}
 
 pub fn scorecard_csv(card: &Scorecard) -> ApiResult<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
