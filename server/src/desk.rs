@@ -375,10 +375,11 @@ impl Desk {
         })
     }
 
-    /// Offers that ended without an accept: back in line, the agent told.
-    /// `began_ms` is the desk's time before the routing step that ended
-    /// them (what a rescind's `at_ms` says: no later than the moment the
-    /// ticket was free for another offer).
+    /// Offers that ended without an accept (declined, expired, rescinded,
+    /// or taken back because the ticket left the line): recorded, the agent
+    /// told. `began_ms` is the desk's time before the routing step that
+    /// ended them (what a rescind's `at_ms` says: no later than the moment
+    /// the ticket was free for another offer).
     async fn requeue(
         &self,
         offers: &[Offer],
@@ -412,34 +413,6 @@ impl Desk {
                 .await;
             }
         }
-        Ok(())
-    }
-
-    /// An offer taken back because its ticket left the line (cancelled,
-    /// moved to another queue): recorded in the ticket's history and its
-    /// agent told. `began_ms` as for [`Desk::requeue`].
-    async fn withdraw(&self, offer: &Offer, reason: &str, began_ms: i64) -> anyhow::Result<()> {
-        let step = self.offer_step(offer).await?;
-        self.db
-            .mark_requeued(
-                offer.ticket_id,
-                &step,
-                None,
-                "offer_rescinded",
-                serde_json::json!({ "agent_id": offer.agent_id, "version": offer.version, "reason": reason }),
-                self.now(),
-            )
-            .await?;
-        self.tell(
-            offer.agent_id,
-            ServerEvent::OfferRescinded {
-                ticket_id: offer.ticket_id,
-                version: offer.version,
-                reason: reason.to_string(),
-                at_ms: began_ms,
-            },
-        )
-        .await;
         Ok(())
     }
 

@@ -240,7 +240,8 @@ impl Desk {
                     let ticket = self.db.ticket(ticket_id).await?;
                     // Offered since the look above: withdrawn, its agent told.
                     if let Some(offer) = self.routing.cancel(queue.id, ticket_id).await? {
-                        self.withdraw(&offer, "overflow", now).await?;
+                        self.requeue(&[offer], "offer_rescinded", "overflow", now)
+                            .await?;
                     }
                     self.routing
                         .enqueue(WaitingTicket {
@@ -271,7 +272,8 @@ impl Desk {
         let now = self.now();
         let before = self.db.cancel_ticket(ticket_id, actor, reason, now).await?;
         if let Some(offer) = self.routing.cancel(before.queue_id, ticket_id).await? {
-            self.withdraw(&offer, "cancelled", now).await?;
+            self.requeue(&[offer], "offer_rescinded", "cancelled", now)
+                .await?;
         }
         let ticket = self.db.ticket(ticket_id).await?;
         self.escalation_ended(&ticket).await;
