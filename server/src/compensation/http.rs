@@ -6,13 +6,13 @@ use super::policy;
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::http::csv::{Format, csv_error, csv_response, text_cell, wants_csv};
+use crate::http::csv::{Format, csv_error, report_response, text_cell};
 use crate::store::IdempotencyKey;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use callcenter_proto::Role;
 use callcenter_proto::compensation::{
@@ -572,12 +572,13 @@ pub async fn spend_report(
     if q.to_ms <= q.from_ms {
         return Err(ApiError::field("to_ms", "must be after from_ms"));
     }
-    let report = state.db.spend_report(q.from_ms, q.to_ms).await?;
-    if wants_csv(q.format, &headers) {
-        let name = format!("compensation-spend-{}-{}.csv", q.from_ms, q.to_ms);
-        return Ok(csv_response(name, spend_csv(&report)?));
-    }
-    Ok(ApiJson(report).into_response())
+    report_response(
+        q.format,
+        &headers,
+        state.db.spend_report(q.from_ms, q.to_ms).await?,
+        |_| format!("compensation-spend-{}-{}.csv", q.from_ms, q.to_ms),
+        spend_csv,
+    )
 }
 
 /// `dimension,key,amount_minor,grants`: a line per reason, agent (user

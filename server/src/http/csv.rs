@@ -1,7 +1,7 @@
 //! Reports as CSV: every report answers JSON, or CSV with `?format=csv` or
 //! `Accept: text/csv`.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiJson, ApiResult};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -15,7 +15,7 @@ pub enum Format {
 
 /// Whether the caller asked for CSV: `format` if given, else the `Accept`
 /// header.
-pub fn wants_csv(format: Option<Format>, headers: &HeaderMap) -> bool {
+fn wants_csv(format: Option<Format>, headers: &HeaderMap) -> bool {
     match format {
         Some(f) => f == Format::Csv,
         None => headers
@@ -26,8 +26,23 @@ pub fn wants_csv(format: Option<Format>, headers: &HeaderMap) -> bool {
     }
 }
 
+/// A report as its caller asked for it: CSV (`to_csv`, offered for
+/// download as `name`) when [`wants_csv`], else JSON.
+pub fn report_response<T: serde::Serialize>(
+    format: Option<Format>,
+    headers: &HeaderMap,
+    report: T,
+    name: impl FnOnce(&T) -> String,
+    to_csv: impl FnOnce(&T) -> ApiResult<Vec<u8>>,
+) -> ApiResult<Response> {
+    if wants_csv(format, headers) {
+        return Ok(csv_response(name(&report), to_csv(&report)?));
+    }
+    Ok(ApiJson(report).into_response())
+}
+
 /// A CSV body, offered for download as `name`.
-pub fn csv_response(name: String, body: Vec<u8>) -> Response {
+fn csv_response(name: String, body: Vec<u8>) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(

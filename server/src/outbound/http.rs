@@ -10,13 +10,13 @@ use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::http::Check;
-use crate::http::csv::{Format, csv_error, csv_response, text_cell, wants_csv};
+use crate::http::csv::{Format, csv_error, report_response, text_cell};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use callcenter_proto::Role;
 use callcenter_proto::http::{Problem, Ticket};
@@ -515,12 +515,13 @@ pub async fn outcome_report(
     if q.to_ms <= q.from_ms {
         return Err(ApiError::field("to_ms", "must be after from_ms"));
     }
-    let report = state.desk.outcome_report(q.from_ms, q.to_ms).await?;
-    if wants_csv(q.format, &headers) {
-        let name = format!("outbound-outcomes-{}-{}.csv", q.from_ms, q.to_ms);
-        return Ok(csv_response(name, outcomes_csv(&report)?));
-    }
-    Ok(ApiJson(report).into_response())
+    report_response(
+        q.format,
+        &headers,
+        state.desk.outcome_report(q.from_ms, q.to_ms).await?,
+        |_| format!("outbound-outcomes-{}-{}.csv", q.from_ms, q.to_ms),
+        outcomes_csv,
+    )
 }
 
 /// `journey_id,result,reason_code,count`, a line per journey (empty: calls

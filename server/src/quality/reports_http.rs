@@ -7,13 +7,13 @@ use super::scorecards::{
 };
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::http::csv::{Format, csv_error, csv_response, text_cell, wants_csv};
+use crate::error::{ApiError, ApiResult};
+use crate::http::csv::{Format, csv_error, report_response, text_cell};
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use callcenter_proto::Role;
 use callcenter_proto::http::Problem;
@@ -155,16 +155,20 @@ pub async fn scorecard(
         agent_id,
     };
     let card = scorecards::scorecard(&state.db, &q, today(state.clock.now_ms())).await?;
-    if wants_csv(p.format, &headers) {
-        let name = format!(
-            "scorecard-{}-{}-{}.csv",
-            group_name(group),
-            card.from,
-            card.to
-        );
-        return Ok(csv_response(name, scorecard_csv(&card)?));
-    }
-    Ok(ApiJson(card).into_response())
+    report_response(
+        p.format,
+        &headers,
+        card,
+        |card| {
+            format!(
+                "scorecard-{}-{}-{}.csv",
+                group_name(group),
+                card.from,
+                card.to
+            )
+        },
+        scorecard_csv,
+    )
 }
 
 /// The retention of compensated customers against comparable uncompensated
@@ -189,15 +193,19 @@ pub async fn compensation_retention(
     let report =
         scorecards::compensation_retention(&state.db, from, to, today(state.clock.now_ms()))
             .await?;
-    if wants_csv(p.format, &headers) {
-        let name = format!(
-            "compensation-retention-{}-{}.csv",
-            day_text(from),
-            day_text(to)
-        );
-        return Ok(csv_response(name, compensation_csv(&report)?));
-    }
-    Ok(ApiJson(report).into_response())
+    report_response(
+        p.format,
+        &headers,
+        report,
+        |_| {
+            format!(
+                "compensation-retention-{}-{}.csv",
+                day_text(from),
+                day_text(to)
+            )
+        },
+        compensation_csv,
+    )
 }
 
 fn group_name(group: ScorecardGroup) -> &'static str {
